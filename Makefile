@@ -1,0 +1,37 @@
+# iks build entry points.
+#
+#   make          build the embedded assets when needed, then bin/iks
+#   make assets   only (re)build the embedded assets (scripts/build-assets.sh)
+#   make test     run the test suites (scripts/test.sh)
+#   make bench    run the benchmarks (scripts/bench.sh)
+#   make clean    remove bin/ and the built assets
+#
+# A plain `go build ./cmd/iks` works too, but the binary then carries no
+# runc, crictl, portmap or pause image and refuses to start a node.
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+ASSETS  := embedded/assets
+LDFLAGS := -s -w -X github.com/iks-dev/iks/internal/version.Version=$(VERSION)
+
+.PHONY: all assets build test bench clean
+
+all: build
+
+# The script itself skips every asset whose inputs did not change, so this
+# costs well under a second when nothing is to do.
+assets:
+	bash scripts/build-assets.sh $(ASSETS)
+
+build: assets
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/iks ./cmd/iks
+
+test:
+	bash scripts/test.sh
+
+bench:
+	bash scripts/bench.sh
+
+clean:
+	rm -rf bin
+	find $(ASSETS) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

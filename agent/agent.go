@@ -1,0 +1,124 @@
+// Package agent assembles the node components: the carried binaries,
+// containerd, kubelet and the pod network. `iks server` runs the same
+// agent for its local node; `iks agent` (on workers) will too.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/iks-dev/iks/agent/containerd"
+	"github.com/iks-dev/iks/agent/kubelet"
+	"github.com/iks-dev/iks/agent/podnet"
+	"github.com/iks-dev/iks/embedded"
+	"github.com/iks-dev/iks/internal/component"
+	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/kubeutil"
+)
+
+// Credentials the agent runs with (files).
+type Credentials struct {
+	Kubeconfig  string // kubelet client identity system:node:<name>
+	ClientCA    string // verifies clients of the kubelet API (the apiserver)
+	ServingCert string
+	ServingKey  string
+}
+
+// Components returns the agent's components in start order.
+func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]component.Component, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("locate the iks binary: %w", err)
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return nil, fmt.Errorf("locate the iks binary: %w", err)
+	}
+	p := config.Paths{Root: cfg.DataDir}
+	systemd := containerd.UseSystemdCgroup()
+	cniConfDir := filepath.Join(p.AgentDir(), "etc", "cni", "net.d")
+	ctrd := containerd.New(containerd.Config{
+		Root:                filepath.Join(p.AgentDir(), "containerd"),
+		State:               filepath.Join(p.RunDir(), "containerd", "state"),
+		Socket:              p.ContainerdSocket(),
+		BinDir:              p.BinDir(),
+		CNIConfDir:          cniConfDir,
+		ImagesDir:           p.ImagesDir(),
+		Exe:                 exe,
+		SystemdCgroup:       systemd,
+		RestrictOOMScoreAdj: containerd.NeedsRestrictOOMScoreAdj(),
+		Debug:               cfg.Debug,
+	}, log)
+	ctrd.Embedded = func() (map[string][]byte, error) {
+		pause, err := embedded.Image(embedded.PauseImage)
+		return map[string][]byte{embedded.PauseImage: pause}, err
+	}
+	kl := kubelet.New(kubelet.Config{
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, NodeLabels: cfg.NodeLabels,
+		RootDir:    filepath.Join(p.AgentDir(), "kubelet"),
+		Kubeconfig: creds.Kubeconfig, ClientCA: creds.ClientCA,
+		ServingCert: creds.ServingCert, ServingKey: creds.ServingKey,
+		RuntimeSocket: p.ContainerdSocket(), CgroupRoot: cfg.CgroupRoot, SystemdCgroup: systemd,
+		ClusterDomain: cfg.ClusterDomain, ExtraArgs: cfg.KubeletArgs,
+	}, log)
+	pn := podnet.New(podnet.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, ConfDir: cniConfDir,
+		IPAMDir: filepath.Join(p.AgentDir(), "ipam"), LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)
+	return []component.Component{
+		&component.Func{ID: "binaries", InitFn: func(context.Context) error {
+			if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
+				return err
+			}
+			return stage(p.BinDir(), exe)
+		}},
+		ctrd, kl, pn,
+		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
+	}, nil
+}
+
+// stage writes the carried binaries into binDir and links the CNI plugin
+// name containerd executes to the iks binary.
+func stage(binDir, exe string) error {
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", binDir, err)
+	}
+	if _, err := embedded.Stage(binDir); err != nil {
+		return err
+	}
+	for _, name := range []string{"iks-cni"} {
+		link := filepath.Join(binDir, name)
+		if cur, err := os.Readlink(link); err == nil && cur == exe {
+			continue
+		}
+		tmp := link + ".tmp"
+		_ = os.Remove(tmp)
+		if err := os.Symlink(exe, tmp); err != nil {
+			return fmt.Errorf("link %s: %w", link, err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			return fmt.Errorf("link %s: %w", link, err)
+		}
+	}
+	return nil
+}
+
+// nodeReady waits until the node reports Ready.
+type nodeReady struct {
+	name, kubeconfig string
+}
+
+func (n *nodeReady) Name() string                { return "node" }
+func (n *nodeReady) Init(context.Context) error  { return nil }
+func (n *nodeReady) Start(context.Context) error { return nil }
+func (n *nodeReady) Stop(context.Context) error  { return nil }
+func (n *nodeReady) Ready(ctx context.Context) error {
+	cs, err := kubeutil.Clientset(n.kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	return kubeutil.WaitNodeReady(ctx, cs, n.name)
+}

@@ -1,0 +1,124 @@
+package containerd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/platforms"
+)
+
+// Namespace is the containerd namespace the CRI plugin (and so kubelet) uses.
+const Namespace = "k8s.io"
+
+// criLabels mark imported images as CRI-managed and pinned, so kubelet's
+// image garbage collection never deletes images that cannot be pulled
+// again on an air-gapped host.
+var criLabels = map[string]string{
+	"io.cri-containerd.image":  "managed",
+	"io.cri-containerd.pinned": "pinned",
+}
+
+// EmbeddedImages returns image archives carried by the binary (the pause
+// image); set by the agent from the embedded package.
+type EmbeddedImages func() (map[string][]byte, error)
+
+// importImages imports the embedded archives and every *.tar in the
+// images dir whose size and mtime changed since the last import.
+func (c *Containerd) importImages(ctx context.Context, cl *client.Client) error {
+	ctx = namespaces.WithNamespace(ctx, Namespace)
+	t0 := time.Now()
+	n := 0
+	if c.Embedded != nil {
+		imgs, err := c.Embedded()
+		if err != nil {
+			return fmt.Errorf("embedded images: %w", err)
+		}
+		for name, data := range imgs {
+			if err := importArchive(ctx, cl, bytes.NewReader(data)); err != nil {
+				return fmt.Errorf("import embedded image %s: %w", name, err)
+			}
+			n++
+		}
+	}
+	seen := c.loadImported()
+	entries, err := os.ReadDir(c.cfg.ImagesDir)
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("read images dir: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".tar") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := filepath.Join(c.cfg.ImagesDir, name)
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		stamp := fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano())
+		if seen[name] == stamp {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("open image archive: %w", err)
+		}
+		err = importArchive(ctx, cl, f)
+		f.Close()
+		if err != nil {
+			// A bad side-loaded archive must not stop the node.
+			c.log.Error("cannot import image archive; fix or remove it", "file", p, "err", err)
+			continue
+		}
+		seen[name] = stamp
+		n++
+	}
+	c.saveImported(seen)
+	c.log.Info("images imported", "count", n, "took", time.Since(t0).Round(time.Millisecond).String())
+	return nil
+}
+
+func importArchive(ctx context.Context, cl *client.Client, r io.Reader) error {
+	imgs, err := cl.Import(ctx, r, client.WithImportPlatform(platforms.Default()), client.WithImageLabels(criLabels))
+	if err != nil {
+		return err
+	}
+	for _, i := range imgs {
+		img := client.NewImage(cl, i)
+		if err := img.Unpack(ctx, "overlayfs"); err != nil {
+			return fmt.Errorf("unpack %s: %w", i.Name, err)
+		}
+	}
+	return nil
+}
+
+func (c *Containerd) importedPath() string { return filepath.Join(c.cfg.Root, "imported.json") }
+
+func (c *Containerd) loadImported() map[string]string {
+	out := map[string]string{}
+	if data, err := os.ReadFile(c.importedPath()); err == nil {
+		_ = json.Unmarshal(data, &out)
+	}
+	return out
+}
+
+func (c *Containerd) saveImported(m map[string]string) {
+	data, _ := json.Marshal(m)
+	tmp := c.importedPath() + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err == nil {
+		_ = os.Rename(tmp, c.importedPath())
+	}
+}

@@ -1,0 +1,145 @@
+// Package kubelet runs the kubelet in-process with a configuration made
+// for iks: cgroupfs (or systemd where it manages cgroups), every path
+// under the data dir, webhook authn/authz, anonymous auth off.
+package kubelet
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/iks-dev/iks/internal/logging"
+)
+
+// Config of the kubelet.
+type Config struct {
+	NodeName      string
+	NodeIP        netip.Addr
+	NodeLabels    []string
+	RootDir       string
+	Kubeconfig    string
+	ClientCA      string
+	ServingCert   string
+	ServingKey    string
+	RuntimeSocket string
+	CgroupRoot    string
+	SystemdCgroup bool
+	ClusterDomain string
+	ExtraArgs     []string // key=value, without dashes
+}
+
+func (c Config) configPath() string { return filepath.Join(c.RootDir, "config.yaml") }
+
+// KubeletConfiguration builds the kubelet config file content.
+func (c Config) KubeletConfiguration() *kubeletv1beta1.KubeletConfiguration {
+	f, t := false, true
+	driver := "cgroupfs"
+	if c.SystemdCgroup {
+		driver = "systemd"
+	}
+	kc := &kubeletv1beta1.KubeletConfiguration{
+		TypeMeta:                 metav1.TypeMeta{APIVersion: "kubelet.config.k8s.io/v1beta1", Kind: "KubeletConfiguration"},
+		CgroupDriver:             driver,
+		FailCgroupV1:             &f,
+		FailSwapOn:               &f,
+		CgroupRoot:               c.CgroupRoot,
+		ContainerRuntimeEndpoint: "unix://" + c.RuntimeSocket,
+		PodLogsDir:               filepath.Join(c.RootDir, "pod-logs"),
+		VolumePluginDir:          filepath.Join(c.RootDir, "volume-plugins"),
+		Address:                  "0.0.0.0",
+		HealthzBindAddress:       "127.0.0.1",
+		ReadOnlyPort:             0,
+		TLSCertFile:              c.ServingCert,
+		TLSPrivateKeyFile:        c.ServingKey,
+		TLSMinVersion:            "VersionTLS12",
+		ClusterDomain:            c.ClusterDomain,
+		ResolverConfig:           ptr(ResolvConf()),
+		ServerTLSBootstrap:       false,
+		RotateCertificates:       false,
+		ProtectKernelDefaults:    false,
+		EnableServer:             &t,
+		Authentication: kubeletv1beta1.KubeletAuthentication{
+			Anonymous: kubeletv1beta1.KubeletAnonymousAuthentication{Enabled: &f},
+			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: &t},
+			X509:      kubeletv1beta1.KubeletX509Authentication{ClientCAFile: c.ClientCA},
+		},
+		Authorization: kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook},
+		Logging:       *logging.KubeConfig(),
+	}
+	return kc
+}
+
+// Args returns the kubelet command-line flags.
+func (c Config) Args() []string {
+	args := []string{
+		"--config=" + c.configPath(),
+		"--kubeconfig=" + c.Kubeconfig,
+		"--root-dir=" + c.RootDir,
+		"--cert-dir=" + filepath.Join(c.RootDir, "pki"),
+		"--hostname-override=" + c.NodeName,
+		"--node-ip=" + c.NodeIP.String(),
+	}
+	if len(c.NodeLabels) > 0 {
+		args = append(args, "--node-labels="+strings.Join(c.NodeLabels, ","))
+	}
+	for _, a := range c.ExtraArgs {
+		args = append(args, "--"+a)
+	}
+	return args
+}
+
+// WriteConfig writes the kubelet config file and creates its directories.
+func (c Config) WriteConfig() error {
+	for _, d := range []string{c.RootDir, filepath.Join(c.RootDir, "pod-logs"), filepath.Join(c.RootDir, "pki")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	data, err := yaml.Marshal(c.KubeletConfiguration())
+	if err != nil {
+		return fmt.Errorf("marshal kubelet config: %w", err)
+	}
+	tmp := c.configPath() + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	return os.Rename(tmp, c.configPath())
+}
+
+// ResolvConf returns the resolv.conf pods should inherit: the host's,
+// unless it points at a loopback stub resolver (systemd-resolved), which
+// pods cannot reach; then the upstream list systemd-resolved keeps.
+func ResolvConf() string {
+	const host, resolved = "/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"
+	data, err := os.ReadFile(host)
+	if err != nil || !hasLoopbackNameserver(data) {
+		return host
+	}
+	if _, err := os.Stat(resolved); err == nil {
+		return resolved
+	}
+	return host
+}
+
+func hasLoopbackNameserver(data []byte) bool {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if ip, err := netip.ParseAddr(f[1]); err == nil && ip.IsLoopback() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func ptr[T any](v T) *T { return &v }

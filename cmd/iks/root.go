@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/logging"
+	"github.com/iks-dev/iks/internal/version"
+	"github.com/iks-dev/iks/server"
+)
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "iks",
+		Short:         "IBM Cloud Kubernetes Service in a box",
+		Version:       fmt.Sprintf("%s (Kubernetes %s)", version.Version, version.Kubernetes),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServerCmd(), toolCmd("kubectl", "run the embedded kubectl (admin kubeconfig by default)", runKubectl),
+		toolCmd("crictl", "run crictl against this node's containerd", runCrictl),
+		toolCmd("ctr", "run ctr against this node's containerd", func(a []string) int { return runCtr(append([]string{"ctr"}, a...)) }))
+	return root
+}
+
+// toolCmd wraps an embedded tool: every argument goes to the tool.
+func toolCmd(name, short string, fn func([]string) int) *cobra.Command {
+	return &cobra.Command{
+		Use: name, Short: short, DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if code := fn(args); code != 0 {
+				return exitCode(code)
+			}
+			return nil
+		},
+	}
+}
+
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func newServerCmd() *cobra.Command {
+	var f config.ServerFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "run the control plane and, unless --disable-agent, a node on this machine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := config.ApplyFile(cmd.Flags(), f.ConfigFile, cmd.Flags().Changed("config")); err != nil {
+				return err
+			}
+			log := logging.Setup(logging.Options{Debug: f.Debug})
+			cfg, err := f.Validate(config.HostEnv{})
+			if err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			log.Info("starting iks server", "version", version.Version, "kubernetes", version.Kubernetes,
+				"node", cfg.NodeName, "node-ip", cfg.NodeIP.String(), "data-dir", cfg.DataDir)
+			return server.Run(ctx, cfg, log)
+		},
+	}
+	f.AddFlags(cmd.Flags())
+	return cmd
+}

@@ -1,0 +1,96 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Manager runs an ordered list of components.
+type Manager struct {
+	log        *slog.Logger
+	components []Component
+
+	mu      sync.Mutex
+	started []Component
+}
+
+// NewManager returns a manager for the given components, in start order.
+func NewManager(log *slog.Logger, components ...Component) *Manager {
+	return &Manager{log: log, components: components}
+}
+
+// Add appends components to the start order.
+func (m *Manager) Add(cs ...Component) { m.components = append(m.components, cs...) }
+
+// Init initialises every component in order, before any is started.
+func (m *Manager) Init(ctx context.Context) error {
+	for _, c := range m.components {
+		if err := c.Init(ctx); err != nil {
+			return fmt.Errorf("init %s: %w", c.Name(), err)
+		}
+	}
+	return nil
+}
+
+// Start starts each component in order and, when it implements Readier,
+// waits for it to be ready before starting the next. On failure, the
+// components already started are stopped in reverse order.
+func (m *Manager) Start(ctx context.Context) error {
+	for _, c := range m.components {
+		t0 := time.Now()
+		if err := c.Start(ctx); err != nil {
+			err = fmt.Errorf("start %s: %w", c.Name(), err)
+			return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
+		}
+		m.mu.Lock()
+		m.started = append(m.started, c)
+		m.mu.Unlock()
+		if r, ok := c.(Readier); ok {
+			if err := r.Ready(ctx); err != nil {
+				err = fmt.Errorf("%s did not become ready: %w", c.Name(), err)
+				return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
+			}
+		}
+		m.log.Info(fmt.Sprintf("%s ready", c.Name()), "component", c.Name(), "took", time.Since(t0).Round(time.Millisecond).String())
+	}
+	return nil
+}
+
+// Stop stops the started components in reverse order and joins their errors.
+// It is safe to call more than once.
+func (m *Manager) Stop(ctx context.Context) error {
+	m.mu.Lock()
+	started := m.started
+	m.started = nil
+	m.mu.Unlock()
+	var errs []error
+	for i := len(started) - 1; i >= 0; i-- {
+		c := started[i]
+		t0 := time.Now()
+		if err := c.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name(), err))
+			continue
+		}
+		m.log.Debug("stopped", "component", c.Name(), "took", time.Since(t0).Round(time.Millisecond).String())
+	}
+	return errors.Join(errs...)
+}
+
+// Healthy returns the joined health errors of started components.
+func (m *Manager) Healthy() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, c := range m.started {
+		if h, ok := c.(Healther); ok {
+			if err := h.Healthy(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", c.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

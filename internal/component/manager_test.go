@@ -1,0 +1,67 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"reflect"
+	"testing"
+)
+
+type rec struct {
+	name     string
+	log      *[]string
+	startErr error
+	readyErr error
+}
+
+func (r *rec) Name() string               { return r.name }
+func (r *rec) Init(context.Context) error { *r.log = append(*r.log, "init "+r.name); return nil }
+func (r *rec) Start(context.Context) error {
+	*r.log = append(*r.log, "start "+r.name)
+	return r.startErr
+}
+func (r *rec) Stop(context.Context) error { *r.log = append(*r.log, "stop "+r.name); return nil }
+func (r *rec) Ready(context.Context) error {
+	*r.log = append(*r.log, "ready "+r.name)
+	return r.readyErr
+}
+
+func TestManagerOrder(t *testing.T) {
+	var log []string
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)),
+		&rec{name: "a", log: &log}, &rec{name: "b", log: &log})
+	ctx := context.Background()
+	if err := m.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(ctx); err != nil { // idempotent: nothing started any more
+		t.Fatal(err)
+	}
+	want := []string{"init a", "init b", "start a", "ready a", "start b", "ready b", "stop b", "stop a"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v, want %v", log, want)
+	}
+}
+
+func TestManagerStopsStartedOnFailure(t *testing.T) {
+	var log []string
+	boom := errors.New("boom")
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)),
+		&rec{name: "a", log: &log}, &rec{name: "b", log: &log, readyErr: boom}, &rec{name: "c", log: &log})
+	err := m.Start(context.Background())
+	if !errors.Is(err, boom) {
+		t.Fatalf("want boom, got %v", err)
+	}
+	want := []string{"start a", "ready a", "start b", "ready b", "stop b", "stop a"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v, want %v", log, want)
+	}
+}

@@ -1,0 +1,134 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+)
+
+// ClusterInfoFormat is the data-dir format this iks writes and understands.
+const ClusterInfoFormat = 1
+
+// ClusterInfo is recorded in <data-dir>/server/cluster.json on first start;
+// later starts must agree with it, so a data dir is never reused with
+// settings that would corrupt it.
+type ClusterInfo struct {
+	Format        int    `json:"format"`
+	ClusterCIDR   string `json:"clusterCIDR"`
+	ServiceCIDR   string `json:"serviceCIDR"`
+	ClusterDomain string `json:"clusterDomain"`
+}
+
+func clusterInfoPath(dataDir string) string {
+	return filepath.Join(Paths{dataDir}.ServerDir(), "cluster.json")
+}
+
+func checkPorts(env Env, s *Server) []error {
+	loop := netip.MustParseAddr("127.0.0.1")
+	any4 := netip.IPv4Unspecified()
+	type port struct {
+		addr netip.Addr
+		port int
+		what string
+	}
+	ports := []port{{s.BindAddress, APIServerPort, "kube-apiserver"}, {loop, 2379, "etcd client"},
+		{loop, 2380, "etcd peer"}, {loop, 10257, "kube-controller-manager"}, {loop, 10259, "kube-scheduler"}}
+	if !s.DisableAgent {
+		ports = append(ports, port{any4, KubeletPort, "kubelet"}, port{loop, 10248, "kubelet healthz"})
+	}
+	var errs []error
+	for _, p := range ports {
+		if err := env.PortFree(p.addr, p.port); err != nil {
+			errs = append(errs, fmt.Errorf("port %d on %s (%s) is in use: %v; stop whatever listens there (another iks or Kubernetes?) and retry", p.port, p.addr, p.what, err))
+		}
+	}
+	return errs
+}
+
+func checkKernel(env Env, s *Server) []error {
+	if s.DisableAgent {
+		return nil
+	}
+	fss, err := env.Filesystems()
+	if err != nil {
+		return []error{fmt.Errorf("cannot read /proc/filesystems: %w", err)}
+	}
+	var errs []error
+	if !fss["overlay"] {
+		errs = append(errs, errors.New("the kernel has no overlayfs, which containers need: load it with `modprobe overlay` (and add it to /etc/modules) then retry"))
+	}
+	if !fss["cgroup"] && !fss["cgroup2"] {
+		errs = append(errs, errors.New("the kernel has no cgroup filesystem: enable cgroups (CONFIG_CGROUPS) to run containers"))
+	}
+	return errs
+}
+
+// checkDataDir refuses a data dir written by an incompatible run, or a
+// non-empty directory that is not an iks data dir.
+func checkDataDir(env Env, s *Server) []error {
+	data, err := env.ReadFile(clusterInfoPath(s.DataDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		entries, rerr := os.ReadDir(s.DataDir)
+		if rerr == nil && len(entries) > 0 && !onlyIKSEntries(entries) {
+			return []error{fmt.Errorf("--data-dir %s is not empty and is not an iks data dir; choose an empty or new directory", s.DataDir)}
+		}
+		return nil
+	}
+	if err != nil {
+		return []error{fmt.Errorf("cannot read %s: %w", clusterInfoPath(s.DataDir), err)}
+	}
+	var ci ClusterInfo
+	if err := json.Unmarshal(data, &ci); err != nil {
+		return []error{fmt.Errorf("%s is corrupt (%v): restore it from a backup or use a new --data-dir", clusterInfoPath(s.DataDir), err)}
+	}
+	if ci.Format > ClusterInfoFormat {
+		return []error{fmt.Errorf("--data-dir %s was written by a newer iks (format %d, this iks reads %d): upgrade iks or use a new --data-dir", s.DataDir, ci.Format, ClusterInfoFormat)}
+	}
+	var errs []error
+	mismatch := func(flag, was, now string) {
+		if was != now {
+			errs = append(errs, fmt.Errorf("--data-dir %s holds a cluster created with %s %s, not %s: pass %s %s, or use a new --data-dir to create another cluster", s.DataDir, flag, was, now, flag, was))
+		}
+	}
+	mismatch("--cluster-cidr", ci.ClusterCIDR, s.ClusterCIDR.String())
+	mismatch("--service-cidr", ci.ServiceCIDR, s.ServiceCIDR.String())
+	mismatch("--cluster-domain", ci.ClusterDomain, s.ClusterDomain)
+	return errs
+}
+
+func onlyIKSEntries(entries []os.DirEntry) bool {
+	for _, e := range entries {
+		switch e.Name() {
+		case "server", "agent", "bin", "run", "lost+found":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// RecordClusterInfo writes cluster.json when it does not exist yet. It is
+// the first thing written to a new data dir.
+func (s *Server) RecordClusterInfo() error {
+	p := clusterInfoPath(s.DataDir)
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
+	}
+	data, _ := json.MarshalIndent(ClusterInfo{Format: ClusterInfoFormat, ClusterCIDR: s.ClusterCIDR.String(),
+		ServiceCIDR: s.ServiceCIDR.String(), ClusterDomain: s.ClusterDomain}, "", "  ")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	return os.Rename(tmp, p)
+}
+
+// Paths returns the data-dir layout.
+func (s *Server) Paths() Paths { return Paths{s.DataDir} }

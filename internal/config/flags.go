@@ -1,0 +1,44 @@
+package config
+
+import (
+	"github.com/spf13/pflag"
+)
+
+// ServerFlags are the raw values of `iks server` flags (and of the config
+// file keys, which are the flag names). Validate turns them into a Server.
+type ServerFlags struct {
+	ConfigFile      string
+	DataDir         string
+	NodeIP          string
+	NodeName        string
+	BindAddress     string
+	ClusterCIDR     string
+	ServiceCIDR     string
+	ClusterDomain   string
+	DisableAgent    bool
+	Debug           bool
+	TLSSANs         []string
+	NodeLabels      []string
+	KubeletArgs     []string
+	CgroupRoot      string
+	WriteKubeconfig string
+}
+
+// AddFlags registers the server flags on fs.
+func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.ConfigFile, "config", "c", DefaultConfigFile, "config file whose keys are these flag names (flags win)")
+	fs.StringVarP(&f.DataDir, "data-dir", "d", DefaultDataDir, "directory for all state")
+	fs.StringVar(&f.NodeIP, "node-ip", "", "IPv4 address of this node (default: the address of the default-route interface)")
+	fs.StringVar(&f.NodeName, "node-name", "", "node name (default: the host name)")
+	fs.StringVar(&f.BindAddress, "bind-address", "0.0.0.0", "address the apiserver listens on")
+	fs.StringVar(&f.ClusterCIDR, "cluster-cidr", DefaultClusterCIDR, "pod network range")
+	fs.StringVar(&f.ServiceCIDR, "service-cidr", DefaultServiceCIDR, "service ClusterIP range")
+	fs.StringVar(&f.ClusterDomain, "cluster-domain", DefaultClusterDomain, "cluster DNS domain")
+	fs.BoolVar(&f.DisableAgent, "disable-agent", false, "run the control plane only, no local node")
+	fs.BoolVar(&f.Debug, "debug", false, "verbose logs, including the embedded Kubernetes components")
+	fs.StringSliceVar(&f.TLSSANs, "tls-san", nil, "extra DNS name or IP for the apiserver certificate (repeatable)")
+	fs.StringSliceVar(&f.NodeLabels, "node-label", nil, "label key=value for this node (repeatable)")
+	fs.StringArrayVar(&f.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag as key=value (repeatable)")
+	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
+	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")
+}

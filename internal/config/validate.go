@@ -1,0 +1,162 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Validate checks every value and the host, and returns the immutable
+// server configuration. It writes nothing. Errors name the bad value and
+// the fix; all problems found are reported together.
+func (f *ServerFlags) Validate(env Env) (*Server, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if env.EUID() != 0 {
+		return nil, errors.New("iks server must run as root: it manages containers, cgroups and the network (try: sudo iks server)")
+	}
+	s := &Server{ClusterDomain: f.ClusterDomain, DisableAgent: f.DisableAgent, Debug: f.Debug,
+		TLSSANs: f.TLSSANs, AdminKubeconfig: f.WriteKubeconfig}
+
+	s.DataDir = filepath.Clean(f.DataDir)
+	if !filepath.IsAbs(f.DataDir) {
+		bad("--data-dir %q must be an absolute path (for example /var/lib/iks)", f.DataDir)
+	} else if err := env.Writable(s.DataDir); err != nil {
+		bad("--data-dir %q cannot be used: %v; choose a writable directory on a local disk", f.DataDir, err)
+	}
+
+	var cidrErr bool
+	s.ClusterCIDR, cidrErr = parseCIDR(bad, "--cluster-cidr", f.ClusterCIDR, 8, 24)
+	var svcErr bool
+	s.ServiceCIDR, svcErr = parseCIDR(bad, "--service-cidr", f.ServiceCIDR, 12, 28)
+	if !cidrErr && !svcErr && s.ClusterCIDR.Overlaps(s.ServiceCIDR) {
+		bad("--cluster-cidr %s overlaps --service-cidr %s: pick two disjoint ranges (defaults %s and %s)",
+			s.ClusterCIDR, s.ServiceCIDR, DefaultClusterCIDR, DefaultServiceCIDR)
+	}
+
+	if errs := validation.IsDNS1123Subdomain(s.ClusterDomain); len(errs) > 0 {
+		bad("--cluster-domain %q is not a valid DNS domain: %s", s.ClusterDomain, strings.Join(errs, "; "))
+	}
+
+	local, err := env.LocalAddrs()
+	if err != nil {
+		bad("cannot list this host's addresses: %v", err)
+	}
+	s.NodeIP = pickNodeIP(bad, f.NodeIP, local)
+	if s.NodeIP.IsValid() {
+		for _, p := range []netip.Prefix{s.ClusterCIDR, s.ServiceCIDR} {
+			if p.IsValid() && p.Contains(s.NodeIP) {
+				bad("--node-ip %s lies inside %s, which iks routes to pods or services; choose other --cluster-cidr/--service-cidr", s.NodeIP, p)
+			}
+		}
+	}
+	s.BindAddress, err = netip.ParseAddr(f.BindAddress)
+	if err != nil || !s.BindAddress.Is4() {
+		bad("--bind-address %q is not an IPv4 address; use 0.0.0.0 to listen on all addresses", f.BindAddress)
+	} else if !s.BindAddress.IsUnspecified() && !s.BindAddress.IsLoopback() && !contains(local, s.BindAddress) {
+		bad("--bind-address %s is not an address of this host; use 0.0.0.0 or one of %s", s.BindAddress, list(local))
+	}
+
+	s.NodeName = f.NodeName
+	if s.NodeName == "" {
+		h, err := env.Hostname()
+		if err != nil {
+			bad("cannot read the host name (%v); pass --node-name", err)
+		}
+		s.NodeName = strings.ToLower(h)
+	}
+	if errs := validation.IsDNS1123Subdomain(s.NodeName); len(errs) > 0 {
+		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", s.NodeName, strings.Join(errs, "; "))
+	}
+	for _, l := range f.NodeLabels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || len(validation.IsQualifiedName(k)) > 0 || len(validation.IsValidLabelValue(v)) > 0 {
+			bad("--node-label %q must be key=value with a valid label key and value (for example env=edge)", l)
+		}
+	}
+	for _, a := range f.KubeletArgs {
+		if k, _, ok := strings.Cut(a, "="); !ok || k == "" || strings.HasPrefix(k, "-") {
+			bad("--kubelet-arg %q must be flag=value without dashes (for example max-pods=50)", a)
+		}
+	}
+	if !strings.HasPrefix(f.CgroupRoot, "/") {
+		bad("--cgroup-root %q must be an absolute cgroup path such as / or /iks", f.CgroupRoot)
+	}
+
+	if len(errs) == 0 {
+		errs = append(errs, checkPorts(env, s)...)
+		errs = append(errs, checkKernel(env, s)...)
+		errs = append(errs, checkDataDir(env, s)...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s.Agent = Agent{DataDir: s.DataDir, NodeIP: s.NodeIP, NodeName: s.NodeName, NodeLabels: f.NodeLabels,
+		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: s.ClusterDomain,
+		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, Debug: s.Debug}
+	return s, nil
+}
+
+// parseCIDR parses an IPv4 network address with a prefix length between
+// minBits and maxBits. It reports whether the value was bad.
+func parseCIDR(bad func(string, ...any), flag, v string, minBits, maxBits int) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(v)
+	switch {
+	case err != nil:
+		bad("%s %q is not a CIDR: write it as a network address and length, for example 172.30.0.0/16", flag, v)
+	case !p.Addr().Is4():
+		bad("%s %q: only IPv4 ranges are supported", flag, v)
+	case p.Masked() != p:
+		bad("%s %q is not a network address: did you mean %s?", flag, v, p.Masked())
+	case p.Bits() < minBits || p.Bits() > maxBits:
+		bad("%s %q: the prefix length must be between /%d and /%d", flag, v, minBits, maxBits)
+	default:
+		return p, false
+	}
+	return netip.Prefix{}, true
+}
+
+func pickNodeIP(bad func(string, ...any), v string, local []netip.Addr) netip.Addr {
+	if v == "" {
+		if len(local) == 0 {
+			bad("no IPv4 address found on this host's interfaces; pass --node-ip")
+			return netip.Addr{}
+		}
+		return local[0]
+	}
+	ip, err := netip.ParseAddr(v)
+	if err != nil || !ip.Is4() || !ip.IsGlobalUnicast() {
+		bad("--node-ip %q is not a usable IPv4 address (for example 10.0.0.5)", v)
+		return netip.Addr{}
+	}
+	if !contains(local, ip) {
+		bad("--node-ip %s is not an address of this host; use one of %s", ip, list(local))
+		return netip.Addr{}
+	}
+	return ip
+}
+
+func contains(as []netip.Addr, a netip.Addr) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func list(as []netip.Addr) string {
+	if len(as) == 0 {
+		return "(none)"
+	}
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,193 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+type fakeEnv struct {
+	euid   int
+	addrs  []netip.Addr
+	busy   map[int]bool
+	fss    map[string]bool
+	unwrit string
+}
+
+func (f fakeEnv) EUID() int                         { return f.euid }
+func (f fakeEnv) Hostname() (string, error)         { return "Edge-1", nil }
+func (f fakeEnv) LocalAddrs() ([]netip.Addr, error) { return f.addrs, nil }
+func (f fakeEnv) PortFree(_ netip.Addr, p int) error {
+	if f.busy[p] {
+		return errors.New("address already in use")
+	}
+	return nil
+}
+func (f fakeEnv) Writable(dir string) error {
+	if f.unwrit != "" && strings.HasPrefix(dir, f.unwrit) {
+		return errors.New("permission denied")
+	}
+	return nil
+}
+func (f fakeEnv) Filesystems() (map[string]bool, error) { return f.fss, nil }
+func (f fakeEnv) ReadFile(p string) ([]byte, error)     { return os.ReadFile(p) }
+
+func goodEnv() fakeEnv {
+	return fakeEnv{addrs: []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("192.168.1.9")},
+		fss: map[string]bool{"overlay": true, "cgroup": true}}
+}
+
+func flags(t *testing.T, args ...string) *ServerFlags {
+	t.Helper()
+	var f ServerFlags
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	f.AddFlags(fs)
+	if err := fs.Parse(append([]string{"--data-dir", t.TempDir()}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	return &f
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	s, err := flags(t).Validate(goodEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.NodeIP.String() != "10.0.0.5" || s.NodeName != "edge-1" {
+		t.Fatalf("node ip/name = %s/%s, want first local address and lower-cased host name", s.NodeIP, s.NodeName)
+	}
+	if s.ClusterCIDR.String() != DefaultClusterCIDR || s.ServiceCIDR.String() != DefaultServiceCIDR {
+		t.Fatalf("cidrs %s %s", s.ClusterCIDR, s.ServiceCIDR)
+	}
+	if s.Agent.NodeIP != s.NodeIP || s.Agent.DataDir != s.DataDir {
+		t.Fatal("agent config not derived from server config")
+	}
+}
+
+func TestBadValuesAreNamedWithAFix(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  func(*fakeEnv)
+		want []string
+	}{
+		{args: []string{"--cluster-cidr", "172.30.0.0/33"}, want: []string{`--cluster-cidr "172.30.0.0/33" is not a CIDR`, "for example"}},
+		{args: []string{"--cluster-cidr", "banana"}, want: []string{`"banana"`}},
+		{args: []string{"--cluster-cidr", "172.30.1.0/16"}, want: []string{"did you mean 172.30.0.0/16"}},
+		{args: []string{"--service-cidr", "172.30.0.0/20"}, want: []string{"overlaps", "disjoint"}},
+		{args: []string{"--service-cidr", "10.0.0.0/8"}, want: []string{"between /12 and /28"}},
+		{args: []string{"--node-ip", "10.9.9.9"}, want: []string{"--node-ip 10.9.9.9 is not an address of this host", "10.0.0.5"}},
+		{args: []string{"--node-ip", "nope"}, want: []string{`--node-ip "nope"`}},
+		{args: []string{"--bind-address", "1.2.3"}, want: []string{"--bind-address"}},
+		{args: []string{"--node-name", "Bad_Name"}, want: []string{`"Bad_Name"`, "--node-name"}},
+		{args: []string{"--node-label", "novalue"}, want: []string{`--node-label "novalue"`}},
+		{args: []string{"--kubelet-arg", "--v=2"}, want: []string{"without dashes"}},
+		{args: []string{"--cgroup-root", "iks"}, want: []string{"--cgroup-root"}},
+		{env: func(e *fakeEnv) { e.euid = 1000 }, want: []string{"must run as root"}},
+		{env: func(e *fakeEnv) { e.busy = map[int]bool{6443: true} }, want: []string{"port 6443", "in use", "stop whatever"}},
+		{env: func(e *fakeEnv) { e.fss = map[string]bool{"cgroup": true} }, want: []string{"overlayfs", "modprobe overlay"}},
+		{env: func(e *fakeEnv) { e.unwrit = "/" }, want: []string{"--data-dir", "writable"}},
+		{env: func(e *fakeEnv) { e.addrs = nil }, want: []string{"pass --node-ip"}},
+	}
+	for _, c := range cases {
+		env := goodEnv()
+		if c.env != nil {
+			c.env(&env)
+		}
+		_, err := flags(t, c.args...).Validate(env)
+		if err == nil {
+			t.Errorf("%v: accepted, want error", c.args)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not contain %q", c.args, err, w)
+			}
+		}
+	}
+}
+
+func TestDataDirFromAnotherClusterIsRefused(t *testing.T) {
+	f := flags(t)
+	s, err := f.Validate(goodEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordClusterInfo(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(s.DataDir, "server", "cluster.json"))
+	f.ClusterCIDR = "10.42.0.0/16"
+	_, err = f.Validate(goodEnv())
+	if err == nil || !strings.Contains(err.Error(), "pass --cluster-cidr 172.30.0.0/16") {
+		t.Fatalf("want refusal naming the recorded cidr, got %v", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(s.DataDir, "server", "cluster.json"))
+	if string(before) != string(after) {
+		t.Fatal("cluster.json changed by a refused start")
+	}
+	f.ClusterCIDR = DefaultClusterCIDR
+	if _, err := f.Validate(goodEnv()); err != nil {
+		t.Fatalf("same settings refused: %v", err)
+	}
+}
+
+func TestForeignNonEmptyDataDirIsRefused(t *testing.T) {
+	f := flags(t)
+	if err := os.WriteFile(filepath.Join(f.DataDir, "notes.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Validate(goodEnv()); err == nil || !strings.Contains(err.Error(), "not an iks data dir") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestConfigFileFlagsWin(t *testing.T) {
+	var f ServerFlags
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	f.AddFlags(fs)
+	if err := fs.Parse([]string{"--node-name", "from-flag"}); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(p, []byte("node-name: from-file\ncluster-cidr: 10.50.0.0/16\ndebug: true\nnode-label:\n- a=b\n- c=d\n"), 0o600)
+	if err := ApplyFile(fs, p, true); err != nil {
+		t.Fatal(err)
+	}
+	if f.NodeName != "from-flag" || f.ClusterCIDR != "10.50.0.0/16" || !f.Debug || strings.Join(f.NodeLabels, ",") != "a=b,c=d" {
+		t.Fatalf("got %+v", f)
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{
+		"bogus-key: 1\n":         `unknown key "bogus-key"`,
+		"debug: [1, 2]\n":        `key "debug" takes one value`,
+		"cluster-cidr: {a: b}\n": `key "cluster-cidr"`,
+		"node-name: [\n":         "not valid YAML",
+		"disable-agent: maybe\n": `invalid value "maybe"`,
+	} {
+		var f ServerFlags
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		f.AddFlags(fs)
+		p := filepath.Join(dir, "c.yaml")
+		os.WriteFile(p, []byte(content), 0o600)
+		if err := ApplyFile(fs, p, true); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", content, err, want)
+		}
+	}
+	var f ServerFlags
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	f.AddFlags(fs)
+	if err := ApplyFile(fs, filepath.Join(dir, "missing.yaml"), false); err != nil {
+		t.Fatalf("missing default config must be fine: %v", err)
+	}
+	if err := ApplyFile(fs, filepath.Join(dir, "missing.yaml"), true); err == nil {
+		t.Fatal("missing explicit --config must be an error")
+	}
+}

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# build-assets.sh OUTDIR — builds, from source with Go, the external programs
+# the iks binary carries and writes them zstd-compressed into OUTDIR (default
+# embedded/assets) with a manifest.json that embedded.Stage checks against:
+#
+#   runc          github.com/opencontainers/runc     static, CGO (nsenter), seccomp (static libseccomp)
+#   crictl        sigs.k8s.io/cri-tools ./cmd/crictl static
+#   portmap       containernetworking/plugins        static CNI meta plugin
+#   containerd-shim-runc-v2  containerd's runc shim  static; a separate small
+#                 binary, so each shim does not carry (and initialise) all of iks
+#   pause.tar     this repo's cmd/pause packed as the OCI image iks.local/pause:1
+#
+# Sources come from the Go module proxy (`go mod download`), never from a
+# container registry, so the build works wherever Go modules resolve. Build
+# caches stay in the normal GOCACHE.
+# An asset whose inputs (version, this script, Go version, zstd level, own
+# sources) are unchanged is not rebuilt: a second run takes under a second.
+#
+# runc is built with seccomp against the static libseccomp (Debian
+# libseccomp-dev): containerd gives every pod sandbox the RuntimeDefault
+# profile, which a runc without seccomp refuses.
+#
+# Requires: go, a C compiler with a static glibc (libc6-dev) and libseccomp-dev
+# (static libseccomp.a, pkg-config) for runc, zstd.
+# ZSTD_LEVEL (default 19) trades build time for binary size.
+set -euo pipefail
+
+RUNC_VERSION=v1.3.6
+CRICTL_VERSION=v1.36.0
+CNI_PLUGINS_VERSION=v1.9.1
+# Must match github.com/containerd/containerd/v2 in go.mod.
+CONTAINERD_VERSION=$(sed -n 's#^[[:space:]]*github.com/containerd/containerd/v2 \(v[^ ]*\).*#\1#p' "$(dirname "${BASH_SOURCE[0]}")/../go.mod")
+PAUSE_VERSION=1
+PAUSE_IMAGE=iks.local/pause:${PAUSE_VERSION}
+ZSTD_LEVEL=${ZSTD_LEVEL:-19}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${1:-$ROOT/embedded/assets}
+mkdir -p "$OUT/.stamps"
+OUT=$(cd "$OUT" && pwd)
+
+log() { printf 'build-assets: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in go zstd sha256sum; do
+	command -v "$tool" >/dev/null || die "$tool not found in PATH: install it (zstd: apt-get install zstd)"
+done
+
+export GOWORK=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
+SCRIPT_HASH=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+GO_VERSION=$(go env GOVERSION)
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/iks-assets.XXXXXX")
+cleanup() { chmod -R u+w "$WORK" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# input_key NAME VERSION [FILES...]: hash of everything that determines an asset.
+input_key() {
+	local name=$1 version=$2
+	shift 2
+	{
+		printf '%s\n' "$name" "$version" "$SCRIPT_HASH" "$GO_VERSION" "$ZSTD_LEVEL"
+		if (($#)); then sha256sum "$@"; fi
+	} | sha256sum | cut -d' ' -f1
+}
+
+stamp_get() { sed -n "s/^$2=//p" "$OUT/.stamps/$1" 2>/dev/null; }
+
+# up_to_date NAME KEY: the stamp matches and the compressed file is intact.
+up_to_date() {
+	local name=$1 key=$2 file
+	[[ -f $OUT/.stamps/$name && $(stamp_get "$name" key) == "$key" ]] || return 1
+	file=$OUT/$(stamp_get "$name" file)
+	[[ -f $file && $(sha "$file") == "$(stamp_get "$name" zsha256)" ]]
+}
+
+# fetch_module MODULE VERSION DEST: copies the module's source tree from the
+# module cache (read-only) into DEST, a writable build directory.
+fetch_module() {
+	local mod=$1 version=$2 dest=$3 json dir
+	# A throwaway module, so that no go.mod above TMPDIR is picked up.
+	mkdir -p "$WORK/dl"
+	[[ -f $WORK/dl/go.mod ]] || printf 'module iks.local/build-assets\n' >"$WORK/dl/go.mod"
+	if ! json=$(cd "$WORK/dl" && go mod download -json "$mod@$version"); then
+		die "go mod download $mod@$version failed: $json — check the version exists on the module proxy"
+	fi
+	dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$json")
+	[[ -n $dir && -d $dir ]] || die "no source directory for $mod@$version in: $json"
+	cp -R "$dir" "$dest"
+	chmod -R u+w "$dest"
+}
+
+# install_asset NAME KIND VERSION KEY SRC [IMAGE]: compresses SRC into
+# OUT/NAME.zst and records the stamp the manifest is made from.
+install_asset() {
+	local name=$1 kind=$2 version=$3 key=$4 src=$5 image=${6:-}
+	local file=$name.zst
+	zstd -q -f "-$ZSTD_LEVEL" -T0 --no-progress -o "$WORK/$file" "$src"
+	mv -f "$WORK/$file" "$OUT/$file"
+	cat >"$OUT/.stamps/$name.tmp" <<-EOF
+		key=$key
+		kind=$kind
+		file=$file
+		version=$version
+		image=$image
+		sha256=$(sha "$src")
+		size=$(stat -c %s "$src")
+		zsha256=$(sha "$OUT/$file")
+		zsize=$(stat -c %s "$OUT/$file")
+	EOF
+	mv -f "$OUT/.stamps/$name.tmp" "$OUT/.stamps/$name"
+	log "$name $version: $(stat -c %s "$src") bytes, $(stat -c %s "$OUT/$file") compressed"
+}
+
+# check_static BIN: refuses a binary that needs a dynamic loader.
+check_static() {
+	if command -v readelf >/dev/null && readelf -l "$1" | grep -q 'program interpreter'; then
+		die "$1 is dynamically linked; it must be static to run on any host"
+	fi
+}
+
+# check_version BIN WANT [ARGS...]: BIN runs and its output contains WANT.
+check_version() {
+	local bin=$1 want=$2 out
+	shift 2
+	out=$("$bin" "$@" 2>&1) || die "$bin $* failed: $out"
+	[[ $out == *"$want"* ]] || die "$bin $* printed \"$out\", want \"$want\""
+}
+
+build_runc() {
+	local key src=$WORK/runc
+	key=$(input_key runc "$RUNC_VERSION")
+	if up_to_date runc "$key"; then log "runc $RUNC_VERSION: up to date"; return; fi
+	log "runc $RUNC_VERSION: building"
+	fetch_module github.com/opencontainers/runc "$RUNC_VERSION" "$src"
+	# The module zip has no vendored code, only vendor/modules.txt: use the
+	# module cache instead. nsenter is C, so CGO; seccomp links the static
+	# libseccomp. VERSION is embedded by runc itself; -X main.version agrees.
+	(cd "$src" && rm -rf vendor && CGO_ENABLED=1 go build -mod=mod -trimpath \
+		-tags "seccomp netgo osusergo urfave_cli_no_docs" \
+		-ldflags "-s -w -extldflags -static -X main.version=${RUNC_VERSION#v}" \
+		-o "$WORK/out/runc" .)
+	check_static "$WORK/out/runc"
+	check_version "$WORK/out/runc" "runc version ${RUNC_VERSION#v}" --version
+	install_asset runc binary "$RUNC_VERSION" "$key" "$WORK/out/runc"
+}
+
+build_crictl() {
+	local key src=$WORK/cri-tools
+	key=$(input_key crictl "$CRICTL_VERSION")
+	if up_to_date crictl "$key"; then log "crictl $CRICTL_VERSION: up to date"; return; fi
+	log "crictl $CRICTL_VERSION: building"
+	fetch_module sigs.k8s.io/cri-tools "$CRICTL_VERSION" "$src"
+	(cd "$src" && CGO_ENABLED=0 go build -mod=mod -trimpath \
+		-ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+		-o "$WORK/out/crictl" ./cmd/crictl)
+	check_static "$WORK/out/crictl"
+	check_version "$WORK/out/crictl" "crictl version $CRICTL_VERSION" --version
+	install_asset crictl binary "$CRICTL_VERSION" "$key" "$WORK/out/crictl"
+}
+
+build_portmap() {
+	local key src=$WORK/plugins
+	key=$(input_key portmap "$CNI_PLUGINS_VERSION")
+	if up_to_date portmap "$key"; then log "portmap $CNI_PLUGINS_VERSION: up to date"; return; fi
+	log "portmap $CNI_PLUGINS_VERSION: building"
+	fetch_module github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION" "$src"
+	(cd "$src" && CGO_ENABLED=0 go build -mod=mod -trimpath \
+		-ldflags "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" \
+		-o "$WORK/out/portmap" ./plugins/meta/portmap)
+	check_static "$WORK/out/portmap"
+	# Without CNI_COMMAND a CNI plugin prints its name and version.
+	check_version "$WORK/out/portmap" "CNI portmap plugin $CNI_PLUGINS_VERSION"
+	install_asset portmap binary "$CNI_PLUGINS_VERSION" "$key" "$WORK/out/portmap"
+}
+
+build_shim() {
+	local key src=$WORK/containerd name=containerd-shim-runc-v2
+	[[ -n $CONTAINERD_VERSION ]] || die "cannot read the containerd version from go.mod"
+	key=$(input_key $name "$CONTAINERD_VERSION")
+	if up_to_date $name "$key"; then log "$name $CONTAINERD_VERSION: up to date"; return; fi
+	log "$name $CONTAINERD_VERSION: building"
+	fetch_module github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$src"
+	(cd "$src" && rm -rf vendor && CGO_ENABLED=0 go build -mod=mod -trimpath \
+		-tags "urfave_cli_no_docs no_grpc" \
+		-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+		-o "$WORK/out/$name" ./cmd/containerd-shim-runc-v2)
+	check_static "$WORK/out/$name"
+	check_version "$WORK/out/$name" "$CONTAINERD_VERSION" -v
+	install_asset $name binary "$CONTAINERD_VERSION" "$key" "$WORK/out/$name"
+}
+
+build_pause() {
+	local key f inputs=(go.mod)
+	for f in "$ROOT"/cmd/pause/*.go "$ROOT"/internal/ociimage/*.go "$ROOT"/scripts/mkimage/*.go; do
+		[[ $f == *_test.go ]] || inputs+=("${f#"$ROOT"/}")
+	done
+	key=$(cd "$ROOT" && input_key pause.tar "$PAUSE_VERSION" "${inputs[@]}")
+	if up_to_date pause.tar "$key"; then log "pause.tar $PAUSE_IMAGE: up to date"; return; fi
+	log "pause.tar $PAUSE_IMAGE: building"
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath \
+		-ldflags "-s -w -X main.version=$PAUSE_VERSION" -o "$WORK/out/pause" ./cmd/pause &&
+		go build -trimpath -o "$WORK/out/mkimage" ./scripts/mkimage)
+	check_static "$WORK/out/pause"
+	check_version "$WORK/out/pause" "pause.go version $PAUSE_VERSION" -v
+	"$WORK/out/mkimage" -name "$PAUSE_IMAGE" -bin "$WORK/out/pause" -entrypoint /pause -o "$WORK/out/pause.tar"
+	install_asset pause.tar image "$PAUSE_VERSION" "$key" "$WORK/out/pause.tar" "$PAUSE_IMAGE"
+}
+
+# write_manifest: manifest.json from the stamps, atomically.
+write_manifest() {
+	local name sep=
+	{
+		printf '{\n'
+		for name in "$@"; do
+			printf '%s  "%s": {"kind": "%s", "file": "%s", "version": "%s", "image": "%s", "sha256": "%s", "size": %s, "compressed_size": %s}' \
+				"$sep" "$name" "$(stamp_get "$name" kind)" "$(stamp_get "$name" file)" \
+				"$(stamp_get "$name" version)" "$(stamp_get "$name" image)" \
+				"$(stamp_get "$name" sha256)" "$(stamp_get "$name" size)" "$(stamp_get "$name" zsize)"
+			sep=$',\n'
+		done
+		printf '\n}\n'
+	} >"$OUT/manifest.json.tmp"
+	mv -f "$OUT/manifest.json.tmp" "$OUT/manifest.json"
+}
+
+mkdir -p "$WORK/out"
+start=$SECONDS
+build_runc
+build_crictl
+build_portmap
+build_shim
+build_pause
+write_manifest runc crictl portmap containerd-shim-runc-v2 pause.tar
+log "assets in $OUT ready after $((SECONDS - start))s"

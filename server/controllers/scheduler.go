@@ -1,0 +1,74 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	schedoptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+
+	"github.com/iks-dev/iks/internal/component"
+)
+
+// Scheduler is the kube-scheduler component.
+type Scheduler struct {
+	kubeconfig string
+	log        *slog.Logger
+	runner     component.Runner
+}
+
+// NewScheduler returns the component.
+func NewScheduler(kubeconfig string, log *slog.Logger) *Scheduler {
+	return &Scheduler{kubeconfig: kubeconfig, log: log.With("component", "scheduler")}
+}
+
+// Name implements component.Component.
+func (s *Scheduler) Name() string { return "kube-scheduler" }
+
+// Init implements component.Component.
+func (s *Scheduler) Init(context.Context) error { return nil }
+
+// Args returns the kube-scheduler flags.
+func (s *Scheduler) Args() []string {
+	k := s.kubeconfig
+	return []string{"--kubeconfig=" + k, "--authentication-kubeconfig=" + k, "--authorization-kubeconfig=" + k,
+		"--bind-address=127.0.0.1", "--secure-port=10259", "--leader-elect=false", "--profiling=false"}
+}
+
+// Start sets the scheduler up and runs it.
+func (s *Scheduler) Start(ctx context.Context) error {
+	opts := schedoptions.NewOptions()
+	if err := parseNamed("kube-scheduler", *opts.Flags, s.Args()); err != nil {
+		return err
+	}
+	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("kube-scheduler feature gates: %w", err)
+	}
+	s.runner.Go(ctx, func(ctx context.Context) error {
+		cc, sched, err := schedapp.Setup(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("kube-scheduler setup: %w", err)
+		}
+		return schedapp.Run(ctx, cc, sched)
+	})
+	return nil
+}
+
+// Healthy reports an exited scheduler.
+func (s *Scheduler) Healthy() error { return s.runner.Exited() }
+
+// Stop stops it.
+func (s *Scheduler) Stop(ctx context.Context) error { return stopQuietly(ctx, &s.runner, s.log) }
+
+func stopQuietly(ctx context.Context, r *component.Runner, log *slog.Logger) error {
+	if err := r.Stop(ctx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			log.Warn("did not stop in time; it ends with the process")
+			return nil
+		}
+		return err
+	}
+	return nil
+}

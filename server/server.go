@@ -1,0 +1,117 @@
+// Package server assembles the control plane of `iks server`: PKI, etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler and, unless
+// disabled, the local agent, started in order behind readiness gates.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/iks-dev/iks/agent"
+	"github.com/iks-dev/iks/internal/component"
+	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/server/apiserver"
+	"github.com/iks-dev/iks/server/controllers"
+	"github.com/iks-dev/iks/server/etcd"
+)
+
+// NodeCIDRMask is the size of the pod address block each node gets.
+const NodeCIDRMask = 24
+
+// StopTimeout bounds a graceful stop.
+const StopTimeout = 25 * time.Second
+
+// Run starts the server and blocks until ctx ends (SIGTERM) or a
+// component fails, then stops the components in reverse order.
+func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
+	t0 := time.Now()
+	if err := cfg.RecordClusterInfo(); err != nil {
+		return err
+	}
+	k, err := ensureCerts(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("certificates ready", "dir", cfg.Paths().TLSDir(), "took", time.Since(t0).Round(time.Millisecond).String())
+	p := cfg.Paths()
+	admin := kubeconfigPath(cfg, "admin")
+	comps := []component.Component{
+		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
+			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug}, log),
+		apiserver.New(apiserver.Config{
+			BindAddress: cfg.BindAddress, AdvertiseAddress: cfg.NodeIP, Port: config.APIServerPort,
+			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain,
+			EtcdURL: etcd.ClientURL, EtcdCA: k.EtcdCACert, EtcdCert: k.APIServerEtcdClientCert, EtcdKey: k.APIServerEtcdClientKey,
+			CA: k.CACert, ServingCert: k.APIServerCert, ServingKey: k.APIServerKey,
+			KubeletClientCert: k.APIServerKubeletClientCert, KubeletClientKey: k.APIServerKubeletClientKey,
+			FrontProxyCA: k.FrontProxyCACert, FrontProxyCert: k.FrontProxyClientCert, FrontProxyKey: k.FrontProxyClientKey,
+			SAPublicKey: k.ServiceAccountPub, SASigningKey: k.ServiceAccountKey,
+			CertDir: filepath.Join(p.ServerDir(), "apiserver"), AdminKubeconfig: admin,
+		}, log),
+		controllers.NewControllerManager(controllers.ControllerManagerConfig{
+			Kubeconfig: kubeconfigPath(cfg, "controller-manager"), CA: k.CACert, CAKey: k.CAKey,
+			SAKey: k.ServiceAccountKey, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, NodeCIDRMask: NodeCIDRMask,
+		}, log),
+		controllers.NewScheduler(kubeconfigPath(cfg, "scheduler"), log),
+	}
+	if !cfg.DisableAgent {
+		ac, err := agent.Components(cfg.Agent, agent.Credentials{
+			Kubeconfig: kubeconfigPath(cfg, "kubelet"), ClientCA: k.CACert,
+			ServingCert: k.KubeletServingCert, ServingKey: k.KubeletServingKey,
+		}, log)
+		if err != nil {
+			return err
+		}
+		comps = append(comps, ac...)
+		comps = append(comps, &nodeRole{kubeconfig: admin, node: cfg.NodeName, log: log})
+	}
+	m := component.NewManager(log, comps...)
+	if err := m.Init(ctx); err != nil {
+		return err
+	}
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	if cfg.DisableAgent {
+		log.Info(fmt.Sprintf("control plane ready in %s", time.Since(t0).Round(100*time.Millisecond)))
+	} else {
+		log.Info(fmt.Sprintf("node %s is Ready in %s", cfg.NodeName, time.Since(t0).Round(100*time.Millisecond)))
+	}
+	log.Info(fmt.Sprintf("use the cluster: iks kubectl get nodes   (or KUBECONFIG=%s kubectl ...)", kubeconfigHint(cfg)))
+	runErr := watch(ctx, m)
+	log.Info("stopping")
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopTimeout)
+	defer cancel()
+	if err := m.Stop(stopCtx); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+func kubeconfigHint(cfg *config.Server) string {
+	if cfg.AdminKubeconfig != "" {
+		return cfg.AdminKubeconfig
+	}
+	return kubeconfigPath(cfg, "admin")
+}
+
+// watch blocks until ctx ends or a component reports unhealthy.
+func watch(ctx context.Context, m *component.Manager) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := m.Healthy(); err != nil {
+				return fmt.Errorf("a component failed: %w", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,94 @@
+// Command httpd is a tiny static HTTP server packed into test images
+// (iks.local/httpd:1) for the integration and e2e suites.
+//
+// It listens on $PORT (default 8080). GET / answers
+// "hostname=<hostname> ip=<first non-loopback IPv4>", so a test can tell
+// which pod served it and which address the pod has; GET /healthz answers
+// "ok" for probes. It exits cleanly on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		slog.Error("httpd failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("PORT=%q is not a port number 1-65535: set PORT or leave it unset for 8080", port)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	srv := &http.Server{
+		Addr:              net.JoinHostPort("", port),
+		Handler:           handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	slog.Info("httpd listening", "addr", srv.Addr)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("listen on port %s: %w", port, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}
+
+func handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		host, err := os.Hostname()
+		if err != nil {
+			host = "unknown"
+		}
+		fmt.Fprintf(w, "hostname=%s ip=%s\n", host, firstIPv4())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// firstIPv4 returns the first non-loopback IPv4 address of the host (the
+// pod), or "none".
+func firstIPv4() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "none"
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() {
+			if ip4 := ipn.IP.To4(); ip4 != nil {
+				return ip4.String()
+			}
+		}
+	}
+	return "none"
+}

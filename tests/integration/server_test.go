@@ -1,0 +1,286 @@
+// Package integration runs one real `iks server` in a temporary data dir
+// inside network and mount namespaces of its own, and checks what a user
+// of a single-node cluster relies on: a Ready node, pods that serve, a
+// restart that keeps pods and objects, and bad input refused cleanly.
+package integration
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/iks-dev/iks/tests/testutil"
+)
+
+const httpdImage = "iks.local/httpd:1"
+
+func TestSingleNodeServer(t *testing.T) {
+	testutil.RequireRoot(t)
+	n := testutil.NewNode(t, "it1", "10.88.0.1")
+	// Side-load the test image the k3s way: an archive in agent/images.
+	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
+	imagesDir := filepath.Join(n.DataDir, "agent", "images")
+	if err := os.MkdirAll(imagesDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, img, filepath.Join(imagesDir, "httpd.tar"))
+
+	n.Start()
+	waitReady(t, n, 3*time.Minute)
+	cs := n.Client()
+	ctx := context.Background()
+
+	t.Run("security", func(t *testing.T) { checkSecurity(t, n) })
+
+	var before map[string]podState
+	t.Run("deployment serves from every pod", func(t *testing.T) {
+		createDeployment(t, cs, "web", 2)
+		before = waitPodsServing(t, n, cs, "web", 2, 2*time.Minute)
+	})
+	if t.Failed() {
+		return
+	}
+
+	caBefore := fileHash(t, filepath.Join(n.DataDir, "server", "tls", "ca.crt"))
+	t.Run("restart keeps pods, objects and CA", func(t *testing.T) {
+		if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "before-restart"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		took, err := n.Stop(30 * time.Second)
+		if err != nil {
+			t.Fatalf("graceful stop: %v (took %s)", err, took)
+		}
+		t.Logf("server stopped %s after SIGTERM", took)
+		// Pods keep running while the server is down.
+		for _, p := range before {
+			if _, err := n.HTTPGet(ctx, fmt.Sprintf("http://%s:8080/", p.ip)); err != nil {
+				t.Errorf("pod %s not reachable while server is stopped: %v", p.name, err)
+			}
+		}
+		n.Start()
+		waitReady(t, n, 3*time.Minute)
+		after := waitPodsServing(t, n, cs, "web", 2, 2*time.Minute)
+		for uid, b := range before {
+			a, ok := after[uid]
+			if !ok {
+				t.Errorf("pod %s (uid %s) did not survive the restart", b.name, uid)
+				continue
+			}
+			if a.restarts != b.restarts || a.started != b.started || a.ip != b.ip {
+				t.Errorf("pod %s was restarted: before %+v after %+v", b.name, b, a)
+			}
+		}
+		if _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "before-restart", metav1.GetOptions{}); err != nil {
+			t.Errorf("configmap lost across restart: %v", err)
+		}
+		if got := fileHash(t, filepath.Join(n.DataDir, "server", "tls", "ca.crt")); got != caBefore {
+			t.Error("cluster CA changed across restart")
+		}
+	})
+
+	t.Run("kill -9 loses no acknowledged object", func(t *testing.T) {
+		for i := 0; i < 20; i++ {
+			if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("acked-%d", i)}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n.Kill()
+		n.Start()
+		waitReady(t, n, 3*time.Minute)
+		for i := 0; i < 20; i++ {
+			if _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, fmt.Sprintf("acked-%d", i), metav1.GetOptions{}); err != nil {
+				t.Errorf("acknowledged configmap acked-%d lost after kill -9: %v", i, err)
+			}
+		}
+		waitPodsServing(t, n, cs, "web", 2, 2*time.Minute)
+	})
+
+	t.Run("incompatible restart is refused", func(t *testing.T) {
+		// A second server on the same data dir and ports must be refused
+		// before it writes anything, naming the problem.
+		out, err := n.Command(n.Args("--cluster-cidr", "10.60.0.0/16")...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("second server with another --cluster-cidr started:\n%s", out)
+		}
+		for _, want := range []string{"--cluster-cidr", "172.30.0.0/16", "port 6443"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("refusal does not mention %q:\n%s", want, out)
+			}
+		}
+		if got := fileHash(t, filepath.Join(n.DataDir, "server", "tls", "ca.crt")); got != caBefore {
+			t.Error("cluster CA changed by a refused start")
+		}
+		if exited, _ := n.Exited(); exited {
+			t.Error("the running server died when a second one was refused")
+		}
+	})
+}
+
+func TestBadFlagsAreRefused(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.BinPath(t)
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--cluster-cidr", "172.30.0.0/33"}, []string{`--cluster-cidr "172.30.0.0/33"`, "for example"}},
+		{[]string{"--cluster-cidr", "172.21.0.0/16"}, []string{"overlaps --service-cidr", "disjoint"}},
+		{[]string{"--node-ip", "203.0.113.77"}, []string{"--node-ip 203.0.113.77 is not an address of this host"}},
+		{[]string{"--data-dir", "relative/dir"}, []string{`--data-dir "relative/dir" must be an absolute path`}},
+		{[]string{"--no-such-flag"}, []string{"unknown flag: --no-such-flag"}},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		args := append([]string{"server", "--data-dir", dir, "--config", "/dev/null", "--write-kubeconfig", ""}, c.args...)
+		cmd := execCommand(bin, args...)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%v accepted:\n%s", c.args, out)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%v: output does not contain %q:\n%s", c.args, w, out)
+			}
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%v: data dir %s was created by a refused start", c.args, dir)
+		}
+	}
+}
+
+type podState struct {
+	name, ip string
+	restarts int32
+	started  string
+}
+
+func waitReady(t *testing.T, n *testutil.Node, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if exited, err := n.Exited(); exited {
+			t.Fatalf("server exited before the node was Ready: %v", err)
+		}
+		if strings.Contains(n.Log(), fmt.Sprintf("node %s is Ready", n.Name)) && lastStartReady(n) {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("node %s not Ready after %s", n.Name, timeout)
+}
+
+// lastStartReady checks the Ready line belongs to the latest start.
+func lastStartReady(n *testutil.Node) bool {
+	log := n.Log()
+	i := strings.LastIndex(log, "===== start")
+	return i >= 0 && strings.Contains(log[i:], fmt.Sprintf("node %s is Ready", n.Name))
+}
+
+func createDeployment(t *testing.T, cs kubernetes.Interface, name string, replicas int32) {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "httpd", Image: httpdImage, ImagePullPolicy: corev1.PullNever,
+					Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+						HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstrFromInt(8080)}}, PeriodSeconds: 1},
+				}}},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitPodsServing waits for want Ready pods of the app, then requires an
+// HTTP answer from each pod IP naming that pod.
+func waitPodsServing(t *testing.T, n *testutil.Node, cs kubernetes.Interface, app string, want int, timeout time.Duration) map[string]podState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last string
+	for {
+		pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+		if err == nil {
+			out := map[string]podState{}
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp != nil || p.Status.PodIP == "" || !podReady(&p) {
+					continue
+				}
+				body, err := n.HTTPGet(ctx, fmt.Sprintf("http://%s:8080/", p.Status.PodIP))
+				if err != nil || !strings.Contains(body, "hostname="+p.Name) {
+					last = fmt.Sprintf("pod %s at %s: %q %v", p.Name, p.Status.PodIP, body, err)
+					continue
+				}
+				st := podState{name: p.Name, ip: p.Status.PodIP}
+				for _, c := range p.Status.ContainerStatuses {
+					st.restarts += c.RestartCount
+					if c.State.Running != nil {
+						st.started = c.State.Running.StartedAt.String()
+					}
+				}
+				out[string(p.UID)] = st
+			}
+			if len(out) == want {
+				return out
+			}
+			last = fmt.Sprintf("%d of %d pods serving; %s", len(out), want, last)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pods of %s not serving: %s", app, last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func fileHash(t *testing.T, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(data))
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

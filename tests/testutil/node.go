@@ -1,0 +1,221 @@
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Node is one iks process (server) under test, in its own network and
+// mount namespaces, with its own data dir and cgroup root.
+type Node struct {
+	t          testing.TB
+	Name       string
+	IP         string
+	Bin        string
+	DataDir    string
+	CgroupRoot string
+	Net        *Netns
+	Mnt        *MountNS
+	LogPath    string
+
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// BinPath returns the iks binary under test: $IKS_BIN or <repo>/bin/iks.
+func BinPath(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("IKS_BIN"); p != "" {
+		return p
+	}
+	wd, _ := os.Getwd()
+	for d := wd; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			p := filepath.Join(d, "bin", "iks")
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("%s not built: run `make` first", p)
+			}
+			return p
+		}
+	}
+	t.Fatal("cannot find the repository root")
+	return ""
+}
+
+// RequireRoot skips privileged tests for non-root users.
+func RequireRoot(t testing.TB) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, cgroups, containers)")
+	}
+}
+
+// NewNode prepares namespaces, data dir and cgroup root; nothing runs yet.
+// id must be short and unique on the machine.
+func NewNode(t testing.TB, id, ip string) *Node {
+	t.Helper()
+	n := &Node{t: t, Name: "iks-" + id, IP: ip, Bin: BinPath(t), CgroupRoot: "/iks-test-" + id}
+	n.DataDir = filepath.Join(t.TempDir(), "data")
+	n.LogPath = filepath.Join(filepath.Dir(n.DataDir), "iks.log")
+	n.Net = NewNetns(t, n.Name)
+	// A veth pair with both ends inside: the node's interface and a
+	// dead-end peer. No route leads out of the namespace.
+	MustRun(t, "ip", "-n", n.Name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer")
+	MustRun(t, "ip", "-n", n.Name, "addr", "add", ip+"/24", "dev", "eth0")
+	MustRun(t, "ip", "-n", n.Name, "link", "set", "eth0", "up")
+	MustRun(t, "ip", "-n", n.Name, "link", "set", "eth0-peer", "up")
+	n.Mnt = NewMountNS(t, n.Name)
+	t.Cleanup(n.cleanup) // runs before the namespaces' cleanups
+	return n
+}
+
+// Args is the default server command line of this node.
+func (n *Node) Args(extra ...string) []string {
+	return append([]string{"server", "--data-dir", n.DataDir, "--node-ip", n.IP, "--node-name", n.Name,
+		"--cgroup-root", n.CgroupRoot, "--write-kubeconfig", "", "--config", "/dev/null"}, extra...)
+}
+
+// Command returns an exec.Cmd running the iks binary inside the node's
+// namespaces.
+func (n *Node) Command(args ...string) *exec.Cmd {
+	full := append([]string{"--net=" + n.Net.Path(), "--mount=" + n.Mnt.File, "--", n.Bin}, args...)
+	cmd := exec.Command("nsenter", full...)
+	cmd.Env = append(os.Environ(), "IKS_DATA_DIR="+n.DataDir)
+	return cmd
+}
+
+// Start starts `iks server` with the node's arguments plus extra.
+func (n *Node) Start(extra ...string) {
+	n.t.Helper()
+	log, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	fmt.Fprintf(log, "===== start %s\n", time.Now().Format(time.RFC3339Nano))
+	cmd := n.Command(n.Args(extra...)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	n.cmd = cmd
+	n.done = make(chan error, 1)
+	go func() { n.done <- cmd.Wait(); log.Close() }()
+}
+
+// Stop sends SIGTERM and waits up to timeout; it returns how long the
+// server took to exit.
+func (n *Node) Stop(timeout time.Duration) (time.Duration, error) {
+	if n.cmd == nil {
+		return 0, nil
+	}
+	t0 := time.Now()
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-n.done:
+		n.cmd = nil
+		return time.Since(t0), err
+	case <-time.After(timeout):
+		n.Kill()
+		return time.Since(t0), fmt.Errorf("server did not exit within %s of SIGTERM", timeout)
+	}
+}
+
+// Kill sends SIGKILL to the server (its containerd child dies with it;
+// shims and pods keep running).
+func (n *Node) Kill() {
+	if n.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(n.cmd.Process.Pid, syscall.SIGKILL)
+	<-n.done
+	n.cmd = nil
+}
+
+// Exited reports whether the server process ended, and its error.
+func (n *Node) Exited() (bool, error) {
+	if n.cmd == nil {
+		return true, nil
+	}
+	select {
+	case err := <-n.done:
+		n.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// Kubeconfig is the admin kubeconfig of this node's cluster.
+func (n *Node) Kubeconfig() string {
+	return filepath.Join(n.DataDir, "server", "cred", "admin.kubeconfig")
+}
+
+// Client returns a clientset that reaches the apiserver inside the netns.
+func (n *Node) Client() *kubernetes.Clientset {
+	n.t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", n.Kubeconfig())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cfg.Dial = n.Net.DialContext
+	cfg.Timeout = 15 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return cs
+}
+
+// Kubectl runs `iks kubectl` inside the node.
+func (n *Node) Kubectl(args ...string) (string, error) {
+	cmd := n.Command(append([]string{"kubectl", "--kubeconfig", n.Kubeconfig()}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// HTTPGet fetches a URL from inside the node's network namespace.
+func (n *Node) HTTPGet(ctx context.Context, url string) (string, error) {
+	c := &http.Client{Transport: &http.Transport{DialContext: n.Net.DialContext, DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		k, err := resp.Body.Read(buf)
+		b.Write(buf[:k])
+		if err != nil {
+			break
+		}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return b.String(), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return b.String(), nil
+}
+
+// Log returns the server log so far.
+func (n *Node) Log() string {
+	data, _ := os.ReadFile(n.LogPath)
+	return string(data)
+}
