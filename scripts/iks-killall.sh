@@ -207,8 +207,9 @@ kill_rest() {
 # ---------------------------------------------------------------- runtime state
 
 # clean_runtime_dirs: what the shims leave in /run/containerd when they are
-# killed: their sockets and runc's state. Found through the task bundles
-# in the data dir, so only this installation's.
+# killed: their sockets (/run/containerd/s/<sha256>) and runc's state
+# (/run/containerd/runc/<namespace>/<id>). Found through the task bundles in
+# the data dir, so only this installation's.
 clean_runtime_dirs() {
 	tasks=$DATA_REAL/run/containerd/state/io.containerd.runtime.v2.task
 	if [ -d "$tasks" ]; then
@@ -219,11 +220,9 @@ clean_runtime_dirs() {
 			ns=${b%/*}
 			ns=${ns##*/}
 			case $id$ns in *[!A-Za-z0-9_.-]*) continue ;; esac
-			if [ -f "$b/address" ]; then
-				sock=$(cat "$b/address" 2>/dev/null || true)
-				sock=${sock#unix://}
-				case $sock in /run/containerd/s/*) rm -f "$sock" "$sock.debug" ;; esac
-			fi
+			for sock in $(shim_sockets "$b" "$ns" "$id"); do
+				case $sock in /run/containerd/s/*) rm -f "$sock" ;; esac
+			done
 			rm -rf "/run/containerd/runc/$ns/$id"
 		done
 	fi
@@ -234,6 +233,21 @@ clean_runtime_dirs() {
 		done
 		;;
 	esac
+}
+
+# shim_sockets BUNDLE NS ID: the socket paths of the shim of a task: as
+# recorded in the bundle (bootstrap.json, or address before containerd 2)
+# and as containerd derives them (sha256 of <containerd socket>/NS/ID).
+shim_sockets() {
+	sed -n 's/.*"address"[[:space:]]*:[[:space:]]*"unix:\/\/\([^"]*\)".*/\1/p' "$1/bootstrap.json" 2>/dev/null || true
+	sed -n 's/^unix:\/\/\(.*\)$/\1/p' "$1/address" 2>/dev/null || true
+	if command -v sha256sum >/dev/null 2>&1; then
+		for root in "$DATA_REAL" "${IKS_DATA_DIR%/}"; do
+			for p in "$root/run/containerd/containerd.sock/$2/$3" "$root/run/containerd/containerd.sock/$2/$3/debug"; do
+				printf '/run/containerd/s/%s\n' "$(printf '%s' "$p" | sha256sum | cut -d' ' -f1)"
+			done
+		done
+	fi
 }
 
 # ---------------------------------------------------------------- mounts

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	schedoptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
@@ -63,9 +64,11 @@ func (s *Scheduler) Healthy() error { return s.runner.Exited() }
 func (s *Scheduler) Stop(ctx context.Context) error { return stopQuietly(ctx, &s.runner, s.log) }
 
 func stopQuietly(ctx context.Context, r *component.Runner, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
 	if err := r.Stop(ctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			log.Warn("did not stop in time; it ends with the process")
+			log.Debug("did not stop in time; it ends with the process")
 			return nil
 		}
 		return err

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -112,6 +113,7 @@ func TestInstallUninstall(t *testing.T) {
 	run(t, "ip", "-n", l.netns, "link", "set", "eth0", "up")
 	run(t, "ip", "-n", l.netns, "link", "set", "eth0-peer", "up")
 	run(t, "ip", "-n", l.netns, "route", "add", "default", "via", peerIP, "dev", "eth0")
+	waitLinkLocal(t, l)
 
 	before := takeSnapshot(t, l)
 	if len(before.procs) > 0 {
@@ -164,8 +166,14 @@ spec:
 	checkRunning(t, l, withIptables)
 
 	// ---- uninstall
-	if data, err := os.ReadFile(l.logFile); err == nil {
-		serverLog = string(data)
+	// The uninstall deletes the log: read it through a descriptor opened
+	// before, which also shows how the server shut down.
+	if f, err := os.Open(l.logFile); err == nil {
+		defer func() {
+			data, _ := io.ReadAll(f)
+			serverLog = string(data)
+			f.Close()
+		}()
 	}
 	uninstall := filepath.Join(l.binDir, "iks-uninstall.sh")
 	out, err = l.inNetns(t, 3*time.Minute, cleanEnv(), "sh", uninstall)
@@ -180,6 +188,30 @@ spec:
 }
 
 // ---------------------------------------------------------------- steps
+
+// waitLinkLocal waits until the kernel has given the namespace's veths
+// their IPv6 link-local addresses (after carrier and duplicate address
+// detection), so that the routes snapshot does not race with it.
+func waitLinkLocal(t *testing.T, l layout) {
+	t.Helper()
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+		return // no IPv6 in this kernel
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := l.inNetns(t, time.Minute, cleanEnv(), "ip", "-6", "-o", "addr", "show", "scope", "link")
+		if err != nil {
+			t.Fatalf("ip -6 addr in %s: %v\n%s", l.netns, err, out)
+		}
+		if strings.Contains(out, " eth0 ") && strings.Contains(out, " eth0-peer ") && !strings.Contains(out, "tentative") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the veths in %s got no IPv6 link-local address within 20s:\n%s", l.netns, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
 func installEnv(l layout) []string {
 	return append(cleanEnv(),
@@ -277,6 +309,9 @@ func checkRunning(t *testing.T, l layout, withIptables bool) {
 	}
 	if len(podCgroups(l)) == 0 {
 		t.Errorf("no kubepods cgroup under %s while the pod runs", l.cgroupRoot)
+	}
+	if out, err := exec.Command("sh", "-c", "find /run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers -maxdepth 4; cat /var/lib/cni/results/* | head -c 600").CombinedOutput(); err == nil || len(out) > 0 {
+		t.Logf("DEBUG host paths while running:\n%s", out)
 	}
 	shims := 0
 	for _, p := range ourProcs(l) {
