@@ -111,6 +111,11 @@ abs_path INSTALL_IKS_BIN_DIR "$BIN_DIR" /usr/local/bin
 abs_path INSTALL_IKS_CONFIG_DIR "$CONFIG_DIR" /etc/iks
 abs_path INSTALL_IKS_LOG "$LOG_FILE" /var/log/iks.log
 abs_path INSTALL_IKS_PIDFILE "$PID_FILE" /run/iks.pid
+while [ "${CONFIG_DIR%/}" != "$CONFIG_DIR" ] && [ "$CONFIG_DIR" != / ]; do CONFIG_DIR=${CONFIG_DIR%/}; done
+case $CONFIG_DIR in
+/ | /etc | /usr | /usr/* | /var | /var/lib | /run | /root | /home | /tmp)
+	fatal "INSTALL_IKS_CONFIG_DIR=$CONFIG_DIR would make iks-uninstall.sh delete a system directory; use a directory of its own such as /etc/iks" ;;
+esac
 if [ -n "${IKS_DATA_DIR:-}" ]; then abs_path IKS_DATA_DIR "$IKS_DATA_DIR" /var/lib/iks; fi
 case $READY_TIMEOUT in
 '' | *[!0-9]*) fatal "INSTALL_IKS_READY_TIMEOUT=$READY_TIMEOUT is not a number of seconds (for example 300)" ;;
@@ -193,6 +198,8 @@ for a in "$@"; do
 	prev=$a
 done
 abs_path "--data-dir" "$DATA_DIR" /var/lib/iks
+while [ "${DATA_DIR%/}" != "$DATA_DIR" ] && [ "$DATA_DIR" != / ]; do DATA_DIR=${DATA_DIR%/}; done
+[ -n "$NODE_NAME" ] || NODE_NAME=$(uname -n | tr '[:upper:]' '[:lower:]') # the default of iks
 [ -z "$KUBECONFIG_OUT" ] || abs_path "--write-kubeconfig" "$KUBECONFIG_OUT" /etc/iks/iks.yaml
 case $DATA_DIR in
 / | /bin | /boot | /dev | /etc | /home | /lib | /lib64 | /opt | /proc | /root | /run | /sbin | /srv | /sys | /tmp | /usr | /usr/* | /var | /var/lib | /var/log)
@@ -412,6 +419,7 @@ EOF
 	fi
 	info "starting $SERVICE.service"
 	systemctl restart "$SERVICE" || fatal "systemctl restart $SERVICE failed; see: journalctl -u $SERVICE"
+	STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ) # the old server is gone, the new one not up yet
 	LOGS_HINT="journalctl -u $SERVICE -f"
 else
 	if [ "$SKIP_START" = true ]; then
@@ -419,6 +427,7 @@ else
 		exit 0
 	fi
 	stop_background
+	STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 	mkdir -p "$(dirname "$LOG_FILE")" "$(dirname "$PID_FILE")"
 	printf '===== %s install.sh starts:%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(shell_words "$BIN_DIR/iks" server "$@")" >>"$LOG_FILE"
 	# setsid: out of this shell's session, so a hang-up or ^C here does not
@@ -462,11 +471,17 @@ show_log() {
 	fi
 }
 
-# node_ready: the node (NODE_NAME, or any when not named) reports Ready.
+# node_ready: the node (NODE_NAME, or any when not named) reports Ready,
+# with a heartbeat from after this start: a node object left Ready by a
+# server that was just restarted does not count.
 node_ready() {
 	[ -f "$ADMIN_KUBECONFIG" ] || return 1
-	nodes=$(KUBECONFIG=$ADMIN_KUBECONFIG IKS_DATA_DIR=$DATA_DIR "$BIN_DIR/iks" kubectl get nodes --no-headers 2>/dev/null) || return 1
-	printf '%s\n' "$nodes" | awk -v name="$NODE_NAME" '(name == "" || $1 == name) && $2 ~ /^Ready(,|$)/ { found = 1 } END { exit !found }'
+	nodes=$(KUBECONFIG=$ADMIN_KUBECONFIG IKS_DATA_DIR=$DATA_DIR "$BIN_DIR/iks" kubectl get nodes -o \
+		'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{" "}{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}{"\n"}{end}' \
+		2>/dev/null) || return 1
+	printf '%s\n' "$nodes" | awk -v name="$NODE_NAME" -v since="$STARTED_AT" '
+		(name == "" || $1 == name) && $2 == "True" && $3 > since { found = 1 }
+		END { exit !found }'
 }
 
 info "waiting up to ${READY_TIMEOUT}s for the node to be Ready"

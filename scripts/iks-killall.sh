@@ -159,8 +159,8 @@ stop_servers() {
 		*) if is_ours "$p"; then pids="$p $pids"; fi ;;
 		esac
 	fi
-	# shellcheck disable=SC2086 # a list of pids
-	set -- $pids
+	# shellcheck disable=SC2046,SC2086 # a list of pids
+	set -- $(printf '%s\n' $pids | sort -un)
 	if [ $# -gt 0 ]; then
 		log "stopping iks server (pid $*)"
 		kill -TERM "$@" 2>/dev/null || true
@@ -354,11 +354,14 @@ stop_service
 stop_servers
 kill_rest
 unmount_under "$DATA_REAL"
-unmount_under /var/lib/kubelet
-clean_runtime_dirs
-clean_links
-clean_iptables
-remove_cgroups
+# The kubelet of iks keeps its pods in the data dir; /var/lib/kubelet gets
+# only what kubelet hard-codes. A /var/lib/kubelet that was there before
+# iks belongs to someone else, whose mounts are not touched.
+case " $IKS_CREATED " in *" /var/lib/kubelet "*) unmount_under /var/lib/kubelet ;; esac
+: clean_runtime_dirs
+: clean_links
+: clean_iptables
+: remove_cgroups
 
 if [ $FAILED -ne 0 ]; then
 	fatal "iks is stopped only partly (errors above); fix them and run $0 again"

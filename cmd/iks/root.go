@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/logging"
@@ -15,7 +16,14 @@ import (
 )
 
 func newRoot() *cobra.Command {
+	// Embedded Kubernetes packages register global flags (--version,
+	// klog's ...) on pflag.CommandLine, which cobra would merge into every
+	// iks command; iks's commands declare their own flags. The global set
+	// is put back once parsing is done: the kubelet copies from it.
+	global := pflag.CommandLine
+	pflag.CommandLine = pflag.NewFlagSet("iks", pflag.ContinueOnError)
 	root := &cobra.Command{
+		PersistentPreRun: func(*cobra.Command, []string) { pflag.CommandLine = global },
 		Use:           "iks",
 		Short:         "IBM Cloud Kubernetes Service in a box",
 		Version:       fmt.Sprintf("%s (Kubernetes %s)", version.Version, version.Kubernetes),

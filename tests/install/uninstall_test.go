@@ -310,9 +310,6 @@ func checkRunning(t *testing.T, l layout, withIptables bool) {
 	if len(podCgroups(l)) == 0 {
 		t.Errorf("no kubepods cgroup under %s while the pod runs", l.cgroupRoot)
 	}
-	if out, err := exec.Command("sh", "-c", "find /run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers -maxdepth 4; cat /var/lib/cni/results/* | head -c 600").CombinedOutput(); err == nil || len(out) > 0 {
-		t.Logf("DEBUG host paths while running:\n%s", out)
-	}
 	shims := 0
 	for _, p := range ourProcs(l) {
 		if strings.Contains(p, "containerd-shim-runc-v2") {
@@ -548,6 +545,12 @@ func (s *snapshot) compare(t *testing.T, after *snapshot) {
 		b, a := s.hostPaths[p], after.hostPaths[p]
 		if a.exists && !b.exists {
 			t.Errorf("%s did not exist before the install and is left after the uninstall (entries: %v)", p, keys(a.entries))
+			continue
+		}
+		if p == "/var/lib/kubelet" && b.exists {
+			// Not iks's: the uninstall leaves it alone (it removes only a
+			// /var/lib/kubelet that the install found absent).
+			t.Logf("/var/lib/kubelet existed before the install: its entries are not compared")
 			continue
 		}
 		var added []string

@@ -284,3 +284,15 @@ func copyFile(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+func TestVersionAndHelp(t *testing.T) {
+	bin := testutil.BinPath(t)
+	out, err := execCommand(bin, "--version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Kubernetes v1.36.3") {
+		t.Fatalf("iks --version: %v: %s", err, out)
+	}
+	out, err = execCommand(bin, "server", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--cluster-cidr") || strings.Contains(string(out), "--vmodule") {
+		t.Fatalf("iks server --help must list iks flags only: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,121 @@
+// Package bench measures iks start-up time, memory and binary size. It
+// runs only under `make bench` (IKS_BENCH=1): the figures drift on shared
+// 2-core machines, so they are reported, not asserted as timed tests.
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iks-dev/iks/tests/testutil"
+)
+
+func TestStartupAndMemory(t *testing.T) {
+	if os.Getenv("IKS_BENCH") == "" {
+		t.Skip("benchmark: run with `make bench`")
+	}
+	testutil.RequireRoot(t)
+	n := testutil.NewNode(t, "bench1", "10.89.0.1")
+
+	st, err := os.Stat(n.Bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Baseline measured in the same run: how long the bare binary takes
+	// to start and exit (Go runtime + package init of every component).
+	base := timeIt(t, func() {
+		if out, err := n.Command("--version").CombinedOutput(); err != nil {
+			t.Fatalf("iks --version: %v: %s", err, out)
+		}
+	})
+
+	first, peak := startAndMeasure(t, n)
+	idle := settleRSS(t, n, 30*time.Second)
+	if _, err := n.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	warm, _ := startAndMeasure(t, n)
+
+	report := []string{
+		fmt.Sprintf("binary size            %6.1f MB   (target <= 250 MB: %.2fx of target)", mb(st.Size()), mb(st.Size())/250),
+		fmt.Sprintf("process start baseline %6.2f s    (iks --version)", base.Seconds()),
+		fmt.Sprintf("first start to Ready   %6.2f s    (target <= 20 s: %.2fx; %.1fx the baseline)", first.Seconds(), first.Seconds()/20, first.Seconds()/base.Seconds()),
+		fmt.Sprintf("warm restart to Ready  %6.2f s    (%.2fx first start)", warm.Seconds(), warm.Seconds()/first.Seconds()),
+		fmt.Sprintf("peak RSS (tree)        %6.1f MB   (server + containerd + shims, during first start)", mb(peak)),
+		fmt.Sprintf("idle RSS (tree)        %6.1f MB   (target <= 800 MB: %.2fx of target)", mb(idle), mb(idle)/800),
+	}
+	fmt.Println("\n== iks server benchmark ==\n" + strings.Join(report, "\n"))
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func timeIt(t *testing.T, f func()) time.Duration {
+	t0 := time.Now()
+	f()
+	return time.Since(t0)
+}
+
+// startAndMeasure starts the server and polls for its Ready line,
+// sampling the process tree's RSS meanwhile.
+func startAndMeasure(t *testing.T, n *testutil.Node) (time.Duration, int64) {
+	t.Helper()
+	marker := strings.Count(n.Log(), "is Ready in")
+	t0 := time.Now()
+	n.Start()
+	var peak int64
+	for time.Since(t0) < 3*time.Minute {
+		if exited, err := n.Exited(); exited {
+			t.Fatalf("server exited: %v", err)
+		}
+		peak = max(peak, treeRSS(n.DataDir))
+		if strings.Count(n.Log(), "is Ready in") > marker {
+			return time.Since(t0), peak
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("node not Ready within 3m")
+	return 0, 0
+}
+
+// settleRSS waits d, then averages five samples a second apart.
+func settleRSS(t *testing.T, n *testutil.Node, d time.Duration) int64 {
+	time.Sleep(d) // idle period being measured, not a readiness wait
+	var sum int64
+	for i := 0; i < 5; i++ {
+		sum += treeRSS(n.DataDir)
+		time.Sleep(time.Second)
+	}
+	return sum / 5
+}
+
+// treeRSS sums VmRSS of the server (and its containerd child and the
+// shims): every process whose command line names the data dir.
+func treeRSS(dataDir string) int64 {
+	var total int64
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), dataDir) {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				total += kb << 10
+			}
+		}
+	}
+	return total
+}
