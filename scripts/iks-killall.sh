@@ -358,10 +358,10 @@ unmount_under "$DATA_REAL"
 # only what kubelet hard-codes. A /var/lib/kubelet that was there before
 # iks belongs to someone else, whose mounts are not touched.
 case " $IKS_CREATED " in *" /var/lib/kubelet "*) unmount_under /var/lib/kubelet ;; esac
-: clean_runtime_dirs
-: clean_links
-: clean_iptables
-: remove_cgroups
+clean_runtime_dirs
+clean_links
+clean_iptables
+remove_cgroups
 
 if [ $FAILED -ne 0 ]; then
 	fatal "iks is stopped only partly (errors above); fix them and run $0 again"

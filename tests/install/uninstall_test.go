@@ -54,7 +54,7 @@ func otherHarness(m string) bool {
 }
 
 type layout struct {
-	repo, binary                                string
+	repo                                        string
 	tmp, binDir, dataDir, configDir, kubeconfig string
 	logFile, pidFile, cgroupRoot, netns         string
 }
@@ -87,7 +87,7 @@ func TestInstallUninstall(t *testing.T) {
 	id := randomID(t)
 	tmp := t.TempDir()
 	l := layout{
-		repo: repo, binary: binary, tmp: tmp,
+		repo: repo, tmp: tmp,
 		binDir:     filepath.Join(tmp, "bin"),
 		dataDir:    filepath.Join(tmp, "data"),
 		configDir:  filepath.Join(tmp, "etc", "iks"),
@@ -120,7 +120,7 @@ func TestInstallUninstall(t *testing.T) {
 		t.Fatalf("processes run %s before the install: %v", l.installed(), before.procs)
 	}
 
-	var serverLog string // kept before the uninstall removes the log file
+	var serverLog string // the log as read before the uninstall removed it
 	t.Cleanup(func() {
 		if t.Failed() {
 			if serverLog == "" {
