@@ -24,11 +24,11 @@ func newRoot() *cobra.Command {
 	pflag.CommandLine = pflag.NewFlagSet("iks", pflag.ContinueOnError)
 	root := &cobra.Command{
 		PersistentPreRun: func(*cobra.Command, []string) { pflag.CommandLine = global },
-		Use:           "iks",
-		Short:         "IBM Cloud Kubernetes Service in a box",
-		Version:       fmt.Sprintf("%s (Kubernetes %s)", version.Version, version.Kubernetes),
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:              "iks",
+		Short:            "IBM Cloud Kubernetes Service in a box",
+		Version:          fmt.Sprintf("%s (Kubernetes %s)", version.Version, version.Kubernetes),
+		SilenceUsage:     true,
+		SilenceErrors:    true,
 	}
 	root.AddCommand(newServerCmd(), toolCmd("kubectl", "run the embedded kubectl (admin kubeconfig by default)", runKubectl),
 		toolCmd("crictl", "run crictl against this node's containerd", runCrictl),
