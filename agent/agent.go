@@ -14,6 +14,7 @@ import (
 	"github.com/iks-dev/iks/agent/containerd"
 	"github.com/iks-dev/iks/agent/kubelet"
 	"github.com/iks-dev/iks/agent/podnet"
+	"github.com/iks-dev/iks/agent/tunnel"
 	"github.com/iks-dev/iks/embedded"
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
@@ -22,10 +23,18 @@ import (
 
 // Credentials the agent runs with (files).
 type Credentials struct {
-	Kubeconfig  string // kubelet client identity system:node:<name>
-	ClientCA    string // verifies clients of the kubelet API (the apiserver)
-	ServingCert string
-	ServingKey  string
+	Kubeconfig string // kubelet client identity system:node:<name>
+	// BootstrapKubeconfig (join token) makes kubelet obtain Kubeconfig by
+	// TLS bootstrap; ServingCert/Key then come from a CSR too.
+	BootstrapKubeconfig string
+	ClientCA            string // the cluster CA: verifies the apiserver and the tunnel server
+	ServingCert         string
+	ServingKey          string
+	// TunnelServer is the host the konnectivity agent dials (the server);
+	// TunnelCert/Key is its client identity, the kubelet client
+	// certificate (one PEM file after TLS bootstrap).
+	TunnelServer          string
+	TunnelCert, TunnelKey string
 }
 
 // Components returns the agent's components in start order.
@@ -59,7 +68,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 	kl := kubelet.New(kubelet.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, NodeLabels: cfg.NodeLabels,
 		RootDir:    filepath.Join(p.AgentDir(), "kubelet"),
-		Kubeconfig: creds.Kubeconfig, ClientCA: creds.ClientCA,
+		Kubeconfig: creds.Kubeconfig, BootstrapKubeconfig: creds.BootstrapKubeconfig, ClientCA: creds.ClientCA,
 		ServingCert: creds.ServingCert, ServingKey: creds.ServingKey,
 		RuntimeSocket: p.ContainerdSocket(), CgroupRoot: cfg.CgroupRoot, SystemdCgroup: systemd,
 		ClusterDomain: cfg.ClusterDomain, ExtraArgs: cfg.KubeletArgs,
@@ -75,6 +84,8 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		}},
 		ctrd, kl, pn,
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
+		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,
+			ClientCert: creds.TunnelCert, ClientKey: creds.TunnelKey, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, log),
 	}, nil
 }
 
@@ -114,11 +125,11 @@ func (n *nodeReady) Init(context.Context) error  { return nil }
 func (n *nodeReady) Start(context.Context) error { return nil }
 func (n *nodeReady) Stop(context.Context) error  { return nil }
 func (n *nodeReady) Ready(ctx context.Context) error {
-	cs, err := kubeutil.Clientset(n.kubeconfig)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cs, err := kubeutil.WaitClientset(ctx, n.kubeconfig)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
 	return kubeutil.WaitNodeReady(ctx, cs, n.name)
 }

@@ -3,7 +3,8 @@
 #   1. build bin/iks (make), gofmt and go vet;
 #   2. unit and privileged package tests (netns-based tests need root);
 #   3. integration: one real `iks server` in its own namespaces;
-#   4. install/uninstall: install.sh then iks-uninstall.sh leave the host clean.
+#   4. e2e: a server and agents in a two-subnet harness;
+#   5. install/uninstall: install.sh then iks-uninstall.sh leave the host clean.
 # Suites run one after the other: each starts real clusters on 2 cores.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,6 +28,9 @@ go test -count=1 -timeout 15m $(go list ./... | grep -v '/tests/')
 
 step "integration: single-node server"
 go test -count=1 -v -timeout 25m ./tests/integration/
+
+step "e2e: multi-node clusters"
+go test -count=1 -v -timeout 30m ./tests/e2e/
 
 if [[ -d tests/install ]]; then
 	step "install.sh / iks-uninstall.sh"

@@ -8,15 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"time"
 
 	"github.com/iks-dev/iks/agent"
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/lock"
 	"github.com/iks-dev/iks/server/apiserver"
 	"github.com/iks-dev/iks/server/controllers"
+	"github.com/iks-dev/iks/server/csrapprove"
 	"github.com/iks-dev/iks/server/etcd"
+	"github.com/iks-dev/iks/server/token"
+	"github.com/iks-dev/iks/server/tunnel"
 )
 
 // NodeCIDRMask is the size of the pod address block each node gets.
@@ -29,6 +34,11 @@ const StopTimeout = 25 * time.Second
 // component fails, then stops the components in reverse order.
 func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	t0 := time.Now()
+	l, err := lock.Acquire(filepath.Join(cfg.Paths().RunDir(), "iks.lock"))
+	if err != nil {
+		return err
+	}
+	defer l.Release()
 	if err := cfg.RecordClusterInfo(); err != nil {
 		return err
 	}
@@ -39,29 +49,46 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	log.Info("certificates ready", "dir", cfg.Paths().TLSDir(), "took", time.Since(t0).Round(time.Millisecond).String())
 	p := cfg.Paths()
 	admin := kubeconfigPath(cfg, "admin")
+	egressConfig := filepath.Join(p.ServerDir(), "egress-selector.yaml")
+	udsPath := filepath.Join(p.RunDir(), "konnectivity", "konnectivity-server.sock")
+	if err := tunnel.WriteEgressSelectorConfig(egressConfig, udsPath); err != nil {
+		return err
+	}
+	var agentBind netip.Addr
+	if !cfg.BindAddress.IsUnspecified() {
+		agentBind = cfg.BindAddress
+	}
 	comps := []component.Component{
 		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
 			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug}, log),
+		// The master tunnel: kube-apiserver reaches kubelets and pods only
+		// through the agents that nodes connect out with.
+		tunnel.New(tunnel.Config{UDSPath: udsPath, AgentBindAddress: agentBind,
+			ServerCert: k.APIServerCert, ServerKey: k.APIServerKey, ClusterCACert: k.CACert}, log),
 		apiserver.New(apiserver.Config{
 			BindAddress: cfg.BindAddress, AdvertiseAddress: cfg.NodeIP, Port: config.APIServerPort,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain,
 			EtcdURL: etcd.ClientURL, EtcdCA: k.EtcdCACert, EtcdCert: k.APIServerEtcdClientCert, EtcdKey: k.APIServerEtcdClientKey,
-			CA: k.CACert, ServingCert: k.APIServerCert, ServingKey: k.APIServerKey,
+			CA: k.CACert, ServingCert: k.APIServerChainCert, ServingKey: k.APIServerKey,
 			KubeletClientCert: k.APIServerKubeletClientCert, KubeletClientKey: k.APIServerKubeletClientKey,
 			FrontProxyCA: k.FrontProxyCACert, FrontProxyCert: k.FrontProxyClientCert, FrontProxyKey: k.FrontProxyClientKey,
 			SAPublicKey: k.ServiceAccountPub, SASigningKey: k.ServiceAccountKey,
 			CertDir: filepath.Join(p.ServerDir(), "apiserver"), AdminKubeconfig: admin,
+			ExtraArgs: []string{"--egress-selector-config-file=" + egressConfig},
 		}, log),
 		controllers.NewControllerManager(controllers.ControllerManagerConfig{
 			Kubeconfig: kubeconfigPath(cfg, "controller-manager"), CA: k.CACert, CAKey: k.CAKey,
 			SAKey: k.ServiceAccountKey, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, NodeCIDRMask: NodeCIDRMask,
 		}, log),
 		controllers.NewScheduler(kubeconfigPath(cfg, "scheduler"), log),
+		token.New(token.Config{DataDir: cfg.DataDir, CAHash: k.CAHash(), FromFlag: cfg.Token, Kubeconfig: admin}, log),
+		csrapprove.New(csrapprove.Config{Kubeconfig: admin}, log),
 	}
 	if !cfg.DisableAgent {
 		ac, err := agent.Components(cfg.Agent, agent.Credentials{
 			Kubeconfig: kubeconfigPath(cfg, "kubelet"), ClientCA: k.CACert,
 			ServingCert: k.KubeletServingCert, ServingKey: k.KubeletServingKey,
+			TunnelServer: cfg.NodeIP.String(), TunnelCert: k.KubeletClientCert, TunnelKey: k.KubeletClientKey,
 		}, log)
 		if err != nil {
 			return err

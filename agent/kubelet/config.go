@@ -21,19 +21,22 @@ import (
 
 // Config of the kubelet.
 type Config struct {
-	NodeName      string
-	NodeIP        netip.Addr
-	NodeLabels    []string
-	RootDir       string
-	Kubeconfig    string
-	ClientCA      string
-	ServingCert   string
-	ServingKey    string
-	RuntimeSocket string
-	CgroupRoot    string
-	SystemdCgroup bool
-	ClusterDomain string
-	ExtraArgs     []string // key=value, without dashes
+	NodeName   string
+	NodeIP     netip.Addr
+	NodeLabels []string
+	RootDir    string
+	Kubeconfig string
+	// BootstrapKubeconfig, when set, makes kubelet request its client
+	// certificate with a CSR (TLS bootstrap) before using Kubeconfig.
+	BootstrapKubeconfig string
+	ClientCA            string
+	ServingCert         string
+	ServingKey          string
+	RuntimeSocket       string
+	CgroupRoot          string
+	SystemdCgroup       bool
+	ClusterDomain       string
+	ExtraArgs           []string // key=value, without dashes
 }
 
 func (c Config) configPath() string { return filepath.Join(c.RootDir, "config.yaml") }
@@ -62,10 +65,12 @@ func (c Config) KubeletConfiguration() *kubeletv1beta1.KubeletConfiguration {
 		TLSMinVersion:            "VersionTLS12",
 		ClusterDomain:            c.ClusterDomain,
 		ResolverConfig:           ptr(ResolvConf()),
-		ServerTLSBootstrap:       false,
-		RotateCertificates:       false,
-		ProtectKernelDefaults:    false,
-		EnableServer:             &t,
+		// Without a serving certificate given, kubelet asks the cluster for
+		// one (a kubelet-serving CSR the server approves) and rotates both.
+		ServerTLSBootstrap:    c.ServingCert == "",
+		RotateCertificates:    c.BootstrapKubeconfig != "",
+		ProtectKernelDefaults: false,
+		EnableServer:          &t,
 		Authentication: kubeletv1beta1.KubeletAuthentication{
 			Anonymous: kubeletv1beta1.KubeletAnonymousAuthentication{Enabled: &f},
 			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: &t},
@@ -86,6 +91,9 @@ func (c Config) Args() []string {
 		"--cert-dir=" + filepath.Join(c.RootDir, "pki"),
 		"--hostname-override=" + c.NodeName,
 		"--node-ip=" + c.NodeIP.String(),
+	}
+	if c.BootstrapKubeconfig != "" {
+		args = append(args, "--bootstrap-kubeconfig="+c.BootstrapKubeconfig)
 	}
 	if len(c.NodeLabels) > 0 {
 		args = append(args, "--node-labels="+strings.Join(c.NodeLabels, ","))

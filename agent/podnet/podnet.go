@@ -52,22 +52,21 @@ func (p *PodNet) Init(context.Context) error {
 	return os.MkdirAll(p.cfg.ConfDir, 0o755)
 }
 
-// Start connects to the apiserver.
-func (p *PodNet) Start(context.Context) error {
-	cs, err := kubeutil.Clientset(p.cfg.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	p.client = cs
-	return nil
-}
+// Start implements component.Component.
+func (p *PodNet) Start(context.Context) error { return nil }
 
 // Ready waits for the node's pod CIDR blocks and writes the CNI config.
 func (p *PodNet) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
+	// A joining node's kubeconfig appears once kubelet's TLS bootstrap is done.
+	cs, err := kubeutil.WaitClientset(ctx, p.cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	p.client = cs
 	var blocks []netip.Prefix
-	err := kubeutil.Poll(ctx, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
+	err = kubeutil.Poll(ctx, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
 		n, err := p.client.CoreV1().Nodes().Get(ctx, p.cfg.NodeName, metav1.GetOptions{})
 		if err != nil {
 			return false, nil // not registered yet

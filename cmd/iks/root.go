@@ -13,6 +13,7 @@ import (
 	"github.com/iks-dev/iks/internal/logging"
 	"github.com/iks-dev/iks/internal/version"
 	"github.com/iks-dev/iks/server"
+	"github.com/iks-dev/iks/server/token"
 )
 
 func newRoot() *cobra.Command {
@@ -30,7 +31,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:     true,
 		SilenceErrors:    true,
 	}
-	root.AddCommand(newServerCmd(), toolCmd("kubectl", "run the embedded kubectl (admin kubeconfig by default)", runKubectl),
+	root.AddCommand(newServerCmd(), newAgentCmd(), newTokenCmd(), toolCmd("kubectl", "run the embedded kubectl (admin kubeconfig by default)", runKubectl),
 		toolCmd("crictl", "run crictl against this node's containerd", runCrictl),
 		toolCmd("ctr", "run ctr against this node's containerd", func(a []string) int { return runCtr(append([]string{"ctr"}, a...)) }))
 	return root
@@ -65,6 +66,9 @@ func newServerCmd() *cobra.Command {
 			}
 			log := logging.Setup(logging.Options{Debug: f.Debug})
 			cfg, err := f.Validate(config.HostEnv{})
+			if err == nil && cfg.Token != "" {
+				err = token.CheckFlag(cfg.Token)
+			}
 			if err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}

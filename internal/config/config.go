@@ -34,8 +34,10 @@ type Server struct {
 	// AdminKubeconfig is where a copy of the admin kubeconfig is written
 	// ("" disables the copy).
 	AdminKubeconfig string
-	Agent           Agent
-	Debug           bool
+	// Token is the --token value ("" for a random server token).
+	Token string
+	Agent Agent
+	Debug bool
 }
 
 // Agent is the node part shared by `iks server` (its local agent) and,

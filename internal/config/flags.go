@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+
 	"github.com/spf13/pflag"
 )
 
@@ -22,6 +24,7 @@ type ServerFlags struct {
 	KubeletArgs     []string
 	CgroupRoot      string
 	WriteKubeconfig string
+	Token           string
 }
 
 // AddFlags registers the server flags on fs.
@@ -40,5 +43,6 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.NodeLabels, "node-label", nil, "label key=value for this node (repeatable)")
 	fs.StringArrayVar(&f.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag as key=value (repeatable)")
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
+	fs.StringVarP(&f.Token, "token", "t", os.Getenv("IKS_TOKEN"), "shared secret agents join with (default: random, kept in <data-dir>/server/token; env IKS_TOKEN)")
 	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")
 }

@@ -21,7 +21,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 		return nil, errors.New("iks server must run as root: it manages containers, cgroups and the network (try: sudo iks server)")
 	}
 	s := &Server{ClusterDomain: f.ClusterDomain, DisableAgent: f.DisableAgent, Debug: f.Debug,
-		TLSSANs: f.TLSSANs, AdminKubeconfig: f.WriteKubeconfig}
+		TLSSANs: f.TLSSANs, AdminKubeconfig: f.WriteKubeconfig, Token: f.Token}
 
 	s.DataDir = filepath.Clean(f.DataDir)
 	if !filepath.IsAbs(f.DataDir) {
@@ -73,20 +73,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	if errs := validation.IsDNS1123Subdomain(s.NodeName); len(errs) > 0 {
 		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", s.NodeName, strings.Join(errs, "; "))
 	}
-	for _, l := range f.NodeLabels {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok || len(validation.IsQualifiedName(k)) > 0 || len(validation.IsValidLabelValue(v)) > 0 {
-			bad("--node-label %q must be key=value with a valid label key and value (for example env=edge)", l)
-		}
-	}
-	for _, a := range f.KubeletArgs {
-		if k, _, ok := strings.Cut(a, "="); !ok || k == "" || strings.HasPrefix(k, "-") {
-			bad("--kubelet-arg %q must be flag=value without dashes (for example max-pods=50)", a)
-		}
-	}
-	if !strings.HasPrefix(f.CgroupRoot, "/") {
-		bad("--cgroup-root %q must be an absolute cgroup path such as / or /iks", f.CgroupRoot)
-	}
+	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
 
 	if len(errs) == 0 {
 		errs = append(errs, checkPorts(env, s)...)
@@ -159,4 +146,22 @@ func list(as []netip.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// validateNodeExtras checks the node options servers and agents share.
+func validateNodeExtras(bad func(string, ...any), labels, kubeletArgs []string, cgroupRoot string) {
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || len(validation.IsQualifiedName(k)) > 0 || len(validation.IsValidLabelValue(v)) > 0 {
+			bad("--node-label %q must be key=value with a valid label key and value (for example env=edge)", l)
+		}
+	}
+	for _, a := range kubeletArgs {
+		if k, _, ok := strings.Cut(a, "="); !ok || k == "" || strings.HasPrefix(k, "-") {
+			bad("--kubelet-arg %q must be flag=value without dashes (for example max-pods=50)", a)
+		}
+	}
+	if !strings.HasPrefix(cgroupRoot, "/") {
+		bad("--cgroup-root %q must be an absolute cgroup path such as / or /iks", cgroupRoot)
+	}
 }

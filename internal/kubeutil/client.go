@@ -3,7 +3,10 @@
 package kubeutil
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -31,4 +34,17 @@ func Clientset(kubeconfig string) (*kubernetes.Clientset, error) {
 		return nil, fmt.Errorf("client for %s: %w", kubeconfig, err)
 	}
 	return cs, nil
+}
+
+// WaitClientset waits for a kubeconfig file to exist (kubelet writes its
+// own after TLS bootstrap), then returns a clientset for it.
+func WaitClientset(ctx context.Context, kubeconfig string) (*kubernetes.Clientset, error) {
+	err := Poll(ctx, 200*time.Millisecond, func(context.Context) (bool, error) {
+		_, err := os.Stat(kubeconfig)
+		return err == nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for %s (kubelet TLS bootstrap): %w", kubeconfig, err)
+	}
+	return Clientset(kubeconfig)
 }

@@ -20,7 +20,7 @@ const (
 // reservedNames are the base names of files Ensure owns; IssueClientCert
 // refuses them (and the "kubelet-" prefix) so it can never clobber them.
 var reservedNames = []string{
-	"ca", "front-proxy-ca", "front-proxy-client", "apiserver", "apiserver-kubelet-client",
+	"ca", "front-proxy-ca", "front-proxy-client", "apiserver", apiserverChainName, "apiserver-kubelet-client",
 	"apiserver-etcd-client", "sa", "admin", "controller-manager", "scheduler", "kube-proxy",
 }
 
@@ -40,7 +40,7 @@ func newPaths(dir, nodeName string) *PKI {
 		EtcdServerCert: crt("etcd/server"), EtcdServerKey: key("etcd/server"),
 		EtcdPeerCert: crt("etcd/peer"), EtcdPeerKey: key("etcd/peer"),
 		APIServerEtcdClientCert: crt("apiserver-etcd-client"), APIServerEtcdClientKey: key("apiserver-etcd-client"),
-		APIServerCert: crt("apiserver"), APIServerKey: key("apiserver"),
+		APIServerCert: crt("apiserver"), APIServerKey: key("apiserver"), APIServerChainCert: crt(apiserverChainName),
 		APIServerKubeletClientCert: crt("apiserver-kubelet-client"), APIServerKubeletClientKey: key("apiserver-kubelet-client"),
 		ServiceAccountKey: key("sa"), ServiceAccountPub: filepath.Join(dir, "sa.pub"),
 		AdminCert: crt("admin"), AdminKey: key("admin"),

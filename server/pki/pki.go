@@ -16,7 +16,7 @@
 //
 //	kube-apiserver
 //	  --client-ca-file                       CACert
-//	  --tls-cert-file / --tls-private-key-file            APIServerCert / APIServerKey
+//	  --tls-cert-file / --tls-private-key-file            APIServerChainCert / APIServerKey
 //	  --kubelet-certificate-authority        CACert
 //	  --kubelet-client-certificate / -key    APIServerKubeletClientCert / APIServerKubeletClientKey
 //	  --etcd-cafile / --etcd-certfile / --etcd-keyfile    EtcdCACert / APIServerEtcdClientCert / APIServerEtcdClientKey
@@ -157,6 +157,7 @@ type PKI struct {
 	EtcdPeerCert, EtcdPeerKey                             string // etcd peer listener, server+client auth
 	APIServerEtcdClientCert, APIServerEtcdClientKey       string // CN kube-apiserver-etcd-client, etcd CA
 	APIServerCert, APIServerKey                           string // kube-apiserver serving
+	APIServerChainCert                                    string // APIServerCert followed by the cluster CA certificate: serve this
 	APIServerKubeletClientCert, APIServerKubeletClientKey string // CN kube-apiserver-kubelet-client, O system:masters
 	ServiceAccountKey, ServiceAccountPub                  string // service-account token signing key pair
 	AdminCert, AdminKey                                   string // CN admin, O system:masters
@@ -223,6 +224,9 @@ func ensure(opts Options, clock func() time.Time) (*PKI, error) {
 		if err := ensureLeaf(s, now, p.log); err != nil {
 			return nil, err
 		}
+	}
+	if err := p.ensureAPIServerChain(p.log); err != nil {
+		return nil, err
 	}
 	if _, _, err := p.IssueKubeletClient(o.nodeName); err != nil {
 		return nil, err

@@ -27,7 +27,7 @@ var wantFiles = map[string]fs.FileMode{
 	"etcd/server.crt": 0o644, "etcd/server.key": 0o600,
 	"etcd/peer.crt": 0o644, "etcd/peer.key": 0o600,
 	"apiserver-etcd-client.crt": 0o644, "apiserver-etcd-client.key": 0o600,
-	"apiserver.crt": 0o644, "apiserver.key": 0o600,
+	"apiserver.crt": 0o644, "apiserver.key": 0o600, "apiserver-chain.crt": 0o644,
 	"apiserver-kubelet-client.crt": 0o644, "apiserver-kubelet-client.key": 0o600,
 	"sa.key": 0o600, "sa.pub": 0o644,
 	"admin.crt": 0o644, "admin.key": 0o600,
@@ -69,7 +69,7 @@ func TestEnsureCreatesEveryFileWithModes(t *testing.T) {
 	paths := []string{p.CACert, p.CAKey, p.FrontProxyCACert, p.FrontProxyCAKey, p.FrontProxyClientCert,
 		p.FrontProxyClientKey, p.EtcdCACert, p.EtcdCAKey, p.EtcdServerCert, p.EtcdServerKey, p.EtcdPeerCert,
 		p.EtcdPeerKey, p.APIServerEtcdClientCert, p.APIServerEtcdClientKey, p.APIServerCert, p.APIServerKey,
-		p.APIServerKubeletClientCert, p.APIServerKubeletClientKey, p.ServiceAccountKey, p.ServiceAccountPub,
+		p.APIServerChainCert, p.APIServerKubeletClientCert, p.APIServerKubeletClientKey, p.ServiceAccountKey, p.ServiceAccountPub,
 		p.AdminCert, p.AdminKey, p.ControllerManagerCert, p.ControllerManagerKey, p.SchedulerCert, p.SchedulerKey,
 		p.KubeProxyCert, p.KubeProxyKey, p.KubeletClientCert, p.KubeletClientKey, p.KubeletServingCert, p.KubeletServingKey}
 	seen := map[string]bool{}
@@ -212,8 +212,8 @@ func TestExtraSANReissuesOnlyAPIServer(t *testing.T) {
 	opts.ExtraSANs = append(opts.ExtraSANs, "new.example.com", "198.51.100.7")
 	p := mustEnsure(t, opts)
 	after := snapshot(t, opts.Dir)
-	if changed := changedFiles(before, after); !slices.Equal(changed, []string{"apiserver.crt"}) {
-		t.Fatalf("changed files = %v, want only apiserver.crt (key reused, CA untouched)", changed)
+	if changed := changedFiles(before, after); !slices.Equal(changed, []string{"apiserver-chain.crt", "apiserver.crt"}) {
+		t.Fatalf("changed files = %v, want only apiserver.crt and its chain (key reused, CA untouched)", changed)
 	}
 	cert := verifyLeaf(t, p.APIServerCert, p.APIServerKey, p.CACert, x509.ExtKeyUsageServerAuth, "new.example.com")
 	if !slices.ContainsFunc(cert.IPAddresses, net.ParseIP("198.51.100.7").Equal) {

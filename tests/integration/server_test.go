@@ -36,7 +36,7 @@ func TestSingleNodeServer(t *testing.T) {
 	copyFile(t, img, filepath.Join(imagesDir, "httpd.tar"))
 
 	n.Start()
-	waitReady(t, n, 3*time.Minute)
+	n.WaitReady(3 * time.Minute)
 	cs := n.Client()
 	ctx := context.Background()
 
@@ -69,7 +69,7 @@ func TestSingleNodeServer(t *testing.T) {
 			}
 		}
 		n.Start()
-		waitReady(t, n, 3*time.Minute)
+		n.WaitReady(3 * time.Minute)
 		after := waitPodsServing(t, n, cs, "web", 2, 2*time.Minute)
 		for uid, b := range before {
 			a, ok := after[uid]
@@ -98,7 +98,7 @@ func TestSingleNodeServer(t *testing.T) {
 		}
 		n.Kill()
 		n.Start()
-		waitReady(t, n, 3*time.Minute)
+		n.WaitReady(3 * time.Minute)
 		for i := 0; i < 20; i++ {
 			if _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, fmt.Sprintf("acked-%d", i), metav1.GetOptions{}); err != nil {
 				t.Errorf("acknowledged configmap acked-%d lost after kill -9: %v", i, err)
@@ -164,28 +164,6 @@ type podState struct {
 	name, ip string
 	restarts int32
 	started  string
-}
-
-func waitReady(t *testing.T, n *testutil.Node, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if exited, err := n.Exited(); exited {
-			t.Fatalf("server exited before the node was Ready: %v", err)
-		}
-		if strings.Contains(n.Log(), fmt.Sprintf("node %s is Ready", n.Name)) && lastStartReady(n) {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("node %s not Ready after %s", n.Name, timeout)
-}
-
-// lastStartReady checks the Ready line belongs to the latest start.
-func lastStartReady(n *testutil.Node) bool {
-	log := n.Log()
-	i := strings.LastIndex(log, "===== start")
-	return i >= 0 && strings.Contains(log[i:], fmt.Sprintf("node %s is Ready", n.Name))
 }
 
 func createDeployment(t *testing.T, cs kubernetes.Interface, name string, replicas int32) {

@@ -20,6 +20,9 @@ import (
 // mount namespaces, with its own data dir and cgroup root.
 type Node struct {
 	t          testing.TB
+	Role       string // "server" (default) or "agent"
+	ServerURL  string // agents: https://SERVER:6443
+	Token      string // agents: join token
 	Name       string
 	IP         string
 	Bin        string
@@ -64,25 +67,70 @@ func RequireRoot(t testing.TB) {
 // id must be short and unique on the machine.
 func NewNode(t testing.TB, id, ip string) *Node {
 	t.Helper()
-	n := &Node{t: t, Name: "iks-" + id, IP: ip, Bin: BinPath(t), CgroupRoot: "/iks-test-" + id}
-	n.DataDir = filepath.Join(t.TempDir(), "data")
-	n.LogPath = filepath.Join(filepath.Dir(n.DataDir), "iks.log")
-	n.Net = NewNetns(t, n.Name)
+	n := newNode(t, id, ip)
 	// A veth pair with both ends inside: the node's interface and a
 	// dead-end peer. No route leads out of the namespace.
 	MustRun(t, "ip", "-n", n.Name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer")
 	MustRun(t, "ip", "-n", n.Name, "addr", "add", ip+"/24", "dev", "eth0")
 	MustRun(t, "ip", "-n", n.Name, "link", "set", "eth0", "up")
 	MustRun(t, "ip", "-n", n.Name, "link", "set", "eth0-peer", "up")
+	return n
+}
+
+// NewNodeOn prepares a node attached to a subnet of nw as host h. Its
+// router-side link is named "v-<id>" (see Network.Cut).
+func NewNodeOn(t testing.TB, id string, nw *Network, subnet string, h int) *Node {
+	t.Helper()
+	n := newNode(t, id, nw.IP(subnet, h))
+	nw.Attach(n.Net, subnet, n.IP, n.Peer())
+	return n
+}
+
+// Peer is the router-side name of the node's link.
+func (n *Node) Peer() string { return "v-" + strings.TrimPrefix(n.Name, "iks-") }
+
+func newNode(t testing.TB, id, ip string) *Node {
+	n := &Node{t: t, Role: "server", Name: "iks-" + id, IP: ip, Bin: BinPath(t), CgroupRoot: "/iks-test-" + id}
+	n.DataDir = filepath.Join(t.TempDir(), "data")
+	n.LogPath = filepath.Join(filepath.Dir(n.DataDir), "iks.log")
+	n.Net = NewNetns(t, n.Name)
 	n.Mnt = NewMountNS(t, n.Name)
 	t.Cleanup(n.cleanup) // runs before the namespaces' cleanups
 	return n
 }
 
+// AsAgent makes the node join serverURL with token when started.
+func (n *Node) AsAgent(serverURL, token string) *Node {
+	n.Role, n.ServerURL, n.Token = "agent", serverURL, token
+	return n
+}
+
+// WaitReady waits for the latest start's "node NAME is Ready" line.
+func (n *Node) WaitReady(timeout time.Duration) {
+	n.t.Helper()
+	deadline := time.Now().Add(timeout)
+	want := fmt.Sprintf("node %s is Ready", n.Name)
+	for time.Now().Before(deadline) {
+		if exited, err := n.Exited(); exited {
+			n.t.Fatalf("%s exited before the node was Ready: %v", n.Name, err)
+		}
+		log := n.Log()
+		if i := strings.LastIndex(log, "===== start"); i >= 0 && strings.Contains(log[i:], want) {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	n.t.Fatalf("node %s not Ready after %s", n.Name, timeout)
+}
+
 // Args is the default server command line of this node.
 func (n *Node) Args(extra ...string) []string {
-	return append([]string{"server", "--data-dir", n.DataDir, "--node-ip", n.IP, "--node-name", n.Name,
-		"--cgroup-root", n.CgroupRoot, "--write-kubeconfig", "", "--config", "/dev/null"}, extra...)
+	common := []string{"--data-dir", n.DataDir, "--node-ip", n.IP, "--node-name", n.Name,
+		"--cgroup-root", n.CgroupRoot, "--config", "/dev/null"}
+	if n.Role == "agent" {
+		return append(append([]string{"agent", "--server", n.ServerURL, "--token", n.Token}, common...), extra...)
+	}
+	return append(append([]string{"server", "--write-kubeconfig", ""}, common...), extra...)
 }
 
 // Command returns an exec.Cmd running the iks binary inside the node's

@@ -4,7 +4,7 @@
 // It listens on $PORT (default 8080). GET / answers
 // "hostname=<hostname> ip=<first non-loopback IPv4>", so a test can tell
 // which pod served it and which address the pod has; GET /healthz answers
-// "ok" for probes. It exits cleanly on SIGTERM or SIGINT.
+// "ok" for probes. `httpd echo WORDS` prints WORDS and exits (for exec). It exits cleanly on SIGTERM or SIGINT.
 package main
 
 import (
@@ -17,11 +17,18 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
 func main() {
+	// `httpd echo WORDS...` prints WORDS: the image has no shell, and
+	// tests need a command to `kubectl exec`.
+	if len(os.Args) > 1 && os.Args[1] == "echo" {
+		fmt.Println(strings.Join(os.Args[2:], " "))
+		return
+	}
 	if err := run(); err != nil {
 		slog.Error("httpd failed", "err", err)
 		os.Exit(1)

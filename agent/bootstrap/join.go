@@ -1,0 +1,176 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	token "github.com/iks-dev/iks/internal/jointoken"
+)
+
+// Retry delays of Join: exponential from MinRetryDelay, capped.
+const (
+	MinRetryDelay = time.Second
+	MaxRetryDelay = 30 * time.Second
+)
+
+// File names Join writes in its directory.
+const (
+	CACertFile              = "ca.crt"
+	BootstrapKubeconfigFile = "bootstrap.kubeconfig"
+)
+
+// bootstrapUser names the token user in the bootstrap kubeconfig (as
+// kubeadm does).
+const bootstrapUser = "tls-bootstrap-token-user"
+
+// Result says what a successful Join wrote.
+type Result struct {
+	// CACert is <dir>/ca.crt, the verified cluster CA (mode 0644).
+	CACert string
+	// BootstrapKubeconfig is <dir>/bootstrap.kubeconfig (mode 0600): the
+	// server URL, the CA and the bootstrap token, for kubelet's
+	// --bootstrap-kubeconfig.
+	BootstrapKubeconfig string
+	// Attempts is how many times Verify ran.
+	Attempts int
+}
+
+// Join verifies the server with Verify, retrying while it is unreachable
+// or starting (delays from MinRetryDelay doubling to MaxRetryDelay, one log
+// line per attempt) until ctx ends. A CA mismatch or a rejected token fails
+// at once. Only after success does it write, atomically, <dir>/ca.crt and
+// <dir>/bootstrap.kubeconfig; on any failure nothing is written.
+func Join(ctx context.Context, serverURL string, tok token.Token, dir string, log *slog.Logger) (Result, error) {
+	return join(ctx, serverURL, tok, dir, log, MinRetryDelay, MaxRetryDelay)
+}
+
+func join(ctx context.Context, serverURL string, tok token.Token, dir string, log *slog.Logger, minDelay, maxDelay time.Duration) (Result, error) {
+	if dir == "" {
+		return Result{}, errors.New("join: credentials directory is empty: pass the agent's credentials dir")
+	}
+	log = log.With("component", "join")
+	var (
+		caPEM []byte
+		err   error
+		n     int
+	)
+	for delay := minDelay; ; delay = nextDelay(delay, maxDelay) {
+		n++
+		caPEM, err = Verify(ctx, serverURL, tok)
+		if err == nil {
+			break
+		}
+		if !isTransient(err) {
+			return Result{}, err
+		}
+		log.Warn(fmt.Sprintf("%v; retrying in %s", err, delay), "attempt", n)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Result{}, fmt.Errorf("gave up joining %s after %d attempts: %w (last error: %v)", serverURL, n, context.Cause(ctx), err)
+		case <-t.C:
+		}
+	}
+	res := Result{CACert: filepath.Join(dir, CACertFile), BootstrapKubeconfig: filepath.Join(dir, BootstrapKubeconfigFile), Attempts: n}
+	if err := writeCredentials(res, serverURL, caPEM, tok); err != nil {
+		return Result{}, err
+	}
+	log.Info("server verified against the token's CA and token accepted", "server", serverURL,
+		"ca", res.CACert, "kubeconfig", res.BootstrapKubeconfig)
+	return res, nil
+}
+
+// nextDelay doubles d up to maxDelay.
+func nextDelay(d, maxDelay time.Duration) time.Duration {
+	return min(2*d, maxDelay)
+}
+
+// writeCredentials writes the CA and the bootstrap kubeconfig. If the
+// kubeconfig cannot be written, a CA file this call created is removed.
+func writeCredentials(res Result, serverURL string, caPEM []byte, tok token.Token) error {
+	kc, err := bootstrapKubeconfig(serverURL, caPEM, tok)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(res.CACert)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create credentials dir %s: %w (check that the data dir is writable)", dir, err)
+	}
+	_, statErr := os.Stat(res.CACert)
+	hadCA := statErr == nil
+	if err := writeFileAtomic(res.CACert, caPEM, 0o644); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(res.BootstrapKubeconfig, kc, 0o600); err != nil {
+		if !hadCA {
+			_ = os.Remove(res.CACert)
+		}
+		return err
+	}
+	return nil
+}
+
+// bootstrapKubeconfig renders the kubeconfig kubelet uses for its TLS
+// bootstrap: the CA embedded, the bootstrap token as the user's token.
+func bootstrapKubeconfig(serverURL string, caPEM []byte, tok token.Token) ([]byte, error) {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["iks"] = &clientcmdapi.Cluster{Server: serverURL, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos[bootstrapUser] = &clientcmdapi.AuthInfo{Token: tok.Bootstrap()}
+	cfg.Contexts["iks"] = &clientcmdapi.Context{Cluster: "iks", AuthInfo: bootstrapUser}
+	cfg.CurrentContext = "iks"
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encode bootstrap kubeconfig: %w", err)
+	}
+	return data, nil
+}
+
+// writeFileAtomic replaces path with data (mode perm) through a synced
+// temporary file in the same directory; on error nothing is left behind.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
+	dir, base := filepath.Split(path)
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: create temporary file: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("write %s: set mode %v: %w", path, perm, err)
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: fsync: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: close: %w", path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: rename into place: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write %s: open directory for fsync: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("write %s: fsync directory: %w", path, err)
+	}
+	return nil
+}

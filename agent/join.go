@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/iks-dev/iks/agent/bootstrap"
+	"github.com/iks-dev/iks/internal/component"
+	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/lock"
+)
+
+// StopTimeout bounds a graceful stop of the agent.
+const StopTimeout = 20 * time.Second
+
+// Run joins the cluster (on first start) and runs the node until ctx ends.
+// Nothing is written before the server's CA has been verified against the
+// token and the token has been accepted.
+func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
+	t0 := time.Now()
+	p := config.Paths{Root: cfg.DataDir}
+	l, err := lock.Acquire(filepath.Join(p.RunDir(), "iks.lock"))
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+
+	credDir := filepath.Join(p.AgentDir(), "cred")
+	kubeletDir := filepath.Join(p.AgentDir(), "kubelet")
+	kubeletCert := filepath.Join(kubeletDir, "pki", "kubelet-client-current.pem")
+	creds := Credentials{
+		Kubeconfig:          filepath.Join(kubeletDir, "kubeconfig"),
+		BootstrapKubeconfig: filepath.Join(credDir, "bootstrap.kubeconfig"),
+		ClientCA:            filepath.Join(credDir, "ca.crt"),
+		TunnelServer:        cfg.ServerURL.Hostname(),
+		TunnelCert:          kubeletCert,
+		TunnelKey:           kubeletCert,
+	}
+	if joined(creds) {
+		log.Info("already joined; reusing this node's credentials", "dir", credDir)
+	} else {
+		tok, err := bootstrap.ParseToken(cfg.Token)
+		if err != nil {
+			return err
+		}
+		if _, err := bootstrap.Join(ctx, cfg.ServerURL.String(), tok, credDir, log); err != nil {
+			return err
+		}
+		log.Info("server verified and token accepted", "server", cfg.ServerURL.String(), "took", time.Since(t0).Round(time.Millisecond).String())
+	}
+	comps, err := Components(cfg.Agent, creds, log)
+	if err != nil {
+		return err
+	}
+	m := component.NewManager(log, comps...)
+	if err := m.Init(ctx); err != nil {
+		return err
+	}
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	log.Info(fmt.Sprintf("node %s is Ready in %s (joined %s)", cfg.NodeName, time.Since(t0).Round(100*time.Millisecond), cfg.ServerURL.Host))
+	runErr := watch(ctx, m)
+	log.Info("stopping")
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopTimeout)
+	defer cancel()
+	if err := m.Stop(stopCtx); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+// joined reports whether this data dir already holds the node's identity:
+// the pinned CA and the kubeconfig kubelet wrote after its TLS bootstrap.
+func joined(c Credentials) bool {
+	for _, f := range []string{c.ClientCA, c.Kubeconfig} {
+		if _, err := os.Stat(f); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// watch blocks until ctx ends or a component reports unhealthy.
+func watch(ctx context.Context, m *component.Manager) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := m.Healthy(); err != nil {
+				return fmt.Errorf("a component failed: %w", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// AgentFlags are the raw values of `iks agent` flags (and config keys).
+type AgentFlags struct {
+	ConfigFile  string
+	Server      string
+	Token       string
+	DataDir     string
+	NodeIP      string
+	NodeName    string
+	NodeLabels  []string
+	KubeletArgs []string
+	CgroupRoot  string
+	Debug       bool
+}
+
+// AddFlags registers the agent flags on fs; --server and --token default
+// to $IKS_URL and $IKS_TOKEN.
+func (f *AgentFlags) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.ConfigFile, "config", "c", DefaultConfigFile, "config file whose keys are these flag names (flags win)")
+	fs.StringVarP(&f.Server, "server", "s", os.Getenv("IKS_URL"), "server to join, https://HOST:6443 (env IKS_URL)")
+	fs.StringVarP(&f.Token, "token", "t", os.Getenv("IKS_TOKEN"), "join token from the server's <data-dir>/server/token or `iks token create` (env IKS_TOKEN)")
+	fs.StringVarP(&f.DataDir, "data-dir", "d", DefaultDataDir, "directory for all state")
+	fs.StringVar(&f.NodeIP, "node-ip", "", "IPv4 address of this node (default: the address of the default-route interface)")
+	fs.StringVar(&f.NodeName, "node-name", "", "node name (default: the host name)")
+	fs.StringSliceVar(&f.NodeLabels, "node-label", nil, "label key=value for this node (repeatable)")
+	fs.StringArrayVar(&f.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag as key=value (repeatable)")
+	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
+	fs.BoolVar(&f.Debug, "debug", false, "verbose logs, including the embedded Kubernetes components")
+}
+
+// Joining is the validated configuration of `iks agent`.
+type Joining struct {
+	Agent
+	ServerURL *url.URL
+	Token     string // validated by the bootstrap code, which owns its format
+}
+
+// Validate checks the agent values and the host; it writes nothing.
+func (f *AgentFlags) Validate(env Env) (*Joining, error) {
+	if env.EUID() != 0 {
+		return nil, errors.New("iks agent must run as root: it manages containers, cgroups and the network (try: sudo iks agent ...)")
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	j := &Joining{Token: strings.TrimSpace(f.Token)}
+	u, err := url.Parse(f.Server)
+	switch {
+	case f.Server == "":
+		bad("--server is required: the URL of the iks server, for example https://10.0.0.1:6443 (or set IKS_URL)")
+	case err != nil || u.Scheme != "https" || u.Hostname() == "" || u.Path != "" && u.Path != "/":
+		bad("--server %q is not an https URL such as https://10.0.0.1:6443", f.Server)
+	default:
+		if u.Port() == "" {
+			u.Host = fmt.Sprintf("%s:%d", u.Hostname(), APIServerPort)
+		}
+		u.Path = ""
+		j.ServerURL = u
+	}
+	if j.Token == "" {
+		bad("--token is required: copy it from the server's <data-dir>/server/token or create one there with `iks token create` (or set IKS_TOKEN)")
+	}
+	dataDir := filepath.Clean(f.DataDir)
+	if !filepath.IsAbs(f.DataDir) {
+		bad("--data-dir %q must be an absolute path (for example /var/lib/iks)", f.DataDir)
+	} else if err := env.Writable(dataDir); err != nil {
+		bad("--data-dir %q cannot be used: %v; choose a writable directory on a local disk", f.DataDir, err)
+	}
+	local, err := env.LocalAddrs()
+	if err != nil {
+		bad("cannot list this host's addresses: %v", err)
+	}
+	nodeIP := pickNodeIP(bad, f.NodeIP, local)
+	name := f.NodeName
+	if name == "" {
+		h, err := env.Hostname()
+		if err != nil {
+			bad("cannot read the host name (%v); pass --node-name", err)
+		}
+		name = strings.ToLower(h)
+	}
+	if e := validation.IsDNS1123Subdomain(name); len(e) > 0 {
+		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", name, strings.Join(e, "; "))
+	}
+	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
+	if len(errs) == 0 {
+		s := &Server{BindAddress: nodeIP, DisableAgent: false}
+		for _, e := range checkKernel(env, s) {
+			errs = append(errs, e)
+		}
+		if err := env.PortFree(nodeIP, KubeletPort); err != nil {
+			errs = append(errs, fmt.Errorf("port %d (kubelet) is in use: %v; is another iks agent or server running here?", KubeletPort, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	j.Agent = Agent{DataDir: dataDir, NodeIP: nodeIP, NodeName: name, NodeLabels: f.NodeLabels,
+		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: DefaultClusterDomain, Debug: f.Debug}
+	return j, nil
+}

@@ -1,0 +1,212 @@
+package token
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+)
+
+func getSecret(t *testing.T, cs *fake.Clientset, id string) *corev1.Secret {
+	t.Helper()
+	s, err := cs.CoreV1().Secrets("kube-system").Get(context.Background(), "bootstrap-token-"+id, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestCreateListDelete(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	tok, err := Create(ctx, cs, testHash, 24*time.Hour, "for edge-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Validate(); err != nil || tok.CAHash != testHash {
+		t.Fatalf("created token %v: %v", tok, err)
+	}
+	s := getSecret(t, cs, tok.ID)
+	if s.Type != bootstrapapi.SecretTypeBootstrapToken {
+		t.Errorf("type = %q", s.Type)
+	}
+	want := map[string]string{
+		"token-id": tok.ID, "token-secret": tok.Secret, "usage-bootstrap-authentication": "true",
+		"usage-bootstrap-signing": "true", "auth-extra-groups": "system:bootstrappers:iks:default-node-token",
+		"description": "for edge-7",
+	}
+	for k, v := range want {
+		if string(s.Data[k]) != v {
+			t.Errorf("data[%s] = %q, want %q", k, s.Data[k], v)
+		}
+	}
+	exp, err := time.Parse(time.RFC3339, string(s.Data["expiration"]))
+	if err != nil {
+		t.Fatalf("expiration %q is not RFC3339: %v", s.Data["expiration"], err)
+	}
+	if d := time.Until(exp); d < 23*time.Hour || d > 25*time.Hour {
+		t.Errorf("expires in %v, want ~24h", d)
+	}
+
+	forever, err := Create(ctx, cs, testHash, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := getSecret(t, cs, forever.ID).Data["expiration"]; ok {
+		t.Error("ttl 0 set an expiration")
+	}
+	// A Secret of another type in kube-system is not listed.
+	if _, err := cs.CoreV1().Secrets("kube-system").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "kube-system"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := List(ctx, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{tok.ID, forever.ID}
+	slices.Sort(ids)
+	if len(infos) != 2 || infos[0].ID != ids[0] || infos[1].ID != ids[1] {
+		t.Fatalf("List = %+v, want IDs %v", infos, ids)
+	}
+	for _, in := range infos {
+		if in.ID == tok.ID {
+			if in.Description != "for edge-7" || in.Expires.IsZero() || in.Expired(time.Now()) ||
+				!slices.Equal(in.Usages, []string{"authentication", "signing"}) || !slices.Equal(in.Groups, []string{NodeGroup}) {
+				t.Errorf("info = %+v", in)
+			}
+			if !in.Expired(time.Now().Add(25 * time.Hour)) {
+				t.Error("token not reported expired after its TTL")
+			}
+		} else if !in.Expires.IsZero() {
+			t.Errorf("never-expiring token listed with expiry %v", in.Expires)
+		}
+	}
+
+	if err := Delete(ctx, cs, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := Delete(ctx, cs, tok.ID); err == nil || !strings.Contains(err.Error(), "iks token list") {
+		t.Errorf("second Delete: %v, want a not-found error pointing at `iks token list`", err)
+	}
+	if err := Delete(ctx, cs, "../x"); err == nil || !strings.Contains(err.Error(), `"../x"`) {
+		t.Errorf("Delete with a bad ID: %v", err)
+	}
+	if _, err := Create(ctx, cs, testHash, -time.Hour, ""); err == nil {
+		t.Error("negative TTL accepted")
+	}
+}
+
+func TestEnsureSecretCreatesAndCorrects(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	tok := Token{CAHash: testHash, ID: "abc123", Secret: testSecret}
+	if err := EnsureSecret(ctx, cs, tok, ServerTokenDescription); err != nil {
+		t.Fatal(err)
+	}
+	s := getSecret(t, cs, tok.ID)
+	if _, ok := s.Data["expiration"]; ok {
+		t.Error("server token Secret has an expiration")
+	}
+	// Someone adds an expiry: the next start removes it.
+	s.Data["expiration"] = []byte(time.Now().Format(time.RFC3339))
+	if _, err := cs.CoreV1().Secrets("kube-system").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureSecret(ctx, cs, tok, ServerTokenDescription); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := getSecret(t, cs, tok.ID).Data["expiration"]; ok {
+		t.Error("EnsureSecret kept the added expiration")
+	}
+	rv := getSecret(t, cs, tok.ID).ResourceVersion
+	if err := EnsureSecret(ctx, cs, tok, ServerTokenDescription); err != nil {
+		t.Fatal(err)
+	}
+	if getSecret(t, cs, tok.ID).ResourceVersion != rv {
+		t.Error("EnsureSecret rewrote an unchanged Secret")
+	}
+}
+
+func TestEnsureRBAC(t *testing.T) {
+	ctx := context.Background()
+	// A pre-existing binding with a wrong roleRef and subjects.
+	cs := fake.NewClientset(&rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "iks-kubelet-bootstrap"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:authenticated"}},
+	}, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "iks-node-autoapprove-certificate-rotation"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: roleSelfNodeClient},
+	})
+	for range 2 { // idempotent
+		if err := EnsureRBAC(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string][2]string{
+		"iks-kubelet-bootstrap":                     {NodeGroup, "system:node-bootstrapper"},
+		"iks-node-autoapprove-bootstrap":            {NodeGroup, "system:certificates.k8s.io:certificatesigningrequests:nodeclient"},
+		"iks-node-autoapprove-certificate-rotation": {"system:nodes", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"},
+	}
+	l, err := cs.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != len(want) {
+		t.Fatalf("%d bindings, want %d", len(l.Items), len(want))
+	}
+	for _, b := range l.Items {
+		w, ok := want[b.Name]
+		if !ok {
+			t.Errorf("unexpected binding %s", b.Name)
+			continue
+		}
+		if b.RoleRef.Name != w[1] || b.RoleRef.Kind != "ClusterRole" {
+			t.Errorf("%s roleRef = %+v, want ClusterRole %s", b.Name, b.RoleRef, w[1])
+		}
+		if len(b.Subjects) != 1 || b.Subjects[0].Kind != "Group" || b.Subjects[0].Name != w[0] {
+			t.Errorf("%s subjects = %+v, want group %s", b.Name, b.Subjects, w[0])
+		}
+	}
+}
+
+func TestTokensComponent(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	dir := t.TempDir()
+	c := New(Config{DataDir: dir, CAHash: testHash, FromFlag: "a passphrase of enough length", Client: cs},
+		slog.New(slog.DiscardHandler))
+	if err := c.Start(ctx); err == nil {
+		t.Error("Start before Init succeeded")
+	}
+	if err := c.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok := c.Token()
+	recorded, err := ReadServerToken(dir)
+	if err != nil || recorded != tok {
+		t.Fatalf("recorded token %v (%v), component token %v", recorded, err, tok)
+	}
+	s := getSecret(t, cs, tok.ID)
+	if string(s.Data["token-secret"]) != tok.Secret {
+		t.Error("server token Secret does not hold the recorded secret")
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, "iks-kubelet-bootstrap", metav1.GetOptions{}); err != nil {
+		t.Errorf("RBAC not ensured: %v", err)
+	}
+	if err := c.Stop(ctx); err != nil {
+		t.Error(err)
+	}
+}

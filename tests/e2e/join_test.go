@@ -1,0 +1,264 @@
+// Package e2e runs multi-node clusters on one machine: every node (the
+// server too) in its own network and mount namespaces, wired by the
+// harness into two L2 subnets joined by a router namespace.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/iks-dev/iks/tests/testutil"
+)
+
+const httpdImage = "iks.local/httpd:1"
+
+func TestJoinAndTunnel(t *testing.T) {
+	testutil.RequireRoot(t)
+	nw := testutil.NewNetwork(t, "e2e", 91)
+	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
+
+	srv := testutil.NewNodeOn(t, "srv", nw, "a", 1)
+	srv.Start()
+	srv.WaitReady(3 * time.Minute)
+	token := strings.TrimSpace(readFile(t, filepath.Join(srv.DataDir, "server", "token")))
+	url := "https://" + srv.IP + ":6443"
+
+	t.Run("wrong-CA token is refused and writes nothing", func(t *testing.T) {
+		bad := testutil.NewNodeOn(t, "bad", nw, "b", 9).AsAgent(url, otherCluster(token))
+		out, err := bad.Command(bad.Args()...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("agent with a wrong-CA token started:\n%s", out)
+		}
+		if !strings.Contains(string(out), "another cluster") {
+			t.Errorf("refusal does not say the token is for another cluster:\n%s", out)
+		}
+		if entries := listFiles(bad.DataDir, "agent"); len(entries) > 0 {
+			t.Errorf("refused agent wrote credentials: %v", entries)
+		}
+	})
+
+	w1 := testutil.NewNodeOn(t, "w1", nw, "a", 2).AsAgent(url, token) // same subnet as the server
+	w2 := testutil.NewNodeOn(t, "w2", nw, "b", 1).AsAgent(url, token) // across the router
+	for _, w := range []*testutil.Node{w1, w2} {
+		sideload(t, w, img)
+		w.Start()
+	}
+	for _, w := range []*testutil.Node{w1, w2} {
+		w.WaitReady(3 * time.Minute)
+	}
+	cs := srv.Client()
+	waitNodesReady(t, cs, 3, 2*time.Minute)
+
+	for _, w := range []*testutil.Node{w1, w2} {
+		createPod(t, cs, "web-"+w.Name, w.Name)
+	}
+	before := map[string]podState{}
+	for _, w := range []*testutil.Node{w1, w2} {
+		before[w.Name] = waitPodRunning(t, cs, "web-"+w.Name, 2*time.Minute)
+	}
+
+	// The server must not reach kubelets directly: only the tunnel works.
+	for _, w := range []*testutil.Node{w1, w2} {
+		rule := []string{"OUTPUT", "-p", "tcp", "-d", w.IP, "--dport", "10250", "-j", "DROP"}
+		if _, err := srv.Net.Exec(append([]string{"iptables", "-I"}, rule...)...); err != nil {
+			t.Fatal(err)
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, err := srv.Net.DialContext(dctx, "tcp", w.IP+":10250")
+		cancel()
+		if err == nil {
+			c.Close()
+			t.Fatalf("server still reaches %s:10250 directly", w.IP)
+		}
+	}
+
+	checkTunnel := func(t *testing.T, deadline time.Duration) {
+		for _, w := range []*testutil.Node{w1, w2} {
+			pod := "web-" + w.Name
+			eventually(t, deadline, "kubectl logs "+pod, func() error {
+				out, err := srv.Kubectl("logs", pod)
+				if err == nil && !strings.Contains(out, "httpd listening") {
+					err = fmt.Errorf("unexpected logs: %q", out)
+				}
+				return err
+			})
+			eventually(t, deadline, "kubectl exec "+pod, func() error {
+				out, err := srv.Kubectl("exec", pod, "--", "/httpd", "echo", "through", "the", "tunnel")
+				if err == nil && !strings.Contains(out, "through the tunnel") {
+					err = fmt.Errorf("unexpected exec output: %q", out)
+				}
+				return err
+			})
+			eventually(t, deadline, "kubectl port-forward "+pod, func() error { return portForward(srv, pod) })
+		}
+	}
+	t.Run("logs, exec and port-forward through the tunnel", func(t *testing.T) { checkTunnel(t, time.Minute) })
+
+	t.Run("server restart: tunnel recovers, pods untouched", func(t *testing.T) {
+		if _, err := srv.Stop(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+		srv.WaitReady(3 * time.Minute)
+		checkTunnel(t, 90*time.Second)
+		for _, w := range []*testutil.Node{w1, w2} {
+			after := waitPodRunning(t, cs, "web-"+w.Name, time.Minute)
+			if after != before[w.Name] {
+				t.Errorf("pod on %s restarted: before %+v after %+v", w.Name, before[w.Name], after)
+			}
+		}
+	})
+}
+
+// otherCluster returns the token with a different CA hash.
+func otherCluster(tok string) string {
+	if len(tok) < 4 {
+		return tok
+	}
+	c := tok[3]
+	r := byte('0')
+	if c == '0' {
+		r = '1'
+	}
+	return tok[:3] + string(r) + tok[4:]
+}
+
+type podState struct {
+	uid, started string
+	restarts     int32
+}
+
+func createPod(t *testing.T, cs kubernetes.Interface, name, node string) {
+	t.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{
+			Name: "httpd", Image: httpdImage, ImagePullPolicy: corev1.PullNever,
+			Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
+		}}},
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitPodRunning(t *testing.T, cs kubernetes.Interface, name string, timeout time.Duration) podState {
+	t.Helper()
+	var st podState
+	eventually(t, timeout, "pod "+name+" running", func() error {
+		p, err := cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Running == nil {
+			return fmt.Errorf("phase %s", p.Status.Phase)
+		}
+		c := p.Status.ContainerStatuses[0]
+		st = podState{uid: string(p.UID), started: c.State.Running.StartedAt.String(), restarts: c.RestartCount}
+		return nil
+	})
+	return st
+}
+
+func waitNodesReady(t *testing.T, cs kubernetes.Interface, want int, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("%d nodes Ready", want), func() error {
+		nodes, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, n := range nodes.Items {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		if ready != want {
+			return fmt.Errorf("%d of %d nodes Ready", ready, want)
+		}
+		return nil
+	})
+}
+
+// portForward runs kubectl port-forward in the server's namespace and
+// fetches the pod's page through it.
+func portForward(srv *testutil.Node, pod string) error {
+	cmd := srv.Command("kubectl", "--kubeconfig", srv.Kubeconfig(), "port-forward", "pod/"+pod, "18080:8080")
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var lastErr error
+	for i := 0; i < 50; i++ {
+		body, err := srv.HTTPGet(context.Background(), "http://127.0.0.1:18080/")
+		if err == nil {
+			if !strings.Contains(body, "hostname="+pod) {
+				return fmt.Errorf("port-forward reached the wrong pod: %q", body)
+			}
+			return nil
+		}
+		lastErr = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("port-forward: %v; kubectl said: %s", lastErr, out.String())
+}
+
+// eventually retries f until it succeeds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s: not done after %s: %v", what, timeout, err)
+}
+
+func sideload(t *testing.T, n *testutil.Node, img string) {
+	t.Helper()
+	dir := filepath.Join(n.DataDir, "agent", "images")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", img, filepath.Join(dir, "httpd.tar")).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// listFiles lists regular files under dataDir/sub.
+func listFiles(dataDir, sub string) []string {
+	var out []string
+	_ = filepath.Walk(filepath.Join(dataDir, sub), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
