@@ -35,7 +35,7 @@ func TestStartupAndMemory(t *testing.T) {
 	})
 
 	first, peak := startAndMeasure(t, n)
-	idle := settleRSS(t, n, 30*time.Second)
+	idle, idlePSS := settleRSS(t, n, 30*time.Second)
 	if _, err := n.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +48,7 @@ func TestStartupAndMemory(t *testing.T) {
 		fmt.Sprintf("warm restart to Ready  %6.2f s    (%.2fx first start)", warm.Seconds(), warm.Seconds()/first.Seconds()),
 		fmt.Sprintf("peak RSS (tree)        %6.1f MB   (server + containerd + shims, during first start)", mb(peak)),
 		fmt.Sprintf("idle RSS (tree)        %6.1f MB   (target <= 800 MB: %.2fx of target)", mb(idle), mb(idle)/800),
+		fmt.Sprintf("idle footprint (tree)  %6.1f MB   (private pages + the shared binary pages once)", mb(idlePSS)),
 	}
 	fmt.Println("\n== iks server benchmark ==\n" + strings.Join(report, "\n"))
 }
@@ -82,40 +83,67 @@ func startAndMeasure(t *testing.T, n *testutil.Node) (time.Duration, int64) {
 	return 0, 0
 }
 
-// settleRSS waits d, then averages five samples a second apart.
-func settleRSS(t *testing.T, n *testutil.Node, d time.Duration) int64 {
+// settleRSS waits d, then averages five samples a second apart of the
+// tree's RSS and PSS.
+func settleRSS(t *testing.T, n *testutil.Node, d time.Duration) (rss, pss int64) {
 	time.Sleep(d) // idle period being measured, not a readiness wait
-	var sum int64
 	for i := 0; i < 5; i++ {
-		sum += treeRSS(n.DataDir)
+		rss += treeRSS(n.DataDir)
+		pss += treePSS(n.DataDir)
 		time.Sleep(time.Second)
 	}
-	return sum / 5
+	return rss / 5, pss / 5
 }
 
 // treeRSS sums VmRSS of the server (and its containerd child and the
 // shims): every process whose command line names the data dir.
-func treeRSS(dataDir string) int64 {
-	var total int64
+func treeRSS(dataDir string) int64 { return treeMem(dataDir, "status", "VmRSS:") }
+
+// treePSS estimates the tree's own footprint: every process's private
+// pages plus, once, the largest shared set (the server or agent and its
+// containerd child map the same binary, whose pages RSS counts twice).
+// Unlike kernel PSS it does not divide pages with unrelated processes
+// (other nodes of the same test run the same binary).
+func treePSS(dataDir string) int64 {
+	return treeMem(dataDir, "smaps_rollup", "Private_Clean:") + treeMem(dataDir, "smaps_rollup", "Private_Dirty:") +
+		maxMem(dataDir, "smaps_rollup", "Shared_Clean:")
+}
+
+func maxMem(dataDir, file, field string) int64 {
+	var m int64
+	forTree(dataDir, func(pid string) { m = max(m, readField(pid, file, field)) })
+	return m
+}
+
+func forTree(dataDir string, f func(pid string)) {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cmdline), dataDir) {
-			continue
-		}
-		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				total += kb << 10
-			}
+		if err == nil && strings.Contains(string(cmdline), dataDir) {
+			f(e.Name())
 		}
 	}
+}
+
+func readField(pid, file, field string) int64 {
+	data, err := os.ReadFile(filepath.Join("/proc", pid, file))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func treeMem(dataDir, file, field string) int64 {
+	var total int64
+	forTree(dataDir, func(pid string) { total += readField(pid, file, field) })
 	return total
 }
