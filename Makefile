@@ -12,7 +12,10 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ASSETS  := embedded/assets
-LDFLAGS := -s -w -X github.com/iks-dev/iks/internal/version.Version=$(VERSION)
+K8S_VERSION := v1.36.3
+K8S_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	-X $(p).gitVersion=$(K8S_VERSION)+iks -X $(p).gitMajor=1 -X $(p).gitMinor=36 -X $(p).gitTreeState=clean)
+LDFLAGS := -s -w -X github.com/iks-dev/iks/internal/version.Version=$(VERSION) $(K8S_LDFLAGS)
 
 .PHONY: all assets build test bench clean
 

@@ -24,7 +24,7 @@ const StopTimeout = 20 * time.Second
 func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 	t0 := time.Now()
 	p := config.Paths{Root: cfg.DataDir}
-	l, err := lock.Acquire(filepath.Join(p.RunDir(), "iks.lock"))
+	l, err := lock.Acquire(p.LockFile())
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ const StopTimeout = 25 * time.Second
 // component fails, then stops the components in reverse order.
 func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	t0 := time.Now()
-	l, err := lock.Acquire(filepath.Join(cfg.Paths().RunDir(), "iks.lock"))
+	l, err := lock.Acquire(cfg.Paths().LockFile())
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/iks-dev/iks/internal/lock"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -96,6 +97,9 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
 	if len(errs) == 0 {
+		if err := lock.Check(Paths{dataDir}.LockFile()); err != nil {
+			errs = append(errs, err)
+		}
 		s := &Server{BindAddress: nodeIP, DisableAgent: false}
 		for _, e := range checkKernel(env, s) {
 			errs = append(errs, e)

@@ -91,5 +91,8 @@ func (p Paths) ContainerdSocket() string {
 	return filepath.Join(p.RunDir(), "containerd", "containerd.sock")
 }
 
+// LockFile keeps two iks processes off one data dir.
+func (p Paths) LockFile() string { return filepath.Join(p.RunDir(), "iks.lock") }
+
 // AdminKubeconfig is the admin kubeconfig inside the data dir.
 func (p Paths) AdminKubeconfig() string { return filepath.Join(p.CredDir(), "admin.kubeconfig") }

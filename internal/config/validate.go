@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/iks-dev/iks/internal/lock"
 )
 
 // Validate checks every value and the host, and returns the immutable
@@ -76,6 +78,9 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
 
 	if len(errs) == 0 {
+		if err := lock.Check(s.Paths().LockFile()); err != nil {
+			errs = append(errs, err)
+		}
 		errs = append(errs, checkPorts(env, s)...)
 		errs = append(errs, checkKernel(env, s)...)
 		errs = append(errs, checkDataDir(env, s)...)

@@ -28,11 +28,9 @@ func Acquire(path string) (*Lock, error) {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		data, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			holder := strings.TrimSpace(string(data))
-			return nil, fmt.Errorf("data dir %s is in use by another iks (pid %s): stop it, or use another --data-dir", filepath.Dir(filepath.Dir(path)), holder)
+			return nil, Check(path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -49,4 +47,23 @@ func (l *Lock) Release() {
 		l.f.Close()
 		l.f = nil
 	}
+}
+
+// Check reports, without creating anything, whether another process holds
+// the lock at path (a missing file is not held).
+func Check(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			data, _ := os.ReadFile(path)
+			return fmt.Errorf("data dir %s is in use by another iks (pid %s): stop it, or use another --data-dir", filepath.Dir(filepath.Dir(path)), strings.TrimSpace(string(data)))
+		}
+		return nil
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return nil
 }

@@ -104,6 +104,64 @@ func TestJoinAndTunnel(t *testing.T) {
 	}
 	t.Run("logs, exec and port-forward through the tunnel", func(t *testing.T) { checkTunnel(t, time.Minute) })
 
+	t.Run("deleted join token is refused and writes nothing", func(t *testing.T) {
+		created, err := srv.Command("token", "create", "--ttl", "1h", "--description", "e2e").CombinedOutput()
+		if err != nil {
+			t.Fatalf("iks token create: %v\n%s", err, created)
+		}
+		tok := lastLine(string(created))
+		id := tok[strings.Index(tok, "::")+2 : strings.Index(tok, ".")]
+		if out, err := srv.Command("token", "delete", id).CombinedOutput(); err != nil {
+			t.Fatalf("iks token delete: %v\n%s", err, out)
+		}
+		bad := testutil.NewNodeOn(t, "del", nw, "b", 8).AsAgent(url, tok)
+		eventually(t, 30*time.Second, "deleted token refused", func() error {
+			out, err := bad.Command(bad.Args()...).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "rejected the token") {
+				return fmt.Errorf("agent with a deleted token: err=%v\n%s", err, out)
+			}
+			return nil
+		})
+		if entries := listFiles(bad.DataDir, "agent"); len(entries) > 0 {
+			t.Errorf("refused agent wrote credentials: %v", entries)
+		}
+	})
+
+	t.Run("second agent on the same data dir is refused", func(t *testing.T) {
+		out, err := w1.Command(w1.Args()...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "in use by another iks") {
+			t.Fatalf("second agent on %s: err=%v\n%s", w1.DataDir, err, out)
+		}
+		if exited, _ := w1.Exited(); exited {
+			t.Fatal("the running agent died")
+		}
+	})
+
+	t.Run("agent restart re-registers with the same identity, pods untouched", func(t *testing.T) {
+		n0, err := cs.CoreV1().Nodes().Get(context.Background(), w1.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w1.Stop(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		w1.Start()
+		w1.WaitReady(2 * time.Minute)
+		if !strings.Contains(w1.Log()[strings.LastIndex(w1.Log(), "===== start"):], "already joined") {
+			t.Error("restarted agent did not reuse its credentials")
+		}
+		n1, err := cs.CoreV1().Nodes().Get(context.Background(), w1.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n1.UID != n0.UID {
+			t.Errorf("node object re-created: uid %s -> %s", n0.UID, n1.UID)
+		}
+		if after := waitPodRunning(t, cs, "web-"+w1.Name, time.Minute); after != before[w1.Name] {
+			t.Errorf("pod on %s restarted: before %+v after %+v", w1.Name, before[w1.Name], after)
+		}
+	})
+
 	t.Run("server restart: tunnel recovers, pods untouched", func(t *testing.T) {
 		if _, err := srv.Stop(30 * time.Second); err != nil {
 			t.Fatal(err)
@@ -118,6 +176,39 @@ func TestJoinAndTunnel(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("deleted node with stopped agent leaves nothing on the server", func(t *testing.T) {
+		ctx := context.Background()
+		if err := cs.CoreV1().Pods("default").Delete(ctx, "web-"+w2.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w2.Stop(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.CoreV1().Nodes().Delete(ctx, w2.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The pod controller's garbage collector removes pods of deleted
+		// nodes after its 40 s quarantine.
+		eventually(t, 2*time.Minute, "node, lease and pods of "+w2.Name+" gone", func() error {
+			if _, err := cs.CoreV1().Nodes().Get(ctx, w2.Name, metav1.GetOptions{}); err == nil {
+				return fmt.Errorf("node still exists")
+			}
+			if _, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, w2.Name, metav1.GetOptions{}); err == nil {
+				return fmt.Errorf("node lease still exists")
+			}
+			pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + w2.Name})
+			if err != nil || len(pods.Items) > 0 {
+				return fmt.Errorf("pods still bound to the node: %v", err)
+			}
+			return nil
+		})
+	})
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // otherCluster returns the token with a different CA hash.

@@ -41,6 +41,18 @@ func TestSingleNodeServer(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("security", func(t *testing.T) { checkSecurity(t, n) })
+	t.Run("node reports the embedded Kubernetes version and role", func(t *testing.T) {
+		node, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := node.Status.NodeInfo.KubeletVersion; !strings.HasPrefix(v, "v1.36.3") {
+			t.Errorf("kubelet version %q, want v1.36.3 (build with make)", v)
+		}
+		if _, ok := node.Labels["node-role.kubernetes.io/control-plane"]; !ok {
+			t.Errorf("server node lacks the control-plane role label: %v", node.Labels)
+		}
+	})
 
 	var before map[string]podState
 	t.Run("deployment serves from every pod", func(t *testing.T) {
@@ -114,7 +126,7 @@ func TestSingleNodeServer(t *testing.T) {
 		if err == nil {
 			t.Fatalf("second server with another --cluster-cidr started:\n%s", out)
 		}
-		for _, want := range []string{"--cluster-cidr", "172.30.0.0/16", "port 6443"} {
+		for _, want := range []string{"--cluster-cidr", "172.30.0.0/16", "port 6443", "in use by another iks"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("refusal does not mention %q:\n%s", want, out)
 			}
