@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -65,15 +64,7 @@ func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 		return err
 	}
 	log.Info(fmt.Sprintf("node %s is Ready in %s (joined %s)", cfg.NodeName, time.Since(t0).Round(100*time.Millisecond), cfg.ServerURL.Host))
-	runErr := watch(ctx, m)
-	log.Info("stopping")
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopTimeout)
-	defer cancel()
-	if err := m.Stop(stopCtx); err != nil {
-		runErr = errors.Join(runErr, err)
-	}
-	log.Info("stopped")
-	return runErr
+	return m.Supervise(ctx, 2*time.Second, StopTimeout)
 }
 
 // joined reports whether this data dir already holds the node's identity:
@@ -85,20 +76,4 @@ func joined(c Credentials) bool {
 		}
 	}
 	return true
-}
-
-// watch blocks until ctx ends or a component reports unhealthy.
-func watch(ctx context.Context, m *component.Manager) error {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := m.Healthy(); err != nil {
-				return fmt.Errorf("a component failed: %w", err)
-			}
-		}
-	}
 }

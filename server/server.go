@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -109,15 +108,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		log.Info(fmt.Sprintf("node %s is Ready in %s", cfg.NodeName, time.Since(t0).Round(100*time.Millisecond)))
 	}
 	log.Info(fmt.Sprintf("use the cluster: iks kubectl get nodes   (or KUBECONFIG=%s kubectl ...)", kubeconfigHint(cfg)))
-	runErr := watch(ctx, m)
-	log.Info("stopping")
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopTimeout)
-	defer cancel()
-	if err := m.Stop(stopCtx); err != nil {
-		runErr = errors.Join(runErr, err)
-	}
-	log.Info("stopped")
-	return runErr
+	return m.Supervise(ctx, 2*time.Second, StopTimeout)
 }
 
 func kubeconfigHint(cfg *config.Server) string {
@@ -125,20 +116,4 @@ func kubeconfigHint(cfg *config.Server) string {
 		return cfg.AdminKubeconfig
 	}
 	return kubeconfigPath(cfg, "admin")
-}
-
-// watch blocks until ctx ends or a component reports unhealthy.
-func watch(ctx context.Context, m *component.Manager) error {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := m.Healthy(); err != nil {
-				return fmt.Errorf("a component failed: %w", err)
-			}
-		}
-	}
 }

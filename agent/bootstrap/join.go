@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	token "github.com/iks-dev/iks/internal/jointoken"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // Retry delays of Join: exponential from MinRetryDelay, capped.
@@ -108,10 +109,10 @@ func writeCredentials(res Result, serverURL string, caPEM []byte, tok token.Toke
 	}
 	_, statErr := os.Stat(res.CACert)
 	hadCA := statErr == nil
-	if err := writeFileAtomic(res.CACert, caPEM, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(res.CACert, caPEM, 0o644); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(res.BootstrapKubeconfig, kc, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(res.BootstrapKubeconfig, kc, 0o600); err != nil {
 		if !hadCA {
 			_ = os.Remove(res.CACert)
 		}
@@ -133,44 +134,4 @@ func bootstrapKubeconfig(serverURL string, caPEM []byte, tok token.Token) ([]byt
 		return nil, fmt.Errorf("encode bootstrap kubeconfig: %w", err)
 	}
 	return data, nil
-}
-
-// writeFileAtomic replaces path with data (mode perm) through a synced
-// temporary file in the same directory; on error nothing is left behind.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: create temporary file: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: set mode %v: %w", path, perm, err)
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: close: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: rename into place: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: open directory for fsync: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("write %s: fsync directory: %w", path, err)
-	}
-	return nil
 }

@@ -27,6 +27,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 const (
@@ -150,46 +152,5 @@ func (s *Store) save(st *state) error {
 	if err != nil {
 		return fmt.Errorf("ipam: encode state: %w", err)
 	}
-	return writeFileAtomic(s.statePath(), data, 0o600)
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("ipam: create temporary file in %s: %w", dir, err)
-	}
-	tmpName := tmp.Name()
-	committed := false
-	defer func() {
-		if !committed {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("ipam: write %s: %w", tmpName, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("ipam: chmod %s: %w", tmpName, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("ipam: fsync %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("ipam: close %s: %w", tmpName, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("ipam: rename %s to %s: %w", tmpName, path, err)
-	}
-	committed = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("ipam: open directory %s for fsync: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("ipam: fsync directory %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.WriteFileAtomic(s.statePath(), data, 0o600)
 }

@@ -94,3 +94,34 @@ func (m *Manager) Healthy() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Supervise blocks until ctx ends or a started component reports
+// unhealthy (checked every interval), then stops every started component
+// in reverse order within timeout. It returns the failure, if any, joined
+// with the stop errors.
+func (m *Manager) Supervise(ctx context.Context, interval, timeout time.Duration) error {
+	var runErr error
+	t := time.NewTicker(interval)
+	defer t.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+			if err := m.Healthy(); err != nil {
+				runErr = fmt.Errorf("a component failed: %w", err)
+				m.log.Error("stopping after a component failed", "err", err)
+				break loop
+			}
+		}
+	}
+	m.log.Info("stopping")
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := m.Stop(stopCtx); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	m.log.Info("stopped")
+	return runErr
+}

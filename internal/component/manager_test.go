@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"testing"
+	"time"
 )
 
 type rec struct {
@@ -63,5 +64,40 @@ func TestManagerStopsStartedOnFailure(t *testing.T) {
 	want := []string{"start a", "ready a", "start b", "ready b", "stop b", "stop a"}
 	if !reflect.DeepEqual(log, want) {
 		t.Fatalf("got %v, want %v", log, want)
+	}
+}
+
+type sick struct {
+	rec
+	err error
+}
+
+func (s *sick) Healthy() error { return s.err }
+
+func TestSuperviseStopsOnFailureAndOnCancel(t *testing.T) {
+	var log []string
+	boom := errors.New("boom")
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)), &sick{rec: rec{name: "a", log: &log}, err: boom})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Supervise(context.Background(), time.Millisecond, time.Second); !errors.Is(err, boom) {
+		t.Fatalf("want boom, got %v", err)
+	}
+	if log[len(log)-1] != "stop a" {
+		t.Fatalf("not stopped: %v", log)
+	}
+	log = nil
+	m = NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)), &rec{name: "b", log: &log})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := m.Supervise(ctx, time.Hour, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if log[len(log)-1] != "stop b" {
+		t.Fatalf("not stopped: %v", log)
 	}
 }

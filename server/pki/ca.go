@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"time"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // authority is a certificate authority: a self-signed CA certificate and its
@@ -126,10 +128,10 @@ func (a *authority) persist(log *slog.Logger) error {
 	if !a.fresh {
 		return nil
 	}
-	if err := writeFileAtomic(a.keyPath, a.keyPEM, keyMode); err != nil {
+	if err := fsutil.WriteFileAtomic(a.keyPath, a.keyPEM, keyMode); err != nil {
 		return fmt.Errorf("%s: %w", a.label, err)
 	}
-	if err := writeFileAtomic(a.certPath, a.certPEM, certMode); err != nil {
+	if err := fsutil.WriteFileAtomic(a.certPath, a.certPEM, certMode); err != nil {
 		return fmt.Errorf("%s: %w", a.label, err)
 	}
 	a.fresh = false

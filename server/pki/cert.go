@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // leafSpec describes one leaf certificate and the CA that signs it.
@@ -63,7 +65,7 @@ func ensureLeaf(s *leafSpec, now time.Time, log *slog.Logger) error {
 		}
 		// Key first: a crash before the certificate is written leaves a
 		// mismatched pair, which the next run detects and re-issues.
-		if err := writeFileAtomic(s.keyPath, keyPEM, keyMode); err != nil {
+		if err := fsutil.WriteFileAtomic(s.keyPath, keyPEM, keyMode); err != nil {
 			return err
 		}
 		key = ecKey
@@ -87,7 +89,7 @@ func ensureLeaf(s *leafSpec, now time.Time, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("issue %s: %w", s.certPath, err)
 	}
-	return writeFileAtomic(s.certPath, encodeCertPEM(der), certMode)
+	return fsutil.WriteFileAtomic(s.certPath, encodeCertPEM(der), certMode)
 }
 
 // leafKeyUsage is DigitalSignature, plus KeyEncipherment for RSA keys (RSA

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // apiserverChainName is the base name of the apiserver's serving chain.
@@ -39,7 +41,7 @@ func (p *PKI) ensureAPIServerChain(log *slog.Logger) error {
 	if ok && bytes.Equal(old, chain) {
 		return nil
 	}
-	if err := writeFileAtomic(p.APIServerChainCert, chain, certMode); err != nil {
+	if err := fsutil.WriteFileAtomic(p.APIServerChainCert, chain, certMode); err != nil {
 		return fmt.Errorf("apiserver certificate chain: %w", err)
 	}
 	log.Info("wrote apiserver certificate chain", "cert", p.APIServerChainCert)

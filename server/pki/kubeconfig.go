@@ -10,6 +10,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // kubeconfigName is the cluster and context name in every kubeconfig.
@@ -92,5 +94,5 @@ func writeKubeconfig(path, serverURL string, caPEM []byte, certPath, keyPath str
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("kubeconfig %s: create parent directory: %w", path, err)
 	}
-	return writeFileAtomic(path, data, keyMode)
+	return fsutil.WriteFileAtomic(path, data, keyMode)
 }

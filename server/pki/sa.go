@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"fmt"
 	"log/slog"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // saKeyHint tells the user how to recover a damaged service-account key.
@@ -59,7 +61,7 @@ func loadSAKey(keyPath, pubPath string) (*saKeyPair, error) {
 // missing or does not hold the public half of sa.key.
 func (s *saKeyPair) persist(log *slog.Logger) error {
 	if s.fresh {
-		if err := writeFileAtomic(s.keyPath, s.keyPEM, keyMode); err != nil {
+		if err := fsutil.WriteFileAtomic(s.keyPath, s.keyPEM, keyMode); err != nil {
 			return fmt.Errorf("service-account key: %w", err)
 		}
 		s.fresh = false
@@ -79,7 +81,7 @@ func (s *saKeyPair) persist(log *slog.Logger) error {
 	if have != nil {
 		log.Warn("rewriting service-account public key derived from sa.key", "file", s.pubPath)
 	}
-	if err := writeFileAtomic(s.pubPath, pubPEM, certMode); err != nil {
+	if err := fsutil.WriteFileAtomic(s.pubPath, pubPEM, certMode); err != nil {
 		return fmt.Errorf("service-account public key: %w", err)
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // MinFlagLength is the shortest --token value accepted.
@@ -141,7 +143,7 @@ func EnsureServerToken(dataDir, caHash, fromFlag string) (Token, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return Token{}, fmt.Errorf("server token: create %s: %w (check that the data dir is writable)", filepath.Dir(path), err)
 	}
-	if err := writeFileAtomic(path, []byte(t.Format()+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, []byte(t.Format()+"\n"), 0o600); err != nil {
 		return Token{}, fmt.Errorf("server token: %w", err)
 	}
 	return *t, nil

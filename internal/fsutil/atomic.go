@@ -1,18 +1,19 @@
-package token
+// Package fsutil has the file helpers every iks package shares.
+package fsutil
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data so that readers see either the
-// old or the new content, never a partial file: it writes a temporary file
-// with mode perm in the same directory, fsyncs it, renames it over path and
-// fsyncs the directory. On error nothing is left behind.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
+// WriteFileAtomic replaces path with data so that readers see either the
+// old or the new content, never a partial file, and a crash leaves one of
+// the two: it writes a temporary file with mode perm in the same
+// directory, fsyncs it, renames it over path and fsyncs the directory. On
+// error nothing is left behind.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -43,13 +44,18 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	if err = os.Rename(tmpName, path); err != nil {
 		return fmt.Errorf("write %s: rename into place: %w", path, err)
 	}
+	return SyncDir(dir)
+}
+
+// SyncDir makes a rename or create in dir durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("write %s: open directory for fsync: %w", path, err)
+		return fmt.Errorf("open %s for fsync: %w", dir, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("write %s: fsync directory: %w", path, err)
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
 }
