@@ -4,13 +4,16 @@
 // It listens on $PORT (default 8080). GET / answers
 // "hostname=<hostname> ip=<first non-loopback IPv4>", so a test can tell
 // which pod served it and which address the pod has; GET /healthz answers
-// "ok" for probes. `httpd echo WORDS` prints WORDS and exits (for exec). It exits cleanly on SIGTERM or SIGINT.
+// "ok" for probes; GET /whoami answers "client=<source IP>".
+// `httpd echo WORDS` prints WORDS and `httpd get URL` prints URL's body
+// (clients for kubectl exec). It exits cleanly on SIGTERM or SIGINT.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +30,14 @@ func main() {
 	// tests need a command to `kubectl exec`.
 	if len(os.Args) > 1 && os.Args[1] == "echo" {
 		fmt.Println(strings.Join(os.Args[2:], " "))
+		return
+	}
+	// `httpd get URL` prints the body of URL: a client inside pods.
+	if len(os.Args) == 3 && os.Args[1] == "get" {
+		if err := fetch(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		return
 	}
 	if err := run(); err != nil {
@@ -77,6 +88,10 @@ func handler() http.Handler {
 		}
 		fmt.Fprintf(w, "hostname=%s ip=%s\n", host, firstIPv4())
 	})
+	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprintf(w, "client=%s\n", host)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -98,4 +113,19 @@ func firstIPv4() string {
 		}
 	}
 	return "none"
+}
+
+// fetch prints the body of url, failing on a non-200 answer.
+func fetch(url string) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	_, err = io.Copy(os.Stdout, resp.Body)
+	return err
 }
