@@ -14,6 +14,7 @@ import (
 	"github.com/iks-dev/iks/agent/containerd"
 	"github.com/iks-dev/iks/agent/kubelet"
 	"github.com/iks-dev/iks/agent/podnet"
+	"github.com/iks-dev/iks/agent/routing"
 	"github.com/iks-dev/iks/agent/tunnel"
 	"github.com/iks-dev/iks/embedded"
 	"github.com/iks-dev/iks/internal/component"
@@ -83,6 +84,8 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			return stage(p.BinDir(), exe)
 		}},
 		ctrd, kl, pn,
+		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, kubeconfig: creds.Kubeconfig,
+			cluster: cfg.ClusterCIDR, service: cfg.ServiceCIDR, log: log},
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,
 			ClientCert: creds.TunnelCert, ClientKey: creds.TunnelKey, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, log),

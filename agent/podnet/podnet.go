@@ -71,7 +71,7 @@ func (p *PodNet) Ready(ctx context.Context) error {
 		if err != nil {
 			return false, nil // not registered yet
 		}
-		blocks = nodeBlocks(n)
+		blocks = NodeBlocks(n)
 		return len(blocks) > 0, nil
 	})
 	if err != nil {
@@ -88,7 +88,8 @@ func (p *PodNet) Ready(ctx context.Context) error {
 // Stop implements component.Component; the network stays up for pods.
 func (p *PodNet) Stop(context.Context) error { return nil }
 
-func nodeBlocks(n *corev1.Node) []netip.Prefix {
+// NodeBlocks returns the IPv4 pod address blocks assigned to a node.
+func NodeBlocks(n *corev1.Node) []netip.Prefix {
 	cidrs := n.Spec.PodCIDRs
 	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
 		cidrs = []string{n.Spec.PodCIDR}

@@ -24,6 +24,8 @@ type AgentFlags struct {
 	NodeLabels  []string
 	KubeletArgs []string
 	CgroupRoot  string
+	ClusterCIDR string
+	ServiceCIDR string
 	Debug       bool
 }
 
@@ -39,6 +41,8 @@ func (f *AgentFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.NodeLabels, "node-label", nil, "label key=value for this node (repeatable)")
 	fs.StringArrayVar(&f.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag as key=value (repeatable)")
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
+	fs.StringVar(&f.ClusterCIDR, "cluster-cidr", DefaultClusterCIDR, "the cluster's pod range (must match the server's --cluster-cidr)")
+	fs.StringVar(&f.ServiceCIDR, "service-cidr", DefaultServiceCIDR, "the cluster's service range (must match the server's --service-cidr)")
 	fs.BoolVar(&f.Debug, "debug", false, "verbose logs, including the embedded Kubernetes components")
 }
 
@@ -96,6 +100,8 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", name, strings.Join(e, "; "))
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
+	cluster, _ := parseCIDR(bad, "--cluster-cidr", f.ClusterCIDR, 8, 24)
+	service, _ := parseCIDR(bad, "--service-cidr", f.ServiceCIDR, 12, 28)
 	if len(errs) == 0 {
 		if err := lock.Check(Paths{dataDir}.LockFile()); err != nil {
 			errs = append(errs, err)
@@ -112,6 +118,7 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 		return nil, errors.Join(errs...)
 	}
 	j.Agent = Agent{DataDir: dataDir, NodeIP: nodeIP, NodeName: name, NodeLabels: f.NodeLabels,
-		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: DefaultClusterDomain, Debug: f.Debug}
+		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: DefaultClusterDomain, Debug: f.Debug,
+		ClusterCIDR: cluster, ServiceCIDR: service}
 	return j, nil
 }

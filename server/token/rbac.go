@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -35,6 +36,21 @@ func Bindings() []*rbacv1.ClusterRoleBinding {
 		bind("iks-kubelet-bootstrap", NodeGroup, roleNodeBootstrapper),
 		bind("iks-node-autoapprove-bootstrap", NodeGroup, roleNodeClient),
 		bind("iks-node-autoapprove-certificate-rotation", groupNodes, roleSelfNodeClient),
+		// The routing agent peers with every other node: it lists Nodes,
+		// which the Node authorizer leaves to RBAC (a node may read only
+		// its own Node object otherwise).
+		bind(RoleNodeRouting, groupNodes, RoleNodeRouting),
+	}
+}
+
+// RoleNodeRouting may read all Nodes (the BGP mesh's peers).
+const RoleNodeRouting = "iks-node-routing"
+
+// nodeRoutingRole is the ClusterRole behind RoleNodeRouting.
+func nodeRoutingRole() *rbacv1.ClusterRole {
+	return &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: RoleNodeRouting, Labels: map[string]string{"app.kubernetes.io/managed-by": "iks"}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}}},
 	}
 }
 
@@ -42,6 +58,20 @@ func Bindings() []*rbacv1.ClusterRoleBinding {
 // differs is replaced (roleRef is immutable); differing subjects or labels
 // are updated.
 func EnsureRBAC(ctx context.Context, cs kubernetes.Interface) error {
+	role := nodeRoutingRole()
+	if have, err := cs.RbacV1().ClusterRoles().Get(ctx, role.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("get ClusterRole %s: %w", role.Name, err)
+	} else if !reflect.DeepEqual(have.Rules, role.Rules) {
+		upd := have.DeepCopy()
+		upd.Rules = role.Rules
+		if _, err := cs.RbacV1().ClusterRoles().Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update ClusterRole %s: %w", role.Name, err)
+		}
+	}
 	crbs := cs.RbacV1().ClusterRoleBindings()
 	for _, want := range Bindings() {
 		have, err := crbs.Get(ctx, want.Name, metav1.GetOptions{})

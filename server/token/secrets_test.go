@@ -156,6 +156,11 @@ func TestEnsureRBAC(t *testing.T) {
 		"iks-kubelet-bootstrap":                     {NodeGroup, "system:node-bootstrapper"},
 		"iks-node-autoapprove-bootstrap":            {NodeGroup, "system:certificates.k8s.io:certificatesigningrequests:nodeclient"},
 		"iks-node-autoapprove-certificate-rotation": {"system:nodes", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"},
+		RoleNodeRouting:                             {"system:nodes", RoleNodeRouting},
+	}
+	role, err := cs.RbacV1().ClusterRoles().Get(ctx, RoleNodeRouting, metav1.GetOptions{})
+	if err != nil || len(role.Rules) != 1 || role.Rules[0].Resources[0] != "nodes" || len(role.Rules[0].Verbs) != 3 {
+		t.Fatalf("ClusterRole %s: %+v %v", RoleNodeRouting, role, err)
 	}
 	l, err := cs.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -59,13 +59,15 @@ func TestJoinAndTunnel(t *testing.T) {
 	cs := srv.Client()
 	waitNodesReady(t, cs, 3, 2*time.Minute)
 
-	for _, w := range []*testutil.Node{w1, w2} {
+	sideloadRunning(t, srv, img)
+	for _, w := range []*testutil.Node{srv, w1, w2} {
 		createPod(t, cs, "web-"+w.Name, w.Name)
 	}
 	before := map[string]podState{}
-	for _, w := range []*testutil.Node{w1, w2} {
+	for _, w := range []*testutil.Node{srv, w1, w2} {
 		before[w.Name] = waitPodRunning(t, cs, "web-"+w.Name, 2*time.Minute)
 	}
+	t.Run("pod network across nodes and subnets", func(t *testing.T) { checkPodNetwork(t, nw, cs, srv, w1, w2) })
 
 	// The server must not reach kubelets directly: only the tunnel works.
 	for _, w := range []*testutil.Node{w1, w2} {
@@ -330,6 +332,14 @@ func sideload(t *testing.T, n *testutil.Node, img string) {
 	}
 	if out, err := exec.Command("cp", img, filepath.Join(dir, "httpd.tar")).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
+	}
+}
+
+// sideloadRunning imports the image into a running node's containerd.
+func sideloadRunning(t *testing.T, n *testutil.Node, img string) {
+	t.Helper()
+	if out, err := n.Command("ctr", "images", "import", img).CombinedOutput(); err != nil {
+		t.Fatalf("import %s on %s: %v\n%s", img, n.Name, err, out)
 	}
 }
 

@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/iks-dev/iks/agent/podnet"
+	"github.com/iks-dev/iks/agent/routing"
+	"github.com/iks-dev/iks/internal/kubeutil"
+)
+
+// podRouting runs the routing agent fed from Node objects: every other
+// node is a BGP peer, this node's spec.podCIDRs are its blocks; then it
+// sets up NAT outgoing.
+type podRouting struct {
+	cfg        routing.Config
+	kubeconfig string
+	cluster    netip.Prefix
+	service    netip.Prefix
+	log        *slog.Logger
+
+	mu      sync.Mutex
+	peers   []routing.Peer
+	blocks  []netip.Prefix
+	changed chan struct{}
+	router  *routing.Router
+	cancel  context.CancelFunc
+}
+
+func (p *podRouting) Name() string { return "routing" }
+
+func (p *podRouting) Init(context.Context) error { return nil }
+
+func (p *podRouting) Start(ctx context.Context) error {
+	subnet, err := routing.NodeSubnet(p.cfg.NodeIP)
+	if err != nil {
+		return err
+	}
+	cs, err := kubeutil.WaitClientset(ctx, p.kubeconfig)
+	if err != nil {
+		return err
+	}
+	p.changed = make(chan struct{}, 1)
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	f := informers.NewSharedInformerFactory(cs, 10*time.Minute)
+	inf := f.Core().V1().Nodes().Informer()
+	h := func(any) { p.refresh(inf.GetStore()) }
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: h, DeleteFunc: h,
+		UpdateFunc: func(_, n any) { h(n) }}); err != nil {
+		return fmt.Errorf("watch nodes: %w", err)
+	}
+	f.Start(runCtx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return fmt.Errorf("node informer did not sync")
+	}
+	p.refresh(inf.GetStore())
+	cfg := p.cfg
+	cfg.NodeSubnet = subnet
+	cfg.Peers = p
+	cfg.LocalBlocks = func() []netip.Prefix {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return append([]netip.Prefix(nil), p.blocks...)
+	}
+	p.router = routing.New(cfg, p.log)
+	if err := p.router.Init(ctx); err != nil {
+		return err
+	}
+	if err := p.router.Start(ctx); err != nil {
+		return err
+	}
+	if err := routing.EnsureNATOutgoing(ctx, p.cluster, p.service); err != nil {
+		return err
+	}
+	p.log.Info("pod routing up", "component", "routing", "encapsulation", p.router.Encapsulation(), "subnet", subnet.String())
+	return nil
+}
+
+// refresh recomputes peers and local blocks from the node store.
+func (p *podRouting) refresh(store cache.Store) {
+	var peers []routing.Peer
+	var blocks []netip.Prefix
+	for _, o := range store.List() {
+		n, ok := o.(*corev1.Node)
+		if !ok {
+			continue
+		}
+		if n.Name == p.cfg.NodeName {
+			blocks = podnet.NodeBlocks(n)
+			continue
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type != corev1.NodeInternalIP {
+				continue
+			}
+			if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Is4() {
+				peers = append(peers, routing.Peer{Name: n.Name, IP: ip})
+				break
+			}
+		}
+	}
+	p.mu.Lock()
+	p.peers, p.blocks = peers, blocks
+	r := p.router
+	p.mu.Unlock()
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+	if r != nil {
+		r.Resync()
+	}
+}
+
+// Peers implements routing.PeerSource.
+func (p *podRouting) Peers() []routing.Peer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]routing.Peer(nil), p.peers...)
+}
+
+// Changed implements routing.PeerSource.
+func (p *podRouting) Changed() <-chan struct{} { return p.changed }
+
+func (p *podRouting) Healthy() error {
+	if p.router == nil {
+		return nil
+	}
+	return p.router.Healthy()
+}
+
+func (p *podRouting) Stop(ctx context.Context) error {
+	var err error
+	if p.router != nil {
+		err = p.router.Stop(ctx)
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	return err
+}
