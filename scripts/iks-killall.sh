@@ -2,7 +2,8 @@
 # iks-killall.sh: stops iks and everything it started on this machine: the
 # server, containerd, the containerd shims and every pod process; then
 # unmounts what they mounted, deletes the pod interfaces (cali*), the
-# iptables chains and rules named CNI-* and KUBE-*, the nftables tables of
+# iptables chains and rules named CNI-*, KUBE-* and IKS-*, the iks.vxlan
+# tunnel and its routes, the nftables tables of
 # kube-proxy, iks and the portmap plugin, and the kubepods cgroups.
 #
 # Processes are ours when their executable is the installed iks binary or a
@@ -288,15 +289,20 @@ clean_links() {
 			ip link delete "$l" 2>/dev/null || [ ! -e "/sys/class/net/$l" ] || problem "cannot delete interface $l"
 		done || true
 	# Routes to pods the CNI plugin installed (protocol 80) that outlived
-	# their interface.
+	# their interface, and routes to other nodes' pod blocks the routing
+	# agent installed (protocol 81), then its VXLAN tunnel device.
 	ip route flush proto 80 2>/dev/null || true
+	ip route flush proto 81 2>/dev/null || true
+	if [ -e /sys/class/net/iks.vxlan ] || ip link show iks.vxlan >/dev/null 2>&1; then
+		ip link delete iks.vxlan 2>/dev/null || problem "cannot delete interface iks.vxlan"
+	fi
 }
 
-# clean_xtables SAVE RESTORE: rewrites the tables holding CNI-* or KUBE-*
+# clean_xtables SAVE RESTORE: rewrites the tables holding CNI-*, KUBE-* or IKS-*
 # chains or rules without them; other tables are not touched.
 clean_xtables() {
 	rules=$("$1" 2>/dev/null) || return 0
-	printf '%s\n' "$rules" | grep -q -E 'CNI-|KUBE-' || return 0
+	printf '%s\n' "$rules" | grep -q -E 'CNI-|KUBE-|IKS-' || return 0
 	printf '%s\n' "$rules" | awk '
 		/^#/ { next }
 		/^\*/ { table = $0; n = 0; dirty = 0; next }
@@ -304,9 +310,9 @@ clean_xtables() {
 			if (dirty) { print table; for (i = 1; i <= n; i++) print keep[i]; print "COMMIT" }
 			next
 		}
-		/CNI-|KUBE-/ { dirty = 1; next }
+		/CNI-|KUBE-|IKS-/ { dirty = 1; next }
 		{ keep[++n] = $0 }
-	' | "$2" || problem "$2 failed to remove the CNI-*/KUBE-* rules; list them with: $1 | grep -E 'CNI-|KUBE-'"
+	' | "$2" || problem "$2 failed to remove the CNI-*/KUBE-*/IKS-* rules; list them with: $1 | grep -E 'CNI-|KUBE-|IKS-'"
 }
 
 clean_iptables() {
