@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,13 +9,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,41 +112,4 @@ func serve(t *testing.T, h http.Handler, certs []tls.Certificate, ln net.Listene
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv
-}
-
-// logSink is a slog handler that forwards messages to a channel.
-type logSink struct {
-	mu   sync.Mutex
-	msgs chan string
-}
-
-func newLogSink() *logSink { return &logSink{msgs: make(chan string, 100)} }
-
-func (l *logSink) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logSink) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	select {
-	case l.msgs <- r.Message:
-	default:
-	}
-	return nil
-}
-func (l *logSink) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logSink) WithGroup(string) slog.Handler      { return l }
-
-// waitLog returns the first message containing substr.
-func (l *logSink) waitLog(t *testing.T, ctx context.Context, substr string) string {
-	t.Helper()
-	for {
-		select {
-		case m := <-l.msgs:
-			if strings.Contains(m, substr) {
-				return m
-			}
-		case <-ctx.Done():
-			t.Fatalf("no log line containing %q", substr)
-			return ""
-		}
-	}
 }

@@ -16,6 +16,8 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/iks-dev/iks/internal/testlog"
 )
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -172,7 +174,7 @@ func TestJoinWaitsForUnreachableServer(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sink := newLogSink()
+	sink := testlog.New()
 	dir := filepath.Join(t.TempDir(), "cred")
 	type outcome struct {
 		res Result
@@ -185,7 +187,7 @@ func TestJoinWaitsForUnreachableServer(t *testing.T) {
 	}()
 
 	// Start the server only once Join has reported the failed attempt.
-	msg := sink.waitLog(t, ctx, "retrying in")
+	msg := sink.Wait(t, ctx, "retrying in")
 	if !strings.Contains(msg, "https://"+addr+" unreachable") || !strings.Contains(msg, "retrying in 1s") {
 		t.Errorf("retry log line %q does not name the server and the delay", msg)
 	}
@@ -231,14 +233,14 @@ func TestJoinRetriesStartingServerAndGivesUpWithContext(t *testing.T) {
 	// A server that never becomes ready: Join ends with ctx and writes nothing.
 	api.status = func(int32) int { return http.StatusServiceUnavailable }
 	ctx, cancel := context.WithCancel(context.Background())
-	sink := newLogSink()
+	sink := testlog.New()
 	dir := filepath.Join(t.TempDir(), "cred")
 	errc := make(chan error, 1)
 	go func() {
 		_, err := join(ctx, srv.URL, tok, dir, slog.New(sink), time.Millisecond, 2*time.Millisecond)
 		errc <- err
 	}()
-	sink.waitLog(t, context.Background(), "503")
+	sink.Wait(t, context.Background(), "503")
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "gave up") {
 		t.Fatalf("err = %v, want a give-up error wrapping context.Canceled", err)

@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/iks-dev/iks/internal/config"
-	"github.com/iks-dev/iks/internal/logging"
 	"github.com/iks-dev/iks/internal/version"
 	"github.com/iks-dev/iks/server"
 	"github.com/iks-dev/iks/server/token"
@@ -61,22 +59,20 @@ func newServerCmd() *cobra.Command {
 		Short: "run the control plane and, unless --disable-agent, a node on this machine",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := config.ApplyFile(cmd.Flags(), f.ConfigFile, cmd.Flags().Changed("config")); err != nil {
-				return err
-			}
-			log := logging.Setup(logging.Options{Debug: f.Debug})
-			cfg, err := f.Validate(config.HostEnv{})
-			if err == nil && cfg.Token != "" {
-				err = token.CheckFlag(cfg.Token)
-			}
-			if err != nil {
-				return fmt.Errorf("invalid configuration:\n%w", err)
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			log.Info("starting iks server", "version", version.Version, "kubernetes", version.Kubernetes,
-				"node", cfg.NodeName, "node-ip", cfg.NodeIP.String(), "data-dir", cfg.DataDir)
-			return server.Run(ctx, cfg, log)
+			return runDaemon(cmd, f.ConfigFile, &f.Debug, func() (func(context.Context, *slog.Logger) error, error) {
+				cfg, err := f.Validate(config.HostEnv{})
+				if err == nil && cfg.Token != "" {
+					err = token.CheckFlag(cfg.Token)
+				}
+				if err != nil {
+					return nil, err
+				}
+				return func(ctx context.Context, log *slog.Logger) error {
+					log.Info("starting iks server", "version", version.Version, "kubernetes", version.Kubernetes,
+						"node", cfg.NodeName, "node-ip", cfg.NodeIP.String(), "data-dir", cfg.DataDir)
+					return server.Run(ctx, cfg, log)
+				}, nil
+			})
 		},
 	}
 	f.AddFlags(cmd.Flags())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,41 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/iks-dev/iks/internal/testlog"
 )
-
-// logSink is a slog handler that forwards each record's message.
-type logSink struct {
-	mu   sync.Mutex
-	msgs chan string
-}
-
-func (l *logSink) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logSink) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	select {
-	case l.msgs <- r.Message:
-	default:
-	}
-	return nil
-}
-func (l *logSink) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logSink) WithGroup(string) slog.Handler      { return l }
-
-// waitLog waits for a log message containing substr.
-func waitLog(t *testing.T, ctx context.Context, sink *logSink, substr string) string {
-	t.Helper()
-	for {
-		select {
-		case m := <-sink.msgs:
-			if strings.Contains(m, substr) {
-				return m
-			}
-		case <-ctx.Done():
-			t.Fatalf("no log line containing %q", substr)
-		}
-	}
-}
 
 // waitApproved watches a CSR until it is approved.
 func waitApproved(t *testing.T, ctx context.Context, cs *fake.Clientset, name string) {
@@ -75,7 +42,7 @@ func waitApproved(t *testing.T, ctx context.Context, cs *fake.Clientset, name st
 
 // startApprover starts the controller on a fake clientset and waits until
 // both informers' watches are established, so no event can be missed.
-func startApprover(t *testing.T, ctx context.Context, cs *fake.Clientset, sink *logSink) {
+func startApprover(t *testing.T, ctx context.Context, cs *fake.Clientset, sink *testlog.Sink) {
 	t.Helper()
 	watching := make(chan string, 2)
 	cs.PrependWatchReactor("*", func(action clienttesting.Action) (bool, watch.Interface, error) {
@@ -118,7 +85,7 @@ func TestApproverApprovesValidAndLeavesOthersPending(t *testing.T) {
 	defer cancel()
 	// node-1 exists before the controller starts; its first CSR too.
 	cs := fake.NewClientset(newNode("node-1", nil, "10.0.0.7"), newCSR(t, csrSpec{name: "early"}))
-	sink := &logSink{msgs: make(chan string, 100)}
+	sink := testlog.New()
 	startApprover(t, ctx, cs, sink)
 	waitApproved(t, ctx, cs, "early")
 
@@ -133,7 +100,7 @@ func TestApproverApprovesValidAndLeavesOthersPending(t *testing.T) {
 	if _, err := cs.CertificatesV1().CertificateSigningRequests().Create(ctx, bad, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	msg := waitLog(t, ctx, sink, "left pending")
+	msg := sink.Wait(t, ctx, "left pending")
 	if !strings.Contains(msg, "10.9.9.9") || !strings.Contains(msg, "iks kubectl certificate approve foreign-ip") {
 		t.Errorf("pending log line %q does not say why and how to approve", msg)
 	}
@@ -161,7 +128,7 @@ func TestApproverApprovesValidAndLeavesOthersPending(t *testing.T) {
 	if _, err := cs.CertificatesV1().CertificateSigningRequests().Create(ctx, early, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, ctx, sink, "node node-2 does not exist")
+	sink.Wait(t, ctx, "node node-2 does not exist")
 	if _, err := cs.CoreV1().Nodes().Create(ctx, newNode("node-2", nil, "10.0.0.8"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
