@@ -62,9 +62,18 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		RestrictOOMScoreAdj: containerd.NeedsRestrictOOMScoreAdj(),
 		Debug:               cfg.Debug,
 	}, log)
+	// The pause image and the add-on images (CoreDNS), imported and pinned
+	// on every node: air-gapped, nothing is pulled.
 	ctrd.Embedded = func() (map[string][]byte, error) {
-		pause, err := embedded.Image(embedded.PauseImage)
-		return map[string][]byte{embedded.PauseImage: pause}, err
+		out := map[string][]byte{}
+		for _, name := range []string{embedded.PauseImage, embedded.CoreDNSArchive} {
+			data, err := embedded.Image(name)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = data
+		}
+		return out, nil
 	}
 	kl := kubelet.New(kubelet.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, NodeLabels: cfg.NodeLabels,
@@ -72,7 +81,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		Kubeconfig: creds.Kubeconfig, BootstrapKubeconfig: creds.BootstrapKubeconfig, ClientCA: creds.ClientCA,
 		ServingCert: creds.ServingCert, ServingKey: creds.ServingKey,
 		RuntimeSocket: p.ContainerdSocket(), CgroupRoot: cfg.CgroupRoot, SystemdCgroup: systemd,
-		ClusterDomain: cfg.ClusterDomain, ExtraArgs: cfg.KubeletArgs,
+		ClusterDomain: cfg.ClusterDomain, ClusterDNS: cfg.ClusterDNS(), ExtraArgs: cfg.KubeletArgs,
 	}, log)
 	pn := podnet.New(podnet.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, ConfDir: cniConfDir,
 		IPAMDir: filepath.Join(p.AgentDir(), "ipam"), LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)

@@ -1,6 +1,6 @@
 // Package embedded holds what the iks binary carries besides its own code:
 // static runc, containerd-shim-runc-v2, crictl and portmap CNI plugin
-// binaries and the pause image, all built from source by
+// binaries and the pause and CoreDNS images, all built from source by
 // scripts/build-assets.sh (run by `make`) and stored zstd-compressed with a
 // manifest of their SHA-256 digests.
 //
@@ -34,6 +34,10 @@ const (
 // pauseArchive is the asset name of the pause image archive.
 const pauseArchive = "pause.tar"
 
+// CoreDNSArchive is the asset name of the CoreDNS image archive; its image
+// name (iks.local/coredns:VERSION) comes from the manifest, see ImageName.
+const CoreDNSArchive = "coredns.tar"
+
 //go:embed all:assets
 var assetsFS embed.FS
 
@@ -46,7 +50,7 @@ func newEmbeddedStore() *store {
 		// fs.Sub fails only for an invalid path; "assets" is valid.
 		panic(err)
 	}
-	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, pauseArchive}}
+	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, pauseArchive, CoreDNSArchive}}
 }
 
 // Stage decompresses every embedded binary into binDir with mode 0755 and
@@ -63,6 +67,12 @@ func Stage(binDir string) (map[string]string, error) {
 // asset name ("pause.tar") or by image name (PauseImage).
 func Image(name string) ([]byte, error) {
 	return assets.image(name)
+}
+
+// ImageName returns the image name of an embedded image archive, e.g.
+// "iks.local/coredns:1.15.0" for CoreDNSArchive.
+func ImageName(archive string) (string, error) {
+	return assets.imageName(archive)
 }
 
 // Images returns every embedded image archive by asset name ("pause.tar").

@@ -216,6 +216,19 @@ func (s *store) image(name string) ([]byte, error) {
 	return s.decode(a)
 }
 
+// imageName returns the image name recorded for an image asset.
+func (s *store) imageName(archive string) (string, error) {
+	assets, err := s.manifest()
+	if err != nil {
+		return "", err
+	}
+	a, ok := assets[archive]
+	if !ok || a.Kind != KindImage || a.Image == "" {
+		return "", fmt.Errorf("%w: image archive %q is not among the embedded images %v: build iks with `make`", ErrMissing, archive, names(assets, KindImage))
+	}
+	return a.Image, nil
+}
+
 // decode returns the verified, decompressed content of a.
 func (s *store) decode(a Asset) ([]byte, error) {
 	var buf bytes.Buffer

@@ -83,6 +83,11 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		token.New(token.Config{DataDir: cfg.DataDir, CAHash: k.CAHash(), FromFlag: cfg.Token, Kubeconfig: admin}, log),
 		csrapprove.New(csrapprove.Config{Kubeconfig: admin}, log),
 	}
+	addons, err := addonComponents(cfg, admin, log)
+	if err != nil {
+		return err
+	}
+	comps = append(comps, addons...)
 	if !cfg.DisableAgent {
 		ac, err := agent.Components(cfg.Agent, agent.Credentials{
 			Kubeconfig: kubeconfigPath(cfg, "kubelet"), ClientCA: k.CACert,

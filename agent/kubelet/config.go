@@ -36,7 +36,10 @@ type Config struct {
 	CgroupRoot          string
 	SystemdCgroup       bool
 	ClusterDomain       string
-	ExtraArgs           []string // key=value, without dashes
+	// ClusterDNS is the kube-dns Service IP pods get as nameserver
+	// (dnsPolicy ClusterFirst, with the cluster search domains and ndots:5).
+	ClusterDNS netip.Addr
+	ExtraArgs  []string // key=value, without dashes
 }
 
 func (c Config) configPath() string { return filepath.Join(c.RootDir, "config.yaml") }
@@ -78,6 +81,9 @@ func (c Config) KubeletConfiguration() *kubeletv1beta1.KubeletConfiguration {
 		},
 		Authorization: kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook},
 		Logging:       *logging.KubeConfig(),
+	}
+	if c.ClusterDNS.IsValid() {
+		kc.ClusterDNS = []string{c.ClusterDNS.String()}
 	}
 	return kc
 }

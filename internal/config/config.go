@@ -36,8 +36,10 @@ type Server struct {
 	AdminKubeconfig string
 	// Token is the --token value ("" for a random server token).
 	Token string
-	Agent Agent
-	Debug bool
+	// Disable lists add-on manifests not to deploy (--disable).
+	Disable []string
+	Agent   Agent
+	Debug   bool
 }
 
 // Agent is the node part shared by `iks server` (its local agent) and,
@@ -54,6 +56,24 @@ type Agent struct {
 	ServiceCIDR   netip.Prefix
 	ClusterCIDR   netip.Prefix
 	Debug         bool
+}
+
+// ClusterDNS is the cluster DNS (kube-dns Service) address of the node's
+// cluster: .10 of the service range, as in IKS and kubeadm.
+func (a Agent) ClusterDNS() netip.Addr { return ClusterDNSIP(a.ServiceCIDR) }
+
+// ClusterDNSIP returns the address 10 above the network address of the
+// service range (172.21.0.10 for 172.21.0.0/16); the range is at least a
+// /28, so it always lies inside. An unset or IPv6 range gives the zero
+// Addr.
+func ClusterDNSIP(serviceCIDR netip.Prefix) netip.Addr {
+	if !serviceCIDR.IsValid() || !serviceCIDR.Addr().Is4() {
+		return netip.Addr{}
+	}
+	a := serviceCIDR.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v += 10
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // Paths derived from the data dir. Everything iks writes lives below it,

@@ -2,8 +2,11 @@ package config
 
 import (
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/iks-dev/iks/manifests"
 )
 
 // ServerFlags are the raw values of `iks server` flags (and of the config
@@ -25,6 +28,7 @@ type ServerFlags struct {
 	CgroupRoot      string
 	WriteKubeconfig string
 	Token           string
+	Disable         []string
 }
 
 // AddFlags registers the server flags on fs.
@@ -44,5 +48,6 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag as key=value (repeatable)")
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
 	fs.StringVarP(&f.Token, "token", "t", os.Getenv("IKS_TOKEN"), "shared secret agents join with (default: random, kept in <data-dir>/server/token; env IKS_TOKEN)")
+	fs.StringSliceVar(&f.Disable, "disable", nil, "do not deploy this add-on, and delete it if deployed before (repeatable; add-ons: "+strings.Join(manifests.Names(), ", ")+")")
 	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")
 }

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/iks-dev/iks/internal/lock"
+	"github.com/iks-dev/iks/manifests"
 )
 
 // Validate checks every value and the host, and returns the immutable
@@ -76,6 +78,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", s.NodeName, strings.Join(errs, "; "))
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
+	s.Disable = validateDisable(bad, f.Disable)
 
 	if len(errs) == 0 {
 		if err := lock.Check(s.Paths().LockFile()); err != nil {
@@ -151,6 +154,22 @@ func list(as []netip.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// validateDisable checks the --disable names against the embedded
+// manifests and returns them without duplicates.
+func validateDisable(bad func(string, ...any), names []string) []string {
+	var out []string
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		switch {
+		case !manifests.Known(n):
+			bad("--disable %q is not an add-on iks deploys: use one of %s", n, strings.Join(manifests.Names(), ", "))
+		case !slices.Contains(out, n):
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // validateNodeExtras checks the node options servers and agents share.

@@ -5,8 +5,10 @@
 // "hostname=<hostname> ip=<first non-loopback IPv4>", so a test can tell
 // which pod served it and which address the pod has; GET /healthz answers
 // "ok" for probes; GET /whoami answers "client=<source IP>".
-// `httpd echo WORDS` prints WORDS and `httpd get URL` prints URL's body
-// (clients for kubectl exec). It exits cleanly on SIGTERM or SIGINT.
+// `httpd echo WORDS` prints WORDS, `httpd get URL` prints URL's body,
+// `httpd cat FILE` prints a file, and `httpd lookup|dig|dnsbench` are DNS
+// clients (see dns.go): commands for kubectl exec in an image without a
+// shell. It exits cleanly on SIGTERM or SIGINT.
 package main
 
 import (
@@ -40,10 +42,40 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 {
+		if cmd, ok := clients[os.Args[1]]; ok {
+			if err := cmd(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
 	if err := run(); err != nil {
 		slog.Error("httpd failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// clients are the subcommands besides echo and get.
+var clients = map[string]func([]string) error{
+	"cat":      catFile,
+	"lookup":   lookup,
+	"dig":      dig,
+	"dnsbench": dnsbench,
+}
+
+// catFile prints one file.
+func catFile(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: httpd cat FILE")
+	}
+	data, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(data)
+	return err
 }
 
 func run() error {

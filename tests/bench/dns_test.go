@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/iks-dev/iks/tests/testutil"
+)
+
+// TestDNSQueries measures DNS queries/s from a pod against CoreDNS — a
+// cluster name (kubernetes plugin) and an external name (forward, then
+// cache) — with, as the baseline, the same client in the same pod against
+// a trivial in-process DNS server on the node (same network path, no
+// DNS logic). Each run is bounded in time and count.
+func TestDNSQueries(t *testing.T) {
+	if os.Getenv("IKS_BENCH") == "" {
+		t.Skip("benchmark: run with `make bench`")
+	}
+	testutil.RequireRoot(t)
+	const nodeIP, external = "10.86.0.2", "bench.dn.example"
+	n := testutil.NewNode(t, "dn-b", nodeIP)
+	img := testutil.BuildImage(t, "./tests/images/httpd", "iks.local/httpd:1")
+	images := filepath.Join(n.DataDir, "agent", "images")
+	if err := os.MkdirAll(images, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(images, "httpd.tar"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	upstream := testutil.StartDNSServer(t, n.Net, nodeIP+":53", map[string]string{external: "192.0.2.54"})
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver "+nodeIP+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.MustRun(t, "nsenter", "--mount="+n.Mnt.File, "--", "mount", "--bind", resolv, "/etc/resolv.conf")
+	n.Start()
+	n.WaitReady(3 * time.Minute)
+	cs := n.Client()
+	coredns := waitFor(t, 3*time.Minute, "a Ready CoreDNS pod", func() (string, bool) {
+		return readyPodIP(cs, "kube-system", "k8s-app=kube-dns")
+	})
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dnsbench", Labels: map[string]string{"app": "dnsbench"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "httpd", Image: "iks.local/httpd:1", ImagePullPolicy: corev1.PullNever,
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}}}}}
+	if _, err := cs.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "the client pod Ready", func() (string, bool) { return readyPodIP(cs, "default", "app=dnsbench") })
+
+	run := func(server, name string) float64 {
+		t.Helper()
+		out, err := n.Kubectl("exec", "dnsbench", "--", "/httpd", "dnsbench", "-server", server, "-name", name,
+			"-c", "4", "-duration", "5s", "-max", "200000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`queries=(\d+) errors=(\d+) .* qps=(\d+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("dnsbench output %q", out)
+		}
+		if m[2] != "0" {
+			t.Logf("%s %s: %s errors of %s queries", server, name, m[2], m[1])
+		}
+		qps, _ := strconv.ParseFloat(m[3], 64)
+		return qps
+	}
+	base := run(nodeIP+":53", external)
+	cluster := run(coredns+":53", "kubernetes.default.svc.cluster.local")
+	cached := run(coredns+":53", external)
+	if upstream.Queries(external) == 0 {
+		t.Error("CoreDNS never asked the node's resolver for the external name")
+	}
+	fmt.Printf("\n== cluster DNS benchmark (pod → CoreDNS pod IP, 4 clients, 5 s each) ==\n"+
+		"baseline: tiny DNS server on the node  %8.0f q/s\n"+
+		"CoreDNS, cluster name (kubernetes)      %8.0f q/s   (%.2fx the baseline)\n"+
+		"CoreDNS, external name (forward+cache)  %8.0f q/s   (%.2fx the baseline)\n",
+		base, cluster, cluster/base, cached, cached/base)
+}
+
+// readyPodIP returns the IP of a Ready pod matching selector.
+func readyPodIP(cs kubernetes.Interface, ns, selector string) (string, bool) {
+	list, err := cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return "", false
+	}
+	for _, p := range list.Items {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && p.Status.PodIP != "" {
+				return p.Status.PodIP, true
+			}
+		}
+	}
+	return "", false
+}
+
+// waitFor polls f until it reports done, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, f func() (string, bool)) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if v, ok := f(); ok {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not there after %s", what, timeout)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
