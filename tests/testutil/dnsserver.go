@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
@@ -110,4 +111,45 @@ func (s *DNSServer) answer(query []byte) ([]byte, bool) {
 	}
 	out, err := b.Finish()
 	return out, err == nil
+}
+
+// DNSQuery sends one A query for name to server ("IP:53") over conn's
+// network (a UDP socket made by the caller, e.g. inside a node's
+// namespace) and returns the answer's rcode and IPv4 addresses.
+func DNSQuery(conn net.Conn, name string, timeout time.Duration) (dnsmessage.RCode, []string, error) {
+	n, err := dnsmessage.NewName(strings.TrimSuffix(name, ".") + ".")
+	if err != nil {
+		return 0, nil, err
+	}
+	id := uint16(time.Now().UnixNano())
+	msg := dnsmessage.Message{Header: dnsmessage.Header{ID: id, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: n, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
+	b, err := msg.Pack()
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return 0, nil, err
+	}
+	if _, err := conn.Write(b); err != nil {
+		return 0, nil, err
+	}
+	buf := make([]byte, 4096)
+	for {
+		k, err := conn.Read(buf)
+		if err != nil {
+			return 0, nil, err
+		}
+		var resp dnsmessage.Message
+		if resp.Unpack(buf[:k]) != nil || resp.ID != id {
+			continue
+		}
+		var ips []string
+		for _, a := range resp.Answers {
+			if r, ok := a.Body.(*dnsmessage.AResource); ok {
+				ips = append(ips, netip.AddrFrom4(r.A).String())
+			}
+		}
+		return resp.RCode, ips, nil
+	}
 }
