@@ -76,6 +76,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", s.NodeName, strings.Join(errs, "; "))
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
+	proxyMode := parseProxyMode(bad, f.ProxyMode)
 
 	if len(errs) == 0 {
 		if err := lock.Check(s.Paths().LockFile()); err != nil {
@@ -90,7 +91,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	}
 	s.Agent = Agent{DataDir: s.DataDir, NodeIP: s.NodeIP, NodeName: s.NodeName, NodeLabels: f.NodeLabels,
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: s.ClusterDomain,
-		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, Debug: s.Debug}
+		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, ProxyMode: proxyMode, Debug: s.Debug}
 	return s, nil
 }
 
