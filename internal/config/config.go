@@ -55,7 +55,9 @@ type Agent struct {
 	ClusterDomain string
 	ServiceCIDR   netip.Prefix
 	ClusterCIDR   netip.Prefix
-	Debug         bool
+	// ProxyMode is kube-proxy's backend as asked (auto is resolved at start).
+	ProxyMode ProxyMode
+	Debug     bool
 }
 
 // ClusterDNS is the cluster DNS (kube-dns Service) address of the node's
