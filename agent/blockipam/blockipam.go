@@ -136,12 +136,16 @@ func (m *Manager) Ready(ctx context.Context) error {
 	if m.network, err = m.loadClusterNetwork(ctx); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	err = kubeutil.Poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
 		err := m.reconcile(ctx, true)
-		if err != nil {
-			m.log.Warn("cannot set up this node's address blocks yet; retrying", "err", err)
+		if err == nil {
+			return true, nil
 		}
-		return err == nil, nil
+		m.log.Warn("cannot set up this node's address blocks yet; retrying", "err", err)
+		// A restart while the server is away: go on with the blocks the
+		// node had; the loop checks them with the API once it answers.
+		return time.Since(t0) > cacheAfter && m.useStoredBlocks(), nil
 	})
 	if err != nil {
 		return fmt.Errorf("node %s has no address block of %s: %w", m.cfg.NodeName, m.network.PodCIDR, err)
@@ -157,6 +161,21 @@ func (m *Manager) Ready(ctx context.Context) error {
 	m.cancel = stop
 	m.wg.Go(func() { m.loop(runCtx) })
 	return nil
+}
+
+// useStoredBlocks adopts the store's block set, if it has one that fits
+// the address plan.
+func (m *Manager) useStoredBlocks() bool {
+	stored, err := m.store.Blocks()
+	if err != nil {
+		return false
+	}
+	stored = slices.DeleteFunc(stored, func(p netip.Prefix) bool { return !m.fits(p) })
+	if len(stored) == 0 || m.setOwn(stored) != nil {
+		return false
+	}
+	m.log.Warn("server unreachable: using this node's blocks from its last run until the API answers", "blocks", fmt.Sprint(stored))
+	return true
 }
 
 // loop re-checks the blocks and reports usage every interval and on kicks.

@@ -86,6 +86,17 @@ func TestClaimsLowestFreeBlockAndSkipsRaces(t *testing.T) {
 	if got := r.m.Blocks(); len(got) != 1 || got[0].String() != "172.30.0.64/27" {
 		t.Errorf("after restart blocks = %v, want the same 172.30.0.64/27", got)
 	}
+	// A restart while the server is away uses the store's set.
+	r.m.own, r.m.uid, r.m.ready = nil, "", true
+	if !r.m.useStoredBlocks() {
+		t.Fatal("useStoredBlocks found no stored blocks")
+	}
+	if got := r.m.Blocks(); len(got) != 1 || got[0].String() != "172.30.0.64/27" {
+		t.Errorf("stored blocks = %v, want 172.30.0.64/27", got)
+	}
+	if _, err := r.m.grow(ctx); err == nil {
+		t.Error("grow claimed a block without knowing the Node's UID")
+	}
 }
 
 func TestGrowOnlyWhenFullAndReportStatus(t *testing.T) {

@@ -180,8 +180,8 @@ func (m *Manager) grow(ctx context.Context) ([]netip.Prefix, error) {
 	m.mu.Lock()
 	ready, uid := m.ready, m.uid
 	m.mu.Unlock()
-	if !ready {
-		return nil, fmt.Errorf("the iks agent is still setting up this node's address blocks; try again")
+	if !ready || uid == "" {
+		return nil, fmt.Errorf("the iks agent cannot claim another address block yet: it is starting, or the server has not answered since it started")
 	}
 	free, err := m.store.Free()
 	if err != nil {
