@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/iks-dev/iks/agent/blockipam"
 	"github.com/iks-dev/iks/agent/containerd"
 	"github.com/iks-dev/iks/agent/kubelet"
 	"github.com/iks-dev/iks/agent/podnet"
@@ -84,8 +85,12 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		RuntimeSocket: p.ContainerdSocket(), CgroupRoot: cfg.CgroupRoot, SystemdCgroup: systemd,
 		ClusterDomain: cfg.ClusterDomain, ClusterDNS: cfg.ClusterDNS(), ExtraArgs: cfg.KubeletArgs,
 	}, log)
-	pn := podnet.New(podnet.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, ConfDir: cniConfDir,
-		IPAMDir: filepath.Join(p.AgentDir(), "ipam"), LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)
+	ipamDir, socket := filepath.Join(p.AgentDir(), "ipam"), filepath.Join(p.RunDir(), "agent.sock")
+	blocks := blockipam.New(blockipam.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, StoreDir: ipamDir,
+		Socket: socket, CacheFile: filepath.Join(p.AgentDir(), "cluster-network.json"),
+		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log)
+	pn := podnet.New(podnet.Config{ConfDir: cniConfDir, IPAMDir: ipamDir, AgentSocket: socket,
+		LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)
 	return []component.Component{
 		&component.Func{ID: "binaries", InitFn: func(context.Context) error {
 			if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
@@ -93,9 +98,9 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			}
 			return stage(p.BinDir(), exe)
 		}},
-		ctrd, kl, pn,
+		ctrd, kl, blocks, pn,
 		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, kubeconfig: creds.Kubeconfig,
-			cluster: cfg.ClusterCIDR, service: cfg.ServiceCIDR, log: log},
+			blocks: blocks, log: log},
 		proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
 			Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},

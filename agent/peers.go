@@ -12,24 +12,23 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/iks-dev/iks/agent/podnet"
+	"github.com/iks-dev/iks/agent/blockipam"
 	"github.com/iks-dev/iks/agent/routing"
 	"github.com/iks-dev/iks/internal/kubeutil"
 )
 
-// podRouting runs the routing agent fed from Node objects: every other
-// node is a BGP peer, this node's spec.podCIDRs are its blocks; then it
-// sets up NAT outgoing.
+// podRouting runs the routing agent fed from Node objects and the node's
+// IPAM blocks: every other node is a BGP peer, this node's IPAMBlocks are
+// the blocks it advertises (other nodes' blocks are learned over BGP);
+// then it sets up NAT outgoing for the cluster's ranges.
 type podRouting struct {
 	cfg        routing.Config
 	kubeconfig string
-	cluster    netip.Prefix
-	service    netip.Prefix
+	blocks     *blockipam.Manager
 	log        *slog.Logger
 
 	mu      sync.Mutex
 	peers   []routing.Peer
-	blocks  []netip.Prefix
 	changed chan struct{}
 	router  *routing.Router
 	cancel  context.CancelFunc
@@ -66,19 +65,17 @@ func (p *podRouting) Start(ctx context.Context) error {
 	cfg := p.cfg
 	cfg.NodeSubnet = subnet
 	cfg.Peers = p
-	cfg.LocalBlocks = func() []netip.Prefix {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return append([]netip.Prefix(nil), p.blocks...)
-	}
+	cfg.LocalBlocks = p.blocks.Blocks
 	p.router = routing.New(cfg, p.log)
+	p.blocks.OnChange(p.router.Resync)
 	if err := p.router.Init(ctx); err != nil {
 		return err
 	}
 	if err := p.router.Start(ctx); err != nil {
 		return err
 	}
-	if err := routing.EnsureNATOutgoing(ctx, p.cluster, p.service); err != nil {
+	nw := p.blocks.Network()
+	if err := routing.EnsureNATOutgoing(ctx, nw.PodCIDR, nw.ServiceCIDR); err != nil {
 		return err
 	}
 	p.log.Info("pod routing up", "component", "routing", "encapsulation", p.router.Encapsulation(), "subnet", subnet.String())
@@ -88,14 +85,9 @@ func (p *podRouting) Start(ctx context.Context) error {
 // refresh recomputes peers and local blocks from the node store.
 func (p *podRouting) refresh(store cache.Store) {
 	var peers []routing.Peer
-	var blocks []netip.Prefix
 	for _, o := range store.List() {
 		n, ok := o.(*corev1.Node)
-		if !ok {
-			continue
-		}
-		if n.Name == p.cfg.NodeName {
-			blocks = podnet.NodeBlocks(n)
+		if !ok || n.Name == p.cfg.NodeName {
 			continue
 		}
 		for _, a := range n.Status.Addresses {
@@ -109,7 +101,7 @@ func (p *podRouting) refresh(store cache.Store) {
 		}
 	}
 	p.mu.Lock()
-	p.peers, p.blocks = peers, blocks
+	p.peers = peers
 	r := p.router
 	p.mu.Unlock()
 	select {

@@ -15,16 +15,15 @@ import (
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/lock"
+	"github.com/iks-dev/iks/internal/netapi"
 	"github.com/iks-dev/iks/server/apiserver"
 	"github.com/iks-dev/iks/server/controllers"
 	"github.com/iks-dev/iks/server/csrapprove"
 	"github.com/iks-dev/iks/server/etcd"
+	"github.com/iks-dev/iks/server/netctl"
 	"github.com/iks-dev/iks/server/token"
 	"github.com/iks-dev/iks/server/tunnel"
 )
-
-// NodeCIDRMask is the size of the pod address block each node gets.
-const NodeCIDRMask = 24
 
 // StopTimeout bounds a graceful stop.
 const StopTimeout = 25 * time.Second
@@ -77,11 +76,13 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		}, log),
 		controllers.NewControllerManager(controllers.ControllerManagerConfig{
 			Kubeconfig: kubeconfigPath(cfg, "controller-manager"), CA: k.CACert, CAKey: k.CAKey,
-			SAKey: k.ServiceAccountKey, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, NodeCIDRMask: NodeCIDRMask,
+			SAKey: k.ServiceAccountKey, ServiceCIDR: cfg.ServiceCIDR,
 		}, log),
 		controllers.NewScheduler(kubeconfigPath(cfg, "scheduler"), log),
 		token.New(token.Config{DataDir: cfg.DataDir, CAHash: k.CAHash(), FromFlag: cfg.Token, Kubeconfig: admin}, log),
 		csrapprove.New(csrapprove.Config{Kubeconfig: admin}, log),
+		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
+			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain, BlockSize: cfg.IPAMBlockSize}}, log),
 	}
 	addons, err := addonComponents(cfg, admin, log)
 	if err != nil {

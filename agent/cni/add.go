@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,7 +80,7 @@ func add(conf *NetConf, args *skel.CmdArgs, log *slog.Logger) (_ *types100.Resul
 		return nil, err
 	}
 	handle := AllocationHandle(args.ContainerID, args.IfName)
-	podIP, err := store.Allocate(conf.IPAM.Blocks, handle)
+	podIP, err := allocate(conf, store, handle, log)
 	if err != nil {
 		return nil, fmt.Errorf("allocate pod address for %s: %w", handle, err)
 	}
@@ -155,4 +156,29 @@ func validateArgs(args *skel.CmdArgs) error {
 		return fmt.Errorf("CNI_IFNAME %q is longer than 15 characters; use a shorter interface name such as eth0", args.IfName)
 	}
 	return nil
+}
+
+// allocateAttempts bounds how often ADD asks the agent for room: pods
+// being added at the same time may take the addresses of a new block
+// before this one gets its turn.
+const allocateAttempts = 5
+
+// allocate gets handle an address: from fixed blocks when configured,
+// otherwise from the agent's block set, asking the agent for another
+// block whenever the set is full.
+func allocate(conf *NetConf, store *ipam.Store, handle string, log *slog.Logger) (netip.Addr, error) {
+	if len(conf.IPAM.Blocks) > 0 {
+		return store.Allocate(conf.IPAM.Blocks, handle)
+	}
+	for i := 0; ; i++ {
+		ip, err := store.AllocateFromSet(handle)
+		if err == nil || !errors.Is(err, ipam.ErrExhausted) || conf.IPAM.AgentSocket == "" || i == allocateAttempts {
+			return ip, err
+		}
+		blocks, rerr := ipam.RequestBlock(context.Background(), conf.IPAM.AgentSocket)
+		if rerr != nil {
+			return netip.Addr{}, fmt.Errorf("%w; %w", err, rerr)
+		}
+		log.Info("node's blocks were full; the agent made room", "blocks", fmt.Sprint(blocks))
+	}
 }

@@ -43,8 +43,13 @@ type NetConf struct {
 
 // IPAMConf configures the node-local allocator.
 type IPAMConf struct {
-	// Blocks are the node's address blocks of the pod range.
-	Blocks []netip.Prefix `json:"blocks"`
+	// Blocks, if set, are fixed address blocks of the pod range. Without
+	// them addresses come from the block set the node's agent keeps in the
+	// store (IPAMBlocks it claimed), and AgentSocket is asked for another
+	// block when that set is full.
+	Blocks []netip.Prefix `json:"blocks,omitempty"`
+	// AgentSocket is the agent's unix socket (ipam.RequestBlock).
+	AgentSocket string `json:"agentSocket,omitempty"`
 	// DataDir holds the allocation state; DefaultIPAMDataDir if empty.
 	DataDir string `json:"dataDir,omitempty"`
 }
@@ -72,8 +77,16 @@ func (c *NetConf) validate() error {
 	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
 		return fmt.Errorf("mtu %d is out of range; use 0 (derive from the host) or 576..65535", c.MTU)
 	}
-	if err := ipam.ValidateBlocks(c.IPAM.Blocks); err != nil {
-		return fmt.Errorf("ipam.blocks: %w", err)
+	switch {
+	case len(c.IPAM.Blocks) == 0 && c.IPAM.AgentSocket == "":
+		return errors.New("ipam: set ipam.agentSocket (the iks agent's socket, which hands out the node's blocks) or fixed ipam.blocks")
+	case len(c.IPAM.Blocks) > 0:
+		if err := ipam.ValidateBlocks(c.IPAM.Blocks); err != nil {
+			return fmt.Errorf("ipam.blocks: %w", err)
+		}
+	}
+	if c.IPAM.AgentSocket != "" && !filepath.IsAbs(c.IPAM.AgentSocket) {
+		return fmt.Errorf("ipam.agentSocket %q is not an absolute path; use e.g. /var/lib/iks/run/agent.sock", c.IPAM.AgentSocket)
 	}
 	if !filepath.IsAbs(c.IPAM.DataDir) {
 		return fmt.Errorf("ipam.dataDir %q is not an absolute path; use e.g. %s", c.IPAM.DataDir, DefaultIPAMDataDir)

@@ -43,16 +43,28 @@ func TestLoadNetConf(t *testing.T) {
 	}
 }
 
+func TestLoadNetConfAgentBlocks(t *testing.T) {
+	conf, err := LoadNetConf([]byte(`{"cniVersion":"1.0.0","name":"iks","type":"iks-cni",
+		"ipam":{"agentSocket":"/var/lib/iks/run/agent.sock","dataDir":"/var/lib/iks/agent/ipam"}}`))
+	if err != nil {
+		t.Fatalf("LoadNetConf without fixed blocks: %v", err)
+	}
+	if conf.IPAM.AgentSocket != "/var/lib/iks/run/agent.sock" || len(conf.IPAM.Blocks) != 0 {
+		t.Errorf("parsed %+v", conf.IPAM)
+	}
+}
+
 func TestLoadNetConfRejects(t *testing.T) {
 	cases := map[string]struct{ conf, mention string }{
-		"not json":       {`{`, "parse network configuration"},
-		"no blocks":      {`{"name":"iks","ipam":{}}`, "ipam.blocks"},
-		"bad block":      {`{"name":"iks","ipam":{"blocks":["172.30.0.0"]}}`, "172.30.0.0"},
-		"host bits":      {`{"name":"iks","ipam":{"blocks":["172.30.0.1/24"]}}`, "use 172.30.0.0/24"},
-		"mtu":            {`{"name":"iks","mtu":20,"ipam":{"blocks":["172.30.0.0/24"]}}`, "mtu 20"},
-		"relative dir":   {`{"name":"iks","ipam":{"blocks":["172.30.0.0/24"],"dataDir":"ipam"}}`, `"ipam"`},
-		"relative log":   {`{"name":"iks","logFile":"cni.log","ipam":{"blocks":["172.30.0.0/24"]}}`, `"cni.log"`},
-		"bad prevResult": {`{"name":"iks","cniVersion":"1.0.0","prevResult":{"ips":[{"address":"x"}]},"ipam":{"blocks":["172.30.0.0/24"]}}`, "prevResult"},
+		"not json":        {`{`, "parse network configuration"},
+		"no blocks":       {`{"name":"iks","ipam":{}}`, "ipam.blocks"},
+		"bad block":       {`{"name":"iks","ipam":{"blocks":["172.30.0.0"]}}`, "172.30.0.0"},
+		"host bits":       {`{"name":"iks","ipam":{"blocks":["172.30.0.1/24"]}}`, "use 172.30.0.0/24"},
+		"mtu":             {`{"name":"iks","mtu":20,"ipam":{"blocks":["172.30.0.0/24"]}}`, "mtu 20"},
+		"relative dir":    {`{"name":"iks","ipam":{"blocks":["172.30.0.0/24"],"dataDir":"ipam"}}`, `"ipam"`},
+		"relative log":    {`{"name":"iks","logFile":"cni.log","ipam":{"blocks":["172.30.0.0/24"]}}`, `"cni.log"`},
+		"relative socket": {`{"name":"iks","ipam":{"agentSocket":"agent.sock"}}`, `"agent.sock"`},
+		"bad prevResult":  {`{"name":"iks","cniVersion":"1.0.0","prevResult":{"ips":[{"address":"x"}]},"ipam":{"blocks":["172.30.0.0/24"]}}`, "prevResult"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -23,8 +23,11 @@ type ConflistConfig struct {
 	// interface. With IP-in-IP or VXLAN encapsulation the agent should pass
 	// the uplink MTU minus the encapsulation overhead.
 	MTU int
-	// Blocks are the node's pod address blocks.
+	// Blocks are fixed pod address blocks; empty when the agent's block
+	// set is used (AgentSocket).
 	Blocks []netip.Prefix
+	// AgentSocket is the agent's socket for more blocks.
+	AgentSocket string
 	// DataDir is the IPAM state directory; DefaultIPAMDataDir if empty.
 	DataDir string
 	// LogFile, if set, receives the plugin's log.
@@ -56,7 +59,7 @@ func RenderConflist(cfg ConflistConfig) ([]byte, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultIPAMDataDir
 	}
-	conf := NetConf{MTU: cfg.MTU, IPAM: IPAMConf{Blocks: cfg.Blocks, DataDir: cfg.DataDir}, LogFile: cfg.LogFile}
+	conf := NetConf{MTU: cfg.MTU, IPAM: IPAMConf{Blocks: cfg.Blocks, DataDir: cfg.DataDir, AgentSocket: cfg.AgentSocket}, LogFile: cfg.LogFile}
 	if err := conf.validate(); err != nil {
 		return nil, fmt.Errorf("CNI conflist: %w", err)
 	}

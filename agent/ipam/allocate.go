@@ -58,7 +58,8 @@ func ValidateBlocks(blocks []netip.Prefix) error {
 // Allocate returns the address held by handle, allocating a free one from
 // blocks if handle holds none yet. It is idempotent: the same handle gets the
 // same address back, even if that address lies in a block no longer given.
-// The error wraps ErrExhausted when no usable address is free.
+// blocks also becomes the store's block set (see SetBlocks). The error wraps
+// ErrExhausted when no usable address is free.
 func (s *Store) Allocate(blocks []netip.Prefix, handle string) (netip.Addr, error) {
 	if handle == "" {
 		return netip.Addr{}, errors.New("ipam: empty handle; pass the container ID and interface name")
@@ -73,30 +74,107 @@ func (s *Store) Allocate(blocks []netip.Prefix, handle string) (netip.Addr, erro
 			st.Blocks = slices.Clone(blocks)
 			changed = true
 		}
-		if a, ok := st.Allocations[handle]; ok {
-			ip = a.IP
-			return changed, nil
-		}
-		used := make(map[netip.Addr]bool, len(st.Allocations))
-		for _, a := range st.Allocations {
-			used[a.IP] = true
-		}
-		for cand, block := range candidates(blocks, st.Last) {
-			if used[cand] {
-				continue
-			}
-			ip = cand
-			st.Last = cand
-			st.Allocations[handle] = Allocation{IP: cand, Block: block, Created: time.Now().UTC()}
-			return true, nil
-		}
-		return changed, fmt.Errorf("%w: all %d usable addresses of %s are allocated; the node needs another "+
-			"block of the pod range (or pods must be removed from it)", ErrExhausted, totalCapacity(blocks), joinBlocks(blocks))
+		var err error
+		var allocated bool
+		ip, allocated, err = allocateIn(st, handle)
+		return changed || allocated, err
 	})
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	return ip, nil
+}
+
+// AllocateFromSet is Allocate with the store's own block set, the blocks
+// the node's agent claimed and gave to SetBlocks. With no block set yet, or
+// every address of it taken, the error wraps ErrExhausted: the caller asks
+// the agent for another block and tries again.
+func (s *Store) AllocateFromSet(handle string) (netip.Addr, error) {
+	if handle == "" {
+		return netip.Addr{}, errors.New("ipam: empty handle; pass the container ID and interface name")
+	}
+	var ip netip.Addr
+	err := s.update(func(st *state) (bool, error) {
+		var err error
+		var allocated bool
+		ip, allocated, err = allocateIn(st, handle)
+		return allocated, err
+	})
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ip, nil
+}
+
+// allocateIn gives handle an address of st.Blocks; it reports whether it
+// changed st.
+func allocateIn(st *state, handle string) (netip.Addr, bool, error) {
+	if a, ok := st.Allocations[handle]; ok {
+		return a.IP, false, nil
+	}
+	if len(st.Blocks) == 0 {
+		return netip.Addr{}, false, fmt.Errorf("%w: this node has no address block yet; the agent claims one at start", ErrExhausted)
+	}
+	used := make(map[netip.Addr]bool, len(st.Allocations))
+	for _, a := range st.Allocations {
+		used[a.IP] = true
+	}
+	for cand, block := range candidates(st.Blocks, st.Last) {
+		if used[cand] {
+			continue
+		}
+		st.Last = cand
+		st.Allocations[handle] = Allocation{IP: cand, Block: block, Created: time.Now().UTC()}
+		return cand, true, nil
+	}
+	return netip.Addr{}, false, fmt.Errorf("%w: all %d usable addresses of %s are allocated; the node needs another "+
+		"block of the pod range (or pods must be removed from it)", ErrExhausted, totalCapacity(st.Blocks), joinBlocks(st.Blocks))
+}
+
+// SetBlocks replaces the store's block set: the blocks new addresses come
+// from. Allocations in blocks left out stay valid (and releasable) and are
+// reported as retired by Usage. An empty set is allowed.
+func (s *Store) SetBlocks(blocks []netip.Prefix) error {
+	if len(blocks) > 0 {
+		if err := ValidateBlocks(blocks); err != nil {
+			return err
+		}
+	}
+	blocks = slices.Clone(blocks)
+	slices.SortFunc(blocks, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return s.update(func(st *state) (bool, error) {
+		if slices.Equal(st.Blocks, blocks) {
+			return false, nil
+		}
+		st.Blocks = blocks
+		return true, nil
+	})
+}
+
+// Blocks returns the store's block set.
+func (s *Store) Blocks() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	err := s.view(func(st *state) error {
+		out = slices.Clone(st.Blocks)
+		return nil
+	})
+	return out, err
+}
+
+// Free returns how many usable addresses of the block set are not
+// allocated.
+func (s *Store) Free() (int, error) {
+	n := 0
+	err := s.view(func(st *state) error {
+		n = totalCapacity(st.Blocks)
+		for _, a := range st.Allocations {
+			if slices.ContainsFunc(st.Blocks, func(b netip.Prefix) bool { return b.Contains(a.IP) }) {
+				n--
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 // Release frees the address held by handle. Releasing an unknown handle is

@@ -265,3 +265,62 @@ func TestCandidatesWrapAround(t *testing.T) {
 		t.Errorf("candidates = %v, want %s", got, want)
 	}
 }
+
+func TestBlockSetOwnedByTheAgent(t *testing.T) {
+	s := openTemp(t)
+	if _, err := s.AllocateFromSet("a"); !errors.Is(err, ErrExhausted) || !strings.Contains(err.Error(), "no address block") {
+		t.Fatalf("AllocateFromSet without blocks = %v, want ErrExhausted naming the missing block", err)
+	}
+	b1 := mustPrefixes(t, "172.30.0.32/30")
+	if err := s.SetBlocks(b1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Free(); err != nil || n != 2 {
+		t.Fatalf("Free = %d, %v; want 2", n, err)
+	}
+	a := mustFromSet(t, s, "a")
+	mustFromSet(t, s, "b")
+	if _, err := s.AllocateFromSet("c"); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("third allocation = %v, want ErrExhausted", err)
+	}
+	if again := mustFromSet(t, s, "a"); again != a {
+		t.Errorf("idempotent AllocateFromSet = %s, want %s", again, a)
+	}
+	// The agent claims another block; the lower one sorts first.
+	if err := s.SetBlocks(mustPrefixes(t, "172.30.0.32/30", "172.30.0.0/30")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Blocks(); len(got) != 2 || got[0].String() != "172.30.0.0/30" {
+		t.Errorf("Blocks = %v, want sorted by address", got)
+	}
+	c := mustFromSet(t, s, "c")
+	if !netip.MustParsePrefix("172.30.0.0/30").Contains(c) {
+		t.Errorf("allocation after the new block = %s, want one from 172.30.0.0/30", c)
+	}
+	if n, _ := s.Free(); n != 1 {
+		t.Errorf("Free = %d, want 1", n)
+	}
+	// Dropping a block keeps its allocations, retired.
+	if err := s.SetBlocks(mustPrefixes(t, "172.30.0.0/30")); err != nil {
+		t.Fatal(err)
+	}
+	usage, _ := s.Usage()
+	if len(usage) != 2 || !usage[1].Retired || usage[1].Used != 2 {
+		t.Errorf("Usage = %+v, want 172.30.0.32/30 retired with 2 used", usage)
+	}
+	if err := s.SetBlocks(nil); err != nil {
+		t.Errorf("SetBlocks(nil): %v", err)
+	}
+	if err := s.SetBlocks(mustPrefixes(t, "10.0.0.0/24", "10.0.0.0/26")); err == nil {
+		t.Error("overlapping blocks accepted")
+	}
+}
+
+func mustFromSet(t *testing.T, s *Store, handle string) netip.Addr {
+	t.Helper()
+	ip, err := s.AllocateFromSet(handle)
+	if err != nil {
+		t.Fatalf("AllocateFromSet(%q): %v", handle, err)
+	}
+	return ip
+}

@@ -21,6 +21,9 @@ type ClusterInfo struct {
 	ClusterCIDR   string `json:"clusterCIDR"`
 	ServiceCIDR   string `json:"serviceCIDR"`
 	ClusterDomain string `json:"clusterDomain"`
+	// IPAMBlockSize is 0 in data dirs created before block IPAM; the
+	// next start records the size it runs with.
+	IPAMBlockSize int `json:"ipamBlockSize,omitempty"`
 }
 
 func clusterInfoPath(dataDir string) string {
@@ -98,6 +101,9 @@ func checkDataDir(env Env, s *Server) []error {
 	mismatch("--cluster-cidr", ci.ClusterCIDR, s.ClusterCIDR.String())
 	mismatch("--service-cidr", ci.ServiceCIDR, s.ServiceCIDR.String())
 	mismatch("--cluster-domain", ci.ClusterDomain, s.ClusterDomain)
+	if ci.IPAMBlockSize != 0 {
+		mismatch("--ipam-block-size", fmt.Sprint(ci.IPAMBlockSize), fmt.Sprint(s.IPAMBlockSize))
+	}
 	return errs
 }
 
@@ -116,14 +122,18 @@ func onlyIKSEntries(entries []os.DirEntry) bool {
 // the first thing written to a new data dir.
 func (s *Server) RecordClusterInfo() error {
 	p := clusterInfoPath(s.DataDir)
-	if _, err := os.Stat(p); err == nil {
-		return nil
+	if data, err := os.ReadFile(p); err == nil {
+		// Data dirs from before block IPAM get the block size recorded.
+		var ci ClusterInfo
+		if json.Unmarshal(data, &ci) != nil || ci.IPAMBlockSize != 0 {
+			return nil
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
 	}
 	data, _ := json.MarshalIndent(ClusterInfo{Format: ClusterInfoFormat, ClusterCIDR: s.ClusterCIDR.String(),
-		ServiceCIDR: s.ServiceCIDR.String(), ClusterDomain: s.ClusterDomain}, "", "  ")
+		ServiceCIDR: s.ServiceCIDR.String(), ClusterDomain: s.ClusterDomain, IPAMBlockSize: s.IPAMBlockSize}, "", "  ")
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)

@@ -15,6 +15,7 @@ const (
 	DefaultClusterCIDR     = "172.30.0.0/16"
 	DefaultServiceCIDR     = "172.21.0.0/16"
 	DefaultClusterDomain   = "cluster.local"
+	DefaultIPAMBlockSize   = 26
 	DefaultAdminKubeconfig = "/etc/iks/iks.yaml"
 	APIServerPort          = 6443
 	KubeletPort            = 10250
@@ -29,6 +30,9 @@ type Server struct {
 	ClusterCIDR   netip.Prefix
 	ServiceCIDR   netip.Prefix
 	ClusterDomain string
+	// IPAMBlockSize is the prefix length of the pod-range blocks nodes
+	// claim (IPAMBlock objects).
+	IPAMBlockSize int
 	DisableAgent  bool
 	TLSSANs       []string
 	// AdminKubeconfig is where a copy of the admin kubeconfig is written

@@ -20,6 +20,7 @@ type ServerFlags struct {
 	ClusterCIDR     string
 	ServiceCIDR     string
 	ClusterDomain   string
+	IPAMBlockSize   int
 	DisableAgent    bool
 	Debug           bool
 	TLSSANs         []string
@@ -41,6 +42,7 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.BindAddress, "bind-address", "0.0.0.0", "address the apiserver listens on")
 	fs.StringVar(&f.ClusterCIDR, "cluster-cidr", DefaultClusterCIDR, "pod network range")
 	fs.StringVar(&f.ServiceCIDR, "service-cidr", DefaultServiceCIDR, "service ClusterIP range")
+	fs.IntVar(&f.IPAMBlockSize, "ipam-block-size", DefaultIPAMBlockSize, "prefix length of the pod-range blocks nodes claim (20-30; fixed when the cluster is created)")
 	fs.StringVar(&f.ClusterDomain, "cluster-domain", DefaultClusterDomain, "cluster DNS domain")
 	fs.BoolVar(&f.DisableAgent, "disable-agent", false, "run the control plane only, no local node")
 	fs.BoolVar(&f.Debug, "debug", false, "verbose logs, including the embedded Kubernetes components")

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/iks-dev/iks/internal/lock"
+	"github.com/iks-dev/iks/internal/netapi"
 	"github.com/iks-dev/iks/manifests"
 )
 
@@ -41,6 +42,13 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	if !cidrErr && !svcErr && s.ClusterCIDR.Overlaps(s.ServiceCIDR) {
 		bad("--cluster-cidr %s overlaps --service-cidr %s: pick two disjoint ranges (defaults %s and %s)",
 			s.ClusterCIDR, s.ServiceCIDR, DefaultClusterCIDR, DefaultServiceCIDR)
+	}
+
+	s.IPAMBlockSize = f.IPAMBlockSize
+	if !cidrErr {
+		if err := netapi.ValidateBlockSize(s.ClusterCIDR, f.IPAMBlockSize); err != nil {
+			bad("--ipam-block-size %d: %v", f.IPAMBlockSize, err)
+		}
 	}
 
 	if errs := validation.IsDNS1123Subdomain(s.ClusterDomain); len(errs) > 0 {

@@ -87,6 +87,8 @@ func TestBadValuesAreNamedWithAFix(t *testing.T) {
 		{args: []string{"--node-label", "novalue"}, want: []string{`--node-label "novalue"`}},
 		{args: []string{"--kubelet-arg", "--v=2"}, want: []string{"without dashes"}},
 		{args: []string{"--cgroup-root", "iks"}, want: []string{"--cgroup-root"}},
+		{args: []string{"--ipam-block-size", "31"}, want: []string{"--ipam-block-size 31", "between /20 and /30"}},
+		{args: []string{"--cluster-cidr", "10.42.0.0/24", "--ipam-block-size", "22"}, want: []string{"--ipam-block-size 22", "does not fit in the pod range 10.42.0.0/24"}},
 		{env: func(e *fakeEnv) { e.euid = 1000 }, want: []string{"must run as root"}},
 		{env: func(e *fakeEnv) { e.busy = map[int]bool{6443: true} }, want: []string{"port 6443", "in use", "stop whatever"}},
 		{env: func(e *fakeEnv) { e.fss = map[string]bool{"cgroup": true} }, want: []string{"overlayfs", "modprobe overlay"}},
@@ -131,8 +133,43 @@ func TestDataDirFromAnotherClusterIsRefused(t *testing.T) {
 		t.Fatal("cluster.json changed by a refused start")
 	}
 	f.ClusterCIDR = DefaultClusterCIDR
+	f.IPAMBlockSize = 27
+	_, err = f.Validate(goodEnv())
+	if err == nil || !strings.Contains(err.Error(), "created with --ipam-block-size 26, not 27") {
+		t.Fatalf("want refusal naming the recorded block size, got %v", err)
+	}
+	f.IPAMBlockSize = DefaultIPAMBlockSize
 	if _, err := f.Validate(goodEnv()); err != nil {
 		t.Fatalf("same settings refused: %v", err)
+	}
+}
+
+func TestBlockSizeRecordedForOldDataDirs(t *testing.T) {
+	f := flags(t, "--ipam-block-size", "27")
+	s, err := f.Validate(goodEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(s.DataDir, "server", "cluster.json")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"format":1,"clusterCIDR":"172.30.0.0/16","serviceCIDR":"172.21.0.0/16","clusterDomain":"cluster.local"}`
+	if err := os.WriteFile(p, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Validate(goodEnv()); err != nil {
+		t.Fatalf("data dir without a recorded block size refused: %v", err)
+	}
+	if err := s.RecordClusterInfo(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(p); !strings.Contains(string(data), `"ipamBlockSize": 27`) {
+		t.Fatalf("block size not recorded: %s", data)
+	}
+	f.IPAMBlockSize = 26
+	if _, err := f.Validate(goodEnv()); err == nil {
+		t.Fatal("changed block size accepted after it was recorded")
 	}
 }
 

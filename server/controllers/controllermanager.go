@@ -15,14 +15,12 @@ import (
 
 // ControllerManagerConfig configures kube-controller-manager.
 type ControllerManagerConfig struct {
-	Kubeconfig   string
-	CA           string
-	CAKey        string
-	SAKey        string
-	ClusterCIDR  netip.Prefix
-	ServiceCIDR  netip.Prefix
-	NodeCIDRMask int
-	ExtraArgs    []string
+	Kubeconfig  string
+	CA          string
+	CAKey       string
+	SAKey       string
+	ServiceCIDR netip.Prefix
+	ExtraArgs   []string
 }
 
 // ControllerManager is the component.
@@ -55,9 +53,9 @@ func (c *ControllerManager) Args() []string {
 		"--cluster-signing-cert-file=" + c.cfg.CA,
 		"--cluster-signing-key-file=" + c.cfg.CAKey,
 		"--use-service-account-credentials=true",
-		"--allocate-node-cidrs=true",
-		"--cluster-cidr=" + c.cfg.ClusterCIDR.String(),
-		fmt.Sprintf("--node-cidr-mask-size=%d", c.cfg.NodeCIDRMask),
+		// Pod address blocks are IPAMBlock objects that nodes claim
+		// (server/netctl, agent/blockipam), not node.spec.podCIDR.
+		"--allocate-node-cidrs=false",
 		"--service-cluster-ip-range=" + c.cfg.ServiceCIDR.String(),
 		"--configure-cloud-routes=false",
 		"--controllers=*,tokencleaner,-service,-route,-cloud-node-lifecycle",
