@@ -6,6 +6,7 @@ package config
 import (
 	"net/netip"
 	"path/filepath"
+	"time"
 )
 
 // Defaults.
@@ -18,6 +19,11 @@ const (
 	DefaultAdminKubeconfig = "/etc/iks/iks.yaml"
 	APIServerPort          = 6443
 	KubeletPort            = 10250
+	// DefaultGracefulRestartTime is the BGP graceful restart time (as
+	// Calico's).
+	DefaultGracefulRestartTime = 120 * time.Second
+	// DefaultEncapsulation is IKS's cross-subnet encapsulation.
+	DefaultEncapsulation = "CrossSubnet"
 )
 
 // Server is the validated configuration of `iks server`.
@@ -53,6 +59,11 @@ type Agent struct {
 	ClusterDomain string
 	ServiceCIDR   netip.Prefix
 	ClusterCIDR   netip.Prefix
+	// GracefulRestartTime is the BGP graceful restart time (0 = off).
+	GracefulRestartTime time.Duration
+	// Encapsulation is the routing agent's mode: CrossSubnet, Always or
+	// Never.
+	Encapsulation string
 	Debug         bool
 }
 
@@ -82,6 +93,9 @@ func (p Paths) BinDir() string { return filepath.Join(p.Root, "bin") }
 // ImagesDir is scanned for *.tar image archives to import at start (k3s
 // convention: <data-dir>/agent/images).
 func (p Paths) ImagesDir() string { return filepath.Join(p.Root, "agent", "images") }
+
+// RoutingSocket is the routing agent's status socket (`iks net status`).
+func (p Paths) RoutingSocket() string { return filepath.Join(p.RunDir(), "routing.sock") }
 
 // RunDir holds sockets and volatile state (containerd state, pid files).
 func (p Paths) RunDir() string { return filepath.Join(p.Root, "run") }

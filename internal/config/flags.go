@@ -25,6 +25,7 @@ type ServerFlags struct {
 	CgroupRoot      string
 	WriteKubeconfig string
 	Token           string
+	Network         NetworkFlags
 }
 
 // AddFlags registers the server flags on fs.
@@ -44,5 +45,6 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag as key=value (repeatable)")
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
 	fs.StringVarP(&f.Token, "token", "t", os.Getenv("IKS_TOKEN"), "shared secret agents join with (default: random, kept in <data-dir>/server/token; env IKS_TOKEN)")
+	f.Network.AddFlags(fs)
 	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")
 }

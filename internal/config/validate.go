@@ -76,6 +76,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", s.NodeName, strings.Join(errs, "; "))
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
+	f.Network.validate(bad)
 
 	if len(errs) == 0 {
 		if err := lock.Check(s.Paths().LockFile()); err != nil {
@@ -90,7 +91,8 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	}
 	s.Agent = Agent{DataDir: s.DataDir, NodeIP: s.NodeIP, NodeName: s.NodeName, NodeLabels: f.NodeLabels,
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: s.ClusterDomain,
-		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, Debug: s.Debug}
+		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, Debug: s.Debug,
+		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation}
 	return s, nil
 }
 
