@@ -75,6 +75,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		ClusterDomain: cfg.ClusterDomain, ExtraArgs: cfg.KubeletArgs,
 	}, log)
 	pn := podnet.New(podnet.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, ConfDir: cniConfDir,
+		MTU:     func() (int, error) { return routing.PodMTU(cfg.NodeIP, cfg.Encapsulation) },
 		IPAMDir: filepath.Join(p.AgentDir(), "ipam"), LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)
 	return []component.Component{
 		&component.Func{ID: "binaries", InitFn: func(context.Context) error {
@@ -84,8 +85,9 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			return stage(p.BinDir(), exe)
 		}},
 		ctrd, kl, pn,
-		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, kubeconfig: creds.Kubeconfig,
-			cluster: cfg.ClusterCIDR, service: cfg.ServiceCIDR, log: log},
+		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
+			GracefulRestartTime: cfg.GracefulRestartTime, Encap: cfg.Encapsulation}, kubeconfig: creds.Kubeconfig,
+			cluster: cfg.ClusterCIDR, service: cfg.ServiceCIDR, log: log, extras: netExtras{socket: p.RoutingSocket()}},
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,
 			ClientCert: creds.TunnelCert, ClientKey: creds.TunnelKey, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, log),

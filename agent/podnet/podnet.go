@@ -27,6 +27,9 @@ type Config struct {
 	ConfDir    string // containerd's CNI conf dir
 	IPAMDir    string
 	LogFile    string
+	// MTU returns the pod interface MTU (the uplink's minus the tunnel
+	// overhead); nil derives it from the default-route interface.
+	MTU func() (int, error)
 }
 
 // PodNet is the component.
@@ -77,11 +80,17 @@ func (p *PodNet) Ready(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node %s got no pod address block: %w", p.cfg.NodeName, err)
 	}
+	mtu := 0
+	if p.cfg.MTU != nil {
+		if mtu, err = p.cfg.MTU(); err != nil {
+			return fmt.Errorf("pod MTU: %w", err)
+		}
+	}
 	path := filepath.Join(p.cfg.ConfDir, "10-iks.conflist")
-	if err := cni.WriteConflist(path, cni.ConflistConfig{Blocks: blocks, DataDir: p.cfg.IPAMDir, LogFile: p.cfg.LogFile}); err != nil {
+	if err := cni.WriteConflist(path, cni.ConflistConfig{MTU: mtu, Blocks: blocks, DataDir: p.cfg.IPAMDir, LogFile: p.cfg.LogFile}); err != nil {
 		return fmt.Errorf("write CNI config: %w", err)
 	}
-	p.log.Info("pod network configured", "blocks", fmt.Sprint(blocks))
+	p.log.Info("pod network configured", "blocks", fmt.Sprint(blocks), "mtu", mtu)
 	return nil
 }
 

@@ -222,6 +222,7 @@ type learnedPath struct {
 func (r *Router) learnedPaths(ctx context.Context) ([]learnedPath, error) {
 	var out []learnedPath
 	var perr error
+	accepted := map[string]uint64{}
 	err := r.bgp.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: ipv4Unicast}, func(d *api.Destination) {
 		pfx, err := netip.ParsePrefix(d.Prefix)
 		if err != nil {
@@ -229,6 +230,9 @@ func (r *Router) learnedPaths(ctx context.Context) ([]learnedPath, error) {
 			return
 		}
 		for _, p := range d.Paths {
+			if !p.IsWithdraw && isFromPeer(p) {
+				accepted[p.NeighborIp]++ // in the table: passed the import policy
+			}
 			if !p.Best || p.IsWithdraw || !isFromPeer(p) {
 				continue
 			}
@@ -247,6 +251,9 @@ func (r *Router) learnedPaths(ctx context.Context) ([]learnedPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routing: list BGP paths: %w", err)
 	}
+	r.mu.Lock()
+	r.accepted = accepted
+	r.mu.Unlock()
 	return out, perr
 }
 

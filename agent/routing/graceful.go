@@ -63,6 +63,9 @@ func describePeerEvent(msg string, f gobgplog.Fields) string {
 		}
 		return msg
 	}
+	if e, ok := f["Data"].(*bgp.MessageError); ok {
+		return fmt.Sprintf("%s: %s: %s", msg, bgp.NewNotificationErrorCode(e.TypeCode, e.SubTypeCode), e.Message)
+	}
 	if d, ok := f["Data"]; ok {
 		return fmt.Sprintf("%s: %v", msg, d)
 	}

@@ -36,13 +36,14 @@ type Router struct {
 	allUp      bool                    // every peer has been established once
 	extSet     map[string]bool         // external peers in the policy neighbour set
 
-	mu      sync.Mutex
-	peers   map[netip.Addr]Peer
-	routes  map[netip.Prefix]kernelRoute
-	skipped map[netip.Prefix]string
-	peerErr map[string]string // neighbour address -> last NOTIFICATION or error
-	lastErr error
-	stopped bool
+	mu       sync.Mutex
+	peers    map[netip.Addr]Peer
+	routes   map[netip.Prefix]kernelRoute
+	skipped  map[netip.Prefix]string
+	peerErr  map[string]string // neighbour address -> last NOTIFICATION or error
+	accepted map[string]uint64 // neighbour address -> paths in the table
+	lastErr  error
+	stopped  bool
 }
 
 // New returns the routing agent; the configuration is checked by Init.

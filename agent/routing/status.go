@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -82,10 +83,8 @@ func (r *Router) Status(ctx context.Context) (Status, error) {
 	for ip, p := range r.peers {
 		peers[ip.String()] = p
 	}
-	errs := map[string]string{}
-	for k, v := range r.peerErr {
-		errs[k] = v
-	}
+	errs := maps.Clone(r.peerErr)
+	accepted := maps.Clone(r.accepted)
 	for _, k := range r.routes {
 		rs := RouteStatus{Dst: k.Dst, NextHop: k.NextHop, Gateway: r.gateway(k), Device: "uplink", Stale: k.Stale}
 		if k.Tunnel {
@@ -122,9 +121,10 @@ func (r *Router) Status(ctx context.Context) (Status, error) {
 		for _, a := range p.AfiSafis {
 			if a.State != nil {
 				ps.Received += a.State.Received
-				ps.Accepted += a.State.Accepted
 			}
 		}
+		// gobgp's own accepted counter ignores the global import policy.
+		ps.Accepted = accepted[ps.IP.String()]
 		if gr := p.GracefulRestart; gr != nil {
 			ps.GracefulRestart = gr.Enabled && gr.PeerRestartTime > 0
 			ps.Restarting = gr.PeerRestarting
