@@ -90,6 +90,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		Socket: socket, CacheFile: filepath.Join(p.AgentDir(), "cluster-network.json"),
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log)
 	pn := podnet.New(podnet.Config{ConfDir: cniConfDir, IPAMDir: ipamDir, AgentSocket: socket,
+		MTU:     func() (int, error) { return routing.PodMTU(cfg.NodeIP, cfg.Encapsulation) },
 		LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)
 	return []component.Component{
 		&component.Func{ID: "binaries", InitFn: func(context.Context) error {
@@ -99,8 +100,9 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			return stage(p.BinDir(), exe)
 		}},
 		ctrd, kl, blocks, pn,
-		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, kubeconfig: creds.Kubeconfig,
-			blocks: blocks, log: log},
+		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
+			GracefulRestartTime: cfg.GracefulRestartTime, Encap: cfg.Encapsulation}, kubeconfig: creds.Kubeconfig,
+			blocks: blocks, log: log, extras: netExtras{socket: p.RoutingSocket()}},
 		proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
 			Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -32,6 +33,7 @@ type podRouting struct {
 	changed chan struct{}
 	router  *routing.Router
 	cancel  context.CancelFunc
+	extras  netExtras // status socket, annotations, BGPPeers (netextras.go)
 }
 
 func (p *podRouting) Name() string { return "routing" }
@@ -57,6 +59,7 @@ func (p *podRouting) Start(ctx context.Context) error {
 		UpdateFunc: func(_, n any) { h(n) }}); err != nil {
 		return fmt.Errorf("watch nodes: %w", err)
 	}
+	p.extras.nodeStore = inf.GetStore()
 	f.Start(runCtx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return fmt.Errorf("node informer did not sync")
@@ -76,6 +79,9 @@ func (p *podRouting) Start(ctx context.Context) error {
 	}
 	nw := p.blocks.Network()
 	if err := routing.EnsureNATOutgoing(ctx, nw.PodCIDR, nw.ServiceCIDR); err != nil {
+		return err
+	}
+	if err := p.startExtras(ctx, runCtx, cs); err != nil {
 		return err
 	}
 	p.log.Info("pod routing up", "component", "routing", "encapsulation", p.router.Encapsulation(), "subnet", subnet.String())
@@ -117,7 +123,7 @@ func (p *podRouting) refresh(store cache.Store) {
 func (p *podRouting) Peers() []routing.Peer {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]routing.Peer(nil), p.peers...)
+	return append(append([]routing.Peer(nil), p.peers...), p.externalPeers()...)
 }
 
 // Changed implements routing.PeerSource.
@@ -131,9 +137,9 @@ func (p *podRouting) Healthy() error {
 }
 
 func (p *podRouting) Stop(ctx context.Context) error {
-	var err error
+	err := p.stopExtras(ctx)
 	if p.router != nil {
-		err = p.router.Stop(ctx)
+		err = errors.Join(err, p.router.Stop(ctx))
 	}
 	if p.cancel != nil {
 		p.cancel()

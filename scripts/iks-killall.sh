@@ -290,12 +290,15 @@ clean_links() {
 		done || true
 	# Routes to pods the CNI plugin installed (protocol 80) that outlived
 	# their interface, and routes to other nodes' pod blocks the routing
-	# agent installed (protocol 81), then its VXLAN tunnel device.
+	# agent installed (protocol 81), then its tunnel devices (VXLAN, or
+	# IP-in-IP where the kernel has it).
 	ip route flush proto 80 2>/dev/null || true
 	ip route flush proto 81 2>/dev/null || true
-	if [ -e /sys/class/net/iks.vxlan ] || ip link show iks.vxlan >/dev/null 2>&1; then
-		ip link delete iks.vxlan 2>/dev/null || problem "cannot delete interface iks.vxlan"
-	fi
+	for dev in iks.vxlan iks.tunl; do
+		if [ -e "/sys/class/net/$dev" ] || ip link show "$dev" >/dev/null 2>&1; then
+			ip link delete "$dev" 2>/dev/null || problem "cannot delete interface $dev"
+		fi
+	done
 }
 
 # clean_xtables SAVE RESTORE: rewrites the tables holding CNI-*, KUBE-* or IKS-*

@@ -83,6 +83,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		csrapprove.New(csrapprove.Config{Kubeconfig: admin}, log),
 		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain, BlockSize: cfg.IPAMBlockSize}}, log),
+		netctl.NewBGPPeers(admin, log),
 	}
 	addons, err := addonComponents(cfg, admin, log)
 	if err != nil {

@@ -22,6 +22,9 @@ type Config struct {
 	// address block.
 	AgentSocket string
 	LogFile     string
+	// MTU returns the pod interface MTU (the uplink's minus the tunnel
+	// overhead); nil derives it from the default-route interface.
+	MTU func() (int, error)
 }
 
 // PodNet is the component.
@@ -48,11 +51,18 @@ func (p *PodNet) Init(context.Context) error {
 
 // Start writes the CNI config; start it once the node has address blocks.
 func (p *PodNet) Start(context.Context) error {
+	mtu := 0
+	if p.cfg.MTU != nil {
+		var err error
+		if mtu, err = p.cfg.MTU(); err != nil {
+			return fmt.Errorf("pod MTU: %w", err)
+		}
+	}
 	path := filepath.Join(p.cfg.ConfDir, "10-iks.conflist")
-	if err := cni.WriteConflist(path, cni.ConflistConfig{DataDir: p.cfg.IPAMDir, AgentSocket: p.cfg.AgentSocket, LogFile: p.cfg.LogFile}); err != nil {
+	if err := cni.WriteConflist(path, cni.ConflistConfig{MTU: mtu, DataDir: p.cfg.IPAMDir, AgentSocket: p.cfg.AgentSocket, LogFile: p.cfg.LogFile}); err != nil {
 		return fmt.Errorf("write CNI config: %w", err)
 	}
-	p.log.Info("pod network configured", "conflist", path)
+	p.log.Info("pod network configured", "conflist", path, "mtu", mtu)
 	return nil
 }
 

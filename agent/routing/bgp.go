@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
@@ -19,14 +20,18 @@ const (
 	connectRetry = 5
 	holdTime     = 30
 	keepalive    = 10
+	// idleHoldAfterReset keeps a session down after Stop reset it, so a
+	// peer cannot reconnect before the speaker is gone.
+	idleHoldAfterReset = 60
 )
 
 var ipv4Unicast = &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 
-// newBGPServer returns an embedded gobgp server logging through log. Its
-// gRPC API is not started: the Router is the only client.
-func newBGPServer(log *slog.Logger) *server.BgpServer {
-	return server.NewBgpServer(server.LoggerOption(&slogAdapter{log: log.With("subsystem", "gobgp")}))
+// newBGPServer returns an embedded gobgp server logging through log;
+// NOTIFICATIONs sent or received are also passed to onPeerErr. Its gRPC
+// API is not started: the Router is the only client.
+func newBGPServer(log *slog.Logger, onPeerErr func(peer, msg string)) *server.BgpServer {
+	return server.NewBgpServer(server.LoggerOption(&slogAdapter{log: log.With("subsystem", "gobgp"), onPeerErr: onPeerErr}))
 }
 
 // startBGP starts the speaker listening on NodeIP:Port.
@@ -43,21 +48,27 @@ func (r *Router) startBGP(ctx context.Context) error {
 	return nil
 }
 
-// syncPeers makes the configured neighbours match the peer source.
+// syncPeers makes the configured neighbours match the peer source. A
+// neighbour removed from the source (its Node deleted) is deleted at
+// once, which withdraws its routes without waiting for graceful restart.
 func (r *Router) syncPeers(ctx context.Context) {
 	want := map[netip.Addr]Peer{}
 	for _, p := range r.cfg.Peers.Peers() {
 		if !p.IP.Is4() || p.IP == r.cfg.NodeIP {
 			continue
 		}
+		if old, dup := want[p.IP]; dup && !p.External && old.External {
+			continue // a node also named as an external peer stays a mesh peer
+		}
 		want[p.IP] = p
 	}
+	r.syncExternalSet(ctx, want)
 	r.mu.Lock()
 	have := r.peers
 	r.mu.Unlock()
 	next := map[netip.Addr]Peer{}
 	for ip, p := range have {
-		if _, ok := want[ip]; ok {
+		if w, ok := want[ip]; ok && samePeering(w, p) {
 			next[ip] = p
 			continue
 		}
@@ -66,34 +77,73 @@ func (r *Router) syncPeers(ctx context.Context) {
 			next[ip] = p
 			continue
 		}
-		r.log.Info("removed BGP peer", "peer", p.Name, "ip", ip)
+		r.log.Info("removed BGP peer", "peer", p.Name, "ip", ip, "external", p.External)
 	}
 	for ip, p := range want {
-		if _, ok := have[ip]; ok {
+		if _, ok := next[ip]; ok {
 			next[ip] = p // a rename keeps the session
 			continue
 		}
-		err := r.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-			Conf: &api.PeerConf{NeighborAddress: ip.String(), PeerAsn: r.cfg.ASN, Description: p.Name},
-			Transport: &api.Transport{
-				LocalAddress: r.cfg.NodeIP.String(),
-				RemotePort:   uint32(r.cfg.Port),
-				PassiveMode:  passive(r.cfg.NodeIP, ip),
-			},
-			Timers: &api.Timers{Config: &api.TimersConfig{
-				ConnectRetry: connectRetry, HoldTime: holdTime, KeepaliveInterval: keepalive,
-			}},
-		}})
-		if err != nil {
+		if err := r.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: r.peerConf(p)}); err != nil {
 			r.log.Warn("cannot add BGP peer", "peer", p.Name, "ip", ip, "err", err)
 			continue
 		}
 		next[ip] = p
-		r.log.Info("added BGP peer", "peer", p.Name, "ip", ip)
+		r.log.Info("added BGP peer", "peer", p.Name, "ip", ip, "external", p.External, "asn", r.peerASN(p))
 	}
 	r.mu.Lock()
 	r.peers = next
 	r.mu.Unlock()
+}
+
+// samePeering tells whether a and b need the same session (a rename
+// does not).
+func samePeering(a, b Peer) bool { return a.IP == b.IP && a.External == b.External && a.ASN == b.ASN }
+
+func (r *Router) peerASN(p Peer) uint32 {
+	if p.ASN != 0 {
+		return p.ASN
+	}
+	return r.cfg.ASN
+}
+
+// peerConf is the gobgp neighbour of p: IPv4 unicast with graceful
+// restart (RFC 4724, with the RFC 8538 notification bit) when enabled;
+// eBGP multihop for an external peer in another AS.
+func (r *Router) peerConf(p Peer) *api.Peer {
+	asn := r.peerASN(p)
+	passiveMode := passive(r.cfg.NodeIP, p.IP)
+	if p.External {
+		passiveMode = false // the router may not dial nodes
+	}
+	conf := &api.Peer{
+		Conf: &api.PeerConf{NeighborAddress: p.IP.String(), PeerAsn: asn, Description: p.Name},
+		Transport: &api.Transport{
+			LocalAddress: r.cfg.NodeIP.String(),
+			RemotePort:   uint32(r.cfg.Port),
+			PassiveMode:  passiveMode,
+		},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			ConnectRetry: connectRetry, HoldTime: holdTime, KeepaliveInterval: keepalive,
+			IdleHoldTimeAfterReset: idleHoldAfterReset,
+		}},
+		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: ipv4Unicast, Enabled: true}}},
+	}
+	if p.External {
+		conf.Transport.RemotePort = DefaultPort
+		if asn != r.cfg.ASN {
+			conf.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+		}
+	}
+	if gr := r.cfg.GracefulRestartTime; gr > 0 {
+		conf.GracefulRestart = &api.GracefulRestart{
+			Enabled:             true,
+			RestartTime:         uint32(gr / time.Second),
+			NotificationEnabled: true,
+		}
+		conf.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+	}
+	return conf
 }
 
 // passive tells whether this node waits for peer to connect instead of
@@ -164,12 +214,15 @@ func blockPath(b netip.Prefix, nextHop netip.Addr) (*api.Path, error) {
 type learnedPath struct {
 	Prefix  netip.Prefix
 	NextHop netip.Addr
+	From    netip.Addr // the neighbour that sent it
+	Stale   bool       // kept while its sender restarts (graceful restart)
 }
 
 // learnedPaths returns the best IPv4 unicast paths learned from peers.
 func (r *Router) learnedPaths(ctx context.Context) ([]learnedPath, error) {
 	var out []learnedPath
 	var perr error
+	accepted := map[string]uint64{}
 	err := r.bgp.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: ipv4Unicast}, func(d *api.Destination) {
 		pfx, err := netip.ParsePrefix(d.Prefix)
 		if err != nil {
@@ -177,20 +230,30 @@ func (r *Router) learnedPaths(ctx context.Context) ([]learnedPath, error) {
 			return
 		}
 		for _, p := range d.Paths {
+			if !p.IsWithdraw && isFromPeer(p) {
+				accepted[p.NeighborIp]++ // in the table: passed the import policy
+			}
 			if !p.Best || p.IsWithdraw || !isFromPeer(p) {
 				continue
+			}
+			from, _ := netip.ParseAddr(p.NeighborIp)
+			if r.isExternal(from) {
+				continue // rejected on import already; never routed
 			}
 			nh, ok := nextHop(p)
 			if !ok {
 				r.log.Warn("learned path has no usable next hop", "prefix", pfx, "from", p.NeighborIp)
 				continue
 			}
-			out = append(out, learnedPath{Prefix: pfx.Masked(), NextHop: nh})
+			out = append(out, learnedPath{Prefix: pfx.Masked(), NextHop: nh, From: from, Stale: p.Stale})
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routing: list BGP paths: %w", err)
 	}
+	r.mu.Lock()
+	r.accepted = accepted
+	r.mu.Unlock()
 	return out, perr
 }
 
@@ -216,11 +279,17 @@ func nextHop(p *api.Path) (netip.Addr, bool) {
 // (every FSM transition), so it goes to Debug; Fatal and Panic never exit
 // the process.
 type slogAdapter struct {
-	log   *slog.Logger
-	level gobgplog.LogLevel
+	log       *slog.Logger
+	level     gobgplog.LogLevel
+	onPeerErr func(peer, msg string)
 }
 
 func (a *slogAdapter) emit(lvl slog.Level, msg string, f gobgplog.Fields) {
+	if lvl >= slog.LevelWarn && a.onPeerErr != nil {
+		if peer, ok := f["Key"].(string); ok && f["Topic"] == "Peer" {
+			a.onPeerErr(peer, describePeerEvent(msg, f))
+		}
+	}
 	args := make([]any, 0, 2*len(f))
 	for k, v := range f {
 		args = append(args, k, v)

@@ -38,6 +38,13 @@ const (
 	DefaultPort           = 179
 	DefaultResyncInterval = 30 * time.Second
 	DefaultStaleGrace     = 60 * time.Second
+	// DefaultGracefulRestartTime is the restart time advertised to peers
+	// (RFC 4724), Calico's default. The routing package itself treats 0 as
+	// "graceful restart off"; the agent flags default to this value.
+	DefaultGracefulRestartTime = 120 * time.Second
+	// MaxGracefulRestartTime is the largest restart time the capability's
+	// 12-bit field can carry.
+	MaxGracefulRestartTime = 4095 * time.Second
 )
 
 // Config of a Router.
@@ -71,6 +78,11 @@ type Config struct {
 	// (or the grace has passed) routes not learned again are removed
 	// (DefaultStaleGrace when 0).
 	StaleGrace time.Duration
+	// GracefulRestartTime is the restart time this node advertises: its
+	// peers keep its routes (marked stale) that long while it restarts.
+	// 0 turns graceful restart off. Whole seconds, at most
+	// MaxGracefulRestartTime.
+	GracefulRestartTime time.Duration
 }
 
 // StaticBlocks returns a LocalBlocks function for a fixed set of blocks.
@@ -108,14 +120,30 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("routing: node IP %q is not an IPv4 address; set the node's IPv4 address (--node-ip)", cfg.NodeIP)
 	case !cfg.NodeSubnet.IsValid() || !cfg.NodeSubnet.Contains(cfg.NodeIP):
 		return cfg, fmt.Errorf("routing: node subnet %q does not contain node IP %s; pass the prefix of the interface that holds the node IP", cfg.NodeSubnet, cfg.NodeIP)
+	case cfg.GracefulRestartTime != 0 && !ValidGracefulRestartTime(cfg.GracefulRestartTime):
+		return cfg, fmt.Errorf("routing: graceful restart time %s is invalid; use 0 (off) or whole seconds from 1s to %s (default %s)", cfg.GracefulRestartTime, MaxGracefulRestartTime, DefaultGracefulRestartTime)
 	case cfg.Port < 1 || cfg.Port > 65535:
 		return cfg, fmt.Errorf("routing: BGP port %d is out of range; use 1-65535 (default %d)", cfg.Port, DefaultPort)
 	}
-	switch cfg.Encap {
-	case EncapCrossSubnet, EncapAlways, EncapNever:
-	default:
-		return cfg, fmt.Errorf("routing: encapsulation %q is unknown; use %s, %s or %s", cfg.Encap, EncapCrossSubnet, EncapAlways, EncapNever)
+	if err := ValidEncapsulation(cfg.Encap); err != nil {
+		return cfg, fmt.Errorf("routing: %w", err)
 	}
 	cfg.NodeSubnet = cfg.NodeSubnet.Masked()
 	return cfg, nil
+}
+
+// ValidGracefulRestartTime reports whether d is a usable non-zero
+// graceful restart time: whole seconds, 1s to MaxGracefulRestartTime.
+func ValidGracefulRestartTime(d time.Duration) bool {
+	return d >= time.Second && d <= MaxGracefulRestartTime && d%time.Second == 0
+}
+
+// ValidEncapsulation returns an error naming mode unless it is one of
+// EncapCrossSubnet, EncapAlways or EncapNever.
+func ValidEncapsulation(mode string) error {
+	switch mode {
+	case EncapCrossSubnet, EncapAlways, EncapNever:
+		return nil
+	}
+	return fmt.Errorf("encapsulation %q is unknown; use %s (default), %s or %s", mode, EncapCrossSubnet, EncapAlways, EncapNever)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 
 	"github.com/vishvananda/netlink"
 )
@@ -25,14 +24,6 @@ const (
 	TunnelIPIP  = "ipip"
 	TunnelNone  = "none"
 )
-
-// ipipSupported reports whether the kernel has the ipip driver loaded or
-// built in. It creates nothing: creating a probe link would auto-load the
-// module and leave tunl0 behind in the namespace.
-func ipipSupported() bool {
-	_, err := os.Stat("/sys/module/ipip")
-	return err == nil
-}
 
 // VTEPMAC is the MAC address of a node's iks.vxlan device, derived from
 // its node IP (02:1b + the four address bytes) so peers can program their
@@ -97,11 +88,11 @@ func vxlanMatches(have, want *netlink.Vxlan) bool {
 func ensureTunnelAddr(index int, addr netip.Addr) error {
 	l, err := netlink.LinkByIndex(index)
 	if err != nil {
-		return fmt.Errorf("routing: look up %s: %w", VXLANDevice, err)
+		return fmt.Errorf("routing: look up tunnel device %d: %w", index, err)
 	}
 	have, err := netlink.AddrList(l, netlink.FAMILY_V4)
 	if err != nil {
-		return fmt.Errorf("routing: list addresses of %s: %w", VXLANDevice, err)
+		return fmt.Errorf("routing: list addresses of %s: %w", l.Attrs().Name, err)
 	}
 	found := false
 	for _, a := range have {
@@ -112,7 +103,7 @@ func ensureTunnelAddr(index int, addr netip.Addr) error {
 			continue
 		}
 		if err := netlink.AddrDel(l, &a); err != nil {
-			return fmt.Errorf("routing: remove stale address %s from %s: %w", a.IPNet, VXLANDevice, err)
+			return fmt.Errorf("routing: remove stale address %s from %s: %w", a.IPNet, l.Attrs().Name, err)
 		}
 	}
 	if found || !addr.IsValid() {
@@ -120,7 +111,7 @@ func ensureTunnelAddr(index int, addr netip.Addr) error {
 	}
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(32, 32)}}
 	if err := netlink.AddrAdd(l, a); err != nil {
-		return fmt.Errorf("routing: add tunnel address %s/32 to %s: %w", addr, VXLANDevice, err)
+		return fmt.Errorf("routing: add tunnel address %s/32 to %s: %w", addr, l.Attrs().Name, err)
 	}
 	return nil
 }

@@ -30,6 +30,10 @@ type helperConfig struct {
 	Encap      string
 	StatusFile string
 	StaleGrace time.Duration
+	GR         time.Duration // graceful restart time (0 = off)
+	// PeersFile, when set, is re-read on SIGUSR1 and replaces Peers (a
+	// Node added or deleted).
+	PeersFile string
 }
 
 func TestMain(m *testing.M) {
@@ -50,11 +54,14 @@ func runHelperNode(spec string) int {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGUSR1)
 	ctx := context.Background()
+	peers := NewStaticPeers(hc.Peers...)
 	r := New(Config{
 		NodeName: hc.Name, NodeIP: hc.IP, NodeSubnet: hc.Subnet, Encap: hc.Encap,
-		LocalBlocks: StaticBlocks(hc.Blocks...), Peers: NewStaticPeers(hc.Peers...),
-		ResyncInterval: 2 * time.Second, StaleGrace: hc.StaleGrace,
+		LocalBlocks: StaticBlocks(hc.Blocks...), Peers: peers,
+		ResyncInterval: 2 * time.Second, StaleGrace: hc.StaleGrace, GracefulRestartTime: hc.GR,
 	}, log)
 	if err := r.Init(ctx); err != nil {
 		log.Error("init", "err", err)
@@ -68,6 +75,17 @@ func runHelperNode(spec string) int {
 	defer tick.Stop()
 	for {
 		select {
+		case <-reload:
+			var ps []Peer
+			b, err := os.ReadFile(hc.PeersFile)
+			if err == nil {
+				err = json.Unmarshal(b, &ps)
+			}
+			if err != nil {
+				log.Error("reload peers", "err", err)
+				continue
+			}
+			peers.Set(ps...)
 		case <-sig:
 			stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
@@ -154,6 +172,27 @@ func (n *testNode) stop() error {
 		}
 	})
 	return n.stopErr
+}
+
+// kill sends SIGKILL: sessions drop without a NOTIFICATION, as when the
+// agent crashes.
+func (n *testNode) kill() {
+	n.once.Do(func() {
+		_ = n.cmd.Process.Kill()
+		<-n.done
+	})
+}
+
+// setPeers replaces the node's peers (see helperConfig.PeersFile).
+func (n *testNode) setPeers(t *testing.T, file string, peers ...Peer) {
+	t.Helper()
+	b, _ := json.Marshal(peers)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // readStatus returns the node's last reported Status.

@@ -20,6 +20,7 @@ type kernelRoute struct {
 	Dst     netip.Prefix
 	NextHop netip.Addr // the peer node's IP (BGP next hop)
 	Tunnel  bool       // through the tunnel device instead of natively
+	Stale   bool       // its sender is restarting (graceful restart)
 }
 
 // Gateway is the route's gateway: the next hop itself for a native route,
@@ -58,9 +59,19 @@ func plan(cfg Config, learned []learnedPath, local []netip.Prefix) (map[netip.Pr
 			continue
 		}
 		tunnel := cfg.Encap == EncapAlways || (cfg.Encap == EncapCrossSubnet && !cfg.NodeSubnet.Contains(l.NextHop))
-		routes[l.Prefix] = kernelRoute{Dst: l.Prefix, NextHop: l.NextHop, Tunnel: tunnel}
+		routes[l.Prefix] = kernelRoute{Dst: l.Prefix, NextHop: l.NextHop, Tunnel: tunnel, Stale: l.Stale}
 	}
 	return routes, skipped
+}
+
+// gateway is the kernel route's gateway: the peer's node IP when native
+// or through IP-in-IP (the outer destination, as Calico's tunl0 routes),
+// the block's tunnel address through VXLAN.
+func (r *Router) gateway(k kernelRoute) netip.Addr {
+	if k.Tunnel && r.tunnel == TunnelIPIP {
+		return k.NextHop
+	}
+	return k.Gateway()
 }
 
 // toNetlink builds the netlink route of k.
@@ -73,8 +84,9 @@ func (r *Router) toNetlink(k kernelRoute) *netlink.Route {
 	}
 	switch {
 	case k.Tunnel:
-		nr.LinkIndex = r.vxIndex
+		nr.LinkIndex = r.tunIndex
 		nr.Flags = int(netlink.FLAG_ONLINK)
+		nr.Gw = r.gateway(k).AsSlice()
 	case r.cfg.NodeSubnet.Contains(k.NextHop):
 		nr.LinkIndex = r.uplinkIndex
 	}
@@ -142,11 +154,11 @@ func (r *Router) applyRoutes(want map[netip.Prefix]kernelRoute, prune bool) erro
 			continue
 		}
 		if err := netlink.RouteReplace(nr); err != nil {
-			errs = append(errs, fmt.Errorf("routing: install route %s via %s: %w", p, k.Gateway(), err))
+			errs = append(errs, fmt.Errorf("routing: install route %s via %s: %w", p, r.gateway(k), err))
 			continue
 		}
 		r.installed[p] = true
-		r.log.Info("installed route", "dst", p, "via", k.Gateway(), "nexthop", k.NextHop, "tunnel", k.Tunnel)
+		r.log.Info("installed route", "dst", p, "via", r.gateway(k), "nexthop", k.NextHop, "tunnel", k.Tunnel)
 	}
 	return errors.Join(errs...)
 }
@@ -166,7 +178,7 @@ func (r *Router) applyNeighbours(want map[netip.Prefix]kernelRoute) error {
 		arp[k.Gateway()] = mac
 	}
 	var errs []error
-	if bridge, err := netlink.NeighList(r.vxIndex, unix.AF_BRIDGE); err != nil {
+	if bridge, err := netlink.NeighList(r.tunIndex, unix.AF_BRIDGE); err != nil {
 		errs = append(errs, fmt.Errorf("routing: list FDB of %s: %w", VXLANDevice, err))
 	} else {
 		for _, n := range bridge {
@@ -180,7 +192,7 @@ func (r *Router) applyNeighbours(want map[netip.Prefix]kernelRoute) error {
 			}
 		}
 	}
-	if v4, err := netlink.NeighList(r.vxIndex, netlink.FAMILY_V4); err != nil {
+	if v4, err := netlink.NeighList(r.tunIndex, netlink.FAMILY_V4); err != nil {
 		errs = append(errs, fmt.Errorf("routing: list neighbours of %s: %w", VXLANDevice, err))
 	} else {
 		for _, n := range v4 {
@@ -196,7 +208,7 @@ func (r *Router) applyNeighbours(want map[netip.Prefix]kernelRoute) error {
 	for mac, ip := range fdb {
 		hw, _ := net.ParseMAC(mac)
 		if err := netlink.NeighSet(&netlink.Neigh{
-			LinkIndex: r.vxIndex, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
+			LinkIndex: r.tunIndex, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
 			Flags: netlink.NTF_SELF, IP: ip.AsSlice(), HardwareAddr: hw,
 		}); err != nil {
 			errs = append(errs, fmt.Errorf("routing: add FDB entry %s -> %s: %w", mac, ip, err))
@@ -205,7 +217,7 @@ func (r *Router) applyNeighbours(want map[netip.Prefix]kernelRoute) error {
 	for ip, mac := range arp {
 		hw, _ := net.ParseMAC(mac)
 		if err := netlink.NeighSet(&netlink.Neigh{
-			LinkIndex: r.vxIndex, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+			LinkIndex: r.tunIndex, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
 			IP: ip.AsSlice(), HardwareAddr: hw,
 		}); err != nil {
 			errs = append(errs, fmt.Errorf("routing: add neighbour %s -> %s: %w", ip, mac, err))

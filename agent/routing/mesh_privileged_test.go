@@ -112,7 +112,7 @@ func TestMeshCrossSubnet(t *testing.T) {
 	requireRoot(t)
 	m := newMeshNet(t)
 	pfx, addr := netip.MustParsePrefix, netip.MustParseAddr
-	peers := []Peer{{"n1", addr("10.123.1.11")}, {"n2", addr("10.123.1.12")}, {"n3", addr("10.123.2.13")}}
+	peers := []Peer{{Name: "n1", IP: addr("10.123.1.11")}, {Name: "n2", IP: addr("10.123.1.12")}, {Name: "n3", IP: addr("10.123.2.13")}}
 	// A route left by a previous run that nobody advertises any more.
 	run(t, "ip", "-n", m.n1, "route", "add", "172.31.9.0/24", "via", "10.123.1.99", "dev", "eth0", "proto", "81")
 

@@ -29,7 +29,7 @@ func requireRoot(t *testing.T) {
 // newNS creates a named namespace with lo up, removed at cleanup.
 func newNS(t *testing.T, suffix string) string {
 	t.Helper()
-	name := fmt.Sprintf("iksrt%d%s", os.Getpid()%100000, suffix)
+	name := fmt.Sprintf("iks-bg%d%s", os.Getpid()%100000, suffix)
 	run(t, "ip", "netns", "add", name)
 	t.Cleanup(func() {
 		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {

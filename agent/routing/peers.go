@@ -6,10 +6,15 @@ import (
 	"sync"
 )
 
-// Peer is another node of the BGP mesh.
+// Peer is another node of the BGP mesh, or an external BGP router.
 type Peer struct {
 	Name string
 	IP   netip.Addr
+	// External marks a router outside the mesh (a BGPPeer): it learns
+	// this node's own blocks and everything it sends is rejected.
+	External bool
+	// ASN of an external peer; 0 means the mesh's AS (iBGP).
+	ASN uint32
 }
 
 // PeerSource lists the nodes of the mesh. The Router calls Peers after

@@ -15,7 +15,7 @@ func TestRestartKeepsRoutesAndSwitchesEncap(t *testing.T) {
 	requireRoot(t)
 	m := newMeshNet(t)
 	pfx, addr := netip.MustParsePrefix, netip.MustParseAddr
-	peers := []Peer{{"n1", addr("10.123.1.11")}, {"n2", addr("10.123.1.12")}}
+	peers := []Peer{{Name: "n1", IP: addr("10.123.1.11")}, {Name: "n2", IP: addr("10.123.1.12")}}
 	n1cfg := helperConfig{Name: "n1", IP: addr("10.123.1.11"), Subnet: pfx("10.123.1.0/24"), Blocks: []netip.Prefix{pfx("172.31.1.0/24")}, Peers: peers, StaleGrace: time.Minute}
 	n1 := startNode(t, m.n1, n1cfg)
 	startNode(t, m.n2, helperConfig{Name: "n2", IP: addr("10.123.1.12"), Subnet: pfx("10.123.1.0/24"), Blocks: []netip.Prefix{pfx("172.31.2.0/24")}, Peers: peers, StaleGrace: time.Minute})

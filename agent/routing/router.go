@@ -19,11 +19,12 @@ type Router struct {
 	cfgErr error
 	log    *slog.Logger
 
-	bgp         *server.BgpServer
-	tunnel      string // TunnelVXLAN, TunnelIPIP or TunnelNone
-	uplinkIndex int
-	vxIndex     int
-	startedAt   time.Time
+	bgp          *server.BgpServer
+	tunnel       string // TunnelVXLAN, TunnelIPIP or TunnelNone
+	tunnelReason string
+	uplinkIndex  int
+	tunIndex     int // the tunnel device (VXLAN or IP-in-IP)
+	startedAt    time.Time
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -33,13 +34,16 @@ type Router struct {
 	advertised map[netip.Prefix][]byte // block -> gobgp path UUID
 	installed  map[netip.Prefix]bool   // routes installed in this run
 	allUp      bool                    // every peer has been established once
+	extSet     map[string]bool         // external peers in the policy neighbour set
 
-	mu      sync.Mutex
-	peers   map[netip.Addr]Peer
-	routes  map[netip.Prefix]kernelRoute
-	skipped map[netip.Prefix]string
-	lastErr error
-	stopped bool
+	mu       sync.Mutex
+	peers    map[netip.Addr]Peer
+	routes   map[netip.Prefix]kernelRoute
+	skipped  map[netip.Prefix]string
+	peerErr  map[string]string // neighbour address -> last NOTIFICATION or error
+	accepted map[string]uint64 // neighbour address -> paths in the table
+	lastErr  error
+	stopped  bool
 }
 
 // New returns the routing agent; the configuration is checked by Init.
@@ -52,7 +56,9 @@ func New(cfg Config, log *slog.Logger) *Router {
 		kick:       make(chan struct{}, 1),
 		advertised: map[netip.Prefix][]byte{},
 		installed:  map[netip.Prefix]bool{},
+		extSet:     map[string]bool{},
 		peers:      map[netip.Addr]Peer{},
+		peerErr:    map[string]string{},
 	}
 }
 
@@ -84,9 +90,14 @@ func (r *Router) Start(ctx context.Context) error {
 		return err
 	}
 	r.startedAt = time.Now()
-	r.bgp = newBGPServer(r.log)
+	r.bgp = newBGPServer(r.log, r.notePeerError)
 	go r.bgp.Serve() // returns never; the server is idle after Stop
 	if err := r.startBGP(ctx); err != nil {
+		r.bgp.Stop()
+		r.bgp = nil
+		return err
+	}
+	if err := r.installPolicies(ctx); err != nil {
 		r.bgp.Stop()
 		r.bgp = nil
 		return err
@@ -104,36 +115,61 @@ func (r *Router) Start(ctx context.Context) error {
 		return fmt.Errorf("routing: watch the BGP table: %w", err)
 	}
 	r.log.Info("BGP speaker running", "node", r.cfg.NodeName, "listen", netip.AddrPortFrom(r.cfg.NodeIP, uint16(r.cfg.Port)),
-		"asn", r.cfg.ASN, "encap", r.cfg.Encap, "tunnel", r.tunnel)
+		"asn", r.cfg.ASN, "encap", r.cfg.Encap, "tunnel", r.tunnel, "graceful-restart", r.cfg.GracefulRestartTime)
 	r.wg.Add(1)
 	go r.loop(loopCtx)
 	return nil
 }
 
-// setupTunnel picks the tunnel and creates its device.
+// setupTunnel picks the tunnel and creates its device: IP-in-IP where
+// the kernel can create an ipip device, VXLAN otherwise.
 func (r *Router) setupTunnel() error {
 	if r.cfg.Encap == EncapNever {
-		r.tunnel = TunnelNone
-		r.log.Info("encapsulation chosen", "tunnel", TunnelNone, "reason", "encap mode Never")
+		r.tunnel, r.tunnelReason = TunnelNone, "encapsulation mode Never"
+		r.log.Info("encapsulation chosen", "tunnel", TunnelNone, "reason", r.tunnelReason)
 		return nil
-	}
-	reason := "the kernel has no ipip driver"
-	if ipipSupported() {
-		reason = "ipip is available but iks only implements the VXLAN tunnel so far"
 	}
 	uplink, err := uplinkFor(r.cfg.NodeIP)
 	if err != nil {
 		return err
 	}
+	ipipErr := error(nil)
+	if idx, err := ensureIPIP(r.cfg.NodeIP, uplink); err == nil {
+		r.tunIndex, r.tunnel = idx, TunnelIPIP
+		r.tunnelReason = "the kernel supports ipip"
+		r.log.Info("encapsulation chosen", "tunnel", TunnelIPIP, "mode", r.cfg.Encap, "reason", r.tunnelReason,
+			"device", IPIPDevice, "mtu", uplink.Attrs().MTU-ipipOverhead)
+		return nil
+	} else {
+		ipipErr = err
+	}
 	idx, err := ensureVXLAN(r.cfg.NodeIP, uplink)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (IP-in-IP was not possible either: %v)", err, ipipErr)
 	}
-	r.vxIndex = idx
-	r.tunnel = TunnelVXLAN
-	r.log.Info("encapsulation chosen", "tunnel", TunnelVXLAN, "mode", r.cfg.Encap, "reason", reason,
+	r.tunIndex, r.tunnel = idx, TunnelVXLAN
+	r.tunnelReason = "IP-in-IP unavailable: " + ipipErr.Error()
+	r.log.Info("encapsulation chosen", "tunnel", TunnelVXLAN, "mode", r.cfg.Encap, "reason", r.tunnelReason,
 		"device", VXLANDevice, "vni", VXLANVNI, "port", VXLANPort, "mtu", uplink.Attrs().MTU-vxlanOverhead)
 	return nil
+}
+
+// tunnelDevice is the name of the tunnel device in use.
+func (r *Router) tunnelDevice() string {
+	switch r.tunnel {
+	case TunnelIPIP:
+		return IPIPDevice
+	case TunnelVXLAN:
+		return VXLANDevice
+	}
+	return ""
+}
+
+// EncapsulationLabel is the node annotation value describing the
+// encapsulation, e.g. "VXLAN CrossSubnet", "IPIP Always" or "None Never".
+func (r *Router) EncapsulationLabel() string {
+	name := map[string]string{TunnelIPIP: "IPIP", TunnelVXLAN: "VXLAN", TunnelNone: "None"}[r.tunnel]
+	return name + " " + r.cfg.Encap
 }
 
 // Encapsulation reports the tunnel in use: "vxlan", "ipip" or "none".
@@ -197,12 +233,15 @@ func (r *Router) reconcile(ctx context.Context) {
 	}
 	prune := r.allUp || time.Since(r.startedAt) > r.cfg.StaleGrace
 	var errs []error
-	if r.tunnel == TunnelVXLAN {
+	if r.tunnel != TunnelNone {
 		var addr netip.Addr
 		if len(local) > 0 {
 			addr = TunnelAddr(local[0])
 		}
-		errs = append(errs, ensureTunnelAddr(r.vxIndex, addr), r.applyNeighbours(routes))
+		errs = append(errs, ensureTunnelAddr(r.tunIndex, addr))
+	}
+	if r.tunnel == TunnelVXLAN {
+		errs = append(errs, r.applyNeighbours(routes))
 	}
 	errs = append(errs, r.applyRoutes(routes, prune))
 	err = errors.Join(errs...)
@@ -231,8 +270,11 @@ func (r *Router) Healthy() error {
 	return r.lastErr
 }
 
-// Stop ends the loop and closes every BGP session with a Cease, so peers
-// withdraw this node's blocks at once. Kernel routes stay: pods keep
+// Stop ends the loop and closes every BGP session. With graceful restart
+// the sessions are reset with a Cease/Administrative Reset, which RFC 8538
+// peers treat as a restart: they keep this node's routes (stale) until it
+// is back or the restart time passes. Without it a Cease makes them
+// withdraw the routes at once. Kernel routes stay either way: pods keep
 // forwarding and the next start reconciles them.
 func (r *Router) Stop(ctx context.Context) error {
 	r.mu.Lock()
@@ -246,6 +288,9 @@ func (r *Router) Stop(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		r.wg.Wait()
+		if r.cfg.GracefulRestartTime > 0 {
+			r.resetForRestart(ctx)
+		}
 		r.bgp.Stop()
 		close(done)
 	}()

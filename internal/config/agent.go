@@ -28,6 +28,7 @@ type AgentFlags struct {
 	ClusterCIDR string
 	ServiceCIDR string
 	ProxyMode   string
+	Network     NetworkFlags
 	Debug       bool
 }
 
@@ -46,6 +47,7 @@ func (f *AgentFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ClusterCIDR, "cluster-cidr", DefaultClusterCIDR, "the cluster's pod range (must match the server's --cluster-cidr)")
 	fs.StringVar(&f.ServiceCIDR, "service-cidr", DefaultServiceCIDR, "the cluster's service range (must match the server's --service-cidr)")
 	addProxyModeFlag(fs, &f.ProxyMode)
+	f.Network.AddFlags(fs)
 	fs.BoolVar(&f.Debug, "debug", false, "verbose logs, including the embedded Kubernetes components")
 }
 
@@ -103,6 +105,7 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", name, strings.Join(e, "; "))
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
+	f.Network.validate(bad)
 	cluster, _ := parseCIDR(bad, "--cluster-cidr", f.ClusterCIDR, 8, 24)
 	service, _ := parseCIDR(bad, "--service-cidr", f.ServiceCIDR, 12, 28)
 	proxyMode := parseProxyMode(bad, f.ProxyMode)
@@ -129,6 +132,7 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 	}
 	j.Agent = Agent{DataDir: dataDir, NodeIP: nodeIP, NodeName: name, NodeLabels: f.NodeLabels,
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: DefaultClusterDomain, Debug: f.Debug,
-		ClusterCIDR: cluster, ServiceCIDR: service, ProxyMode: proxyMode}
+		ClusterCIDR: cluster, ServiceCIDR: service, ProxyMode: proxyMode,
+		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation}
 	return j, nil
 }

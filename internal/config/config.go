@@ -6,6 +6,7 @@ package config
 import (
 	"net/netip"
 	"path/filepath"
+	"time"
 )
 
 // Defaults.
@@ -19,6 +20,11 @@ const (
 	DefaultAdminKubeconfig = "/etc/iks/iks.yaml"
 	APIServerPort          = 6443
 	KubeletPort            = 10250
+	// DefaultGracefulRestartTime is the BGP graceful restart time (as
+	// Calico's).
+	DefaultGracefulRestartTime = 120 * time.Second
+	// DefaultEncapsulation is IKS's cross-subnet encapsulation.
+	DefaultEncapsulation = "CrossSubnet"
 )
 
 // Server is the validated configuration of `iks server`.
@@ -61,7 +67,12 @@ type Agent struct {
 	ClusterCIDR   netip.Prefix
 	// ProxyMode is kube-proxy's backend as asked (auto is resolved at start).
 	ProxyMode ProxyMode
-	Debug     bool
+	// GracefulRestartTime is the BGP graceful restart time (0 = off).
+	GracefulRestartTime time.Duration
+	// Encapsulation is the routing agent's mode: CrossSubnet, Always or
+	// Never.
+	Encapsulation string
+	Debug         bool
 }
 
 // ClusterDNS is the cluster DNS (kube-dns Service) address of the node's
@@ -108,6 +119,9 @@ func (p Paths) BinDir() string { return filepath.Join(p.Root, "bin") }
 // ImagesDir is scanned for *.tar image archives to import at start (k3s
 // convention: <data-dir>/agent/images).
 func (p Paths) ImagesDir() string { return filepath.Join(p.Root, "agent", "images") }
+
+// RoutingSocket is the routing agent's status socket (`iks net status`).
+func (p Paths) RoutingSocket() string { return filepath.Join(p.RunDir(), "routing.sock") }
 
 // RunDir holds sockets and volatile state (containerd state, pid files).
 func (p Paths) RunDir() string { return filepath.Join(p.Root, "run") }

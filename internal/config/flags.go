@@ -31,6 +31,7 @@ type ServerFlags struct {
 	Token           string
 	Disable         []string
 	ProxyMode       string
+	Network         NetworkFlags
 }
 
 // AddFlags registers the server flags on fs.
@@ -53,5 +54,6 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.Token, "token", "t", os.Getenv("IKS_TOKEN"), "shared secret agents join with (default: random, kept in <data-dir>/server/token; env IKS_TOKEN)")
 	fs.StringSliceVar(&f.Disable, "disable", nil, "do not deploy this add-on, and delete it if deployed before (repeatable; add-ons: "+strings.Join(manifests.Names(), ", ")+")")
 	addProxyModeFlag(fs, &f.ProxyMode)
+	f.Network.AddFlags(fs)
 	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")
 }

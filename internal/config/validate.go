@@ -88,6 +88,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
 	s.Disable = validateDisable(bad, f.Disable)
 	proxyMode := parseProxyMode(bad, f.ProxyMode)
+	f.Network.validate(bad)
 
 	if len(errs) == 0 {
 		if err := lock.Check(s.Paths().LockFile()); err != nil {
@@ -102,7 +103,8 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	}
 	s.Agent = Agent{DataDir: s.DataDir, NodeIP: s.NodeIP, NodeName: s.NodeName, NodeLabels: f.NodeLabels,
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: s.ClusterDomain,
-		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, ProxyMode: proxyMode, Debug: s.Debug}
+		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, ProxyMode: proxyMode, Debug: s.Debug,
+		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation}
 	return s, nil
 }
 

@@ -36,11 +36,16 @@ func Clientset(kubeconfig string) (*kubernetes.Clientset, error) {
 	return cs, nil
 }
 
-// WaitClientset waits for a kubeconfig file to exist (kubelet writes its
-// own after TLS bootstrap), then returns a clientset for it.
+// WaitClientset waits for a kubeconfig file to exist and load, with the
+// certificate files it names (kubelet writes its own kubeconfig after TLS
+// bootstrap, and the certificate it points to may land a moment later),
+// then returns a clientset for it.
 func WaitClientset(ctx context.Context, kubeconfig string) (*kubernetes.Clientset, error) {
 	err := Poll(ctx, 200*time.Millisecond, func(context.Context) (bool, error) {
-		_, err := os.Stat(kubeconfig)
+		if _, err := os.Stat(kubeconfig); err != nil {
+			return false, nil
+		}
+		_, err := RESTConfig(kubeconfig)
 		return err == nil, nil
 	})
 	if err != nil {

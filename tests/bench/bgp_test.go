@@ -1,0 +1,127 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/iks-dev/iks/tests/testutil"
+)
+
+// bgpTarget is the issue's convergence target.
+const bgpTarget = 3 * time.Second
+
+// TestBGPConvergence measures, on the server, how long a worker's block
+// takes to appear as a kernel route after the Node got it (join), and to
+// disappear after the worker was stopped and its Node deleted; next to
+// it, the same poller's latency for a plain `ip route add` (the floor of
+// what can be measured this way).
+func TestBGPConvergence(t *testing.T) {
+	if os.Getenv("IKS_BENCH") == "" {
+		t.Skip("benchmark: run with `make bench`")
+	}
+	testutil.RequireRoot(t)
+	nw := testutil.NewNetwork(t, "bgb", 97)
+	srv := testutil.NewNodeOn(t, "bgb-s", nw, "a", 1)
+	srv.Start()
+	srv.WaitReady(3 * time.Minute)
+	tok, err := os.ReadFile(filepath.Join(srv.DataDir, "server", "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := srv.Client()
+	ctx := context.Background()
+	nl := handleIn(t, srv.Net.Path())
+
+	// Baseline: a route added with netlink, seen by the same poller.
+	_, dummy, _ := net.ParseCIDR("192.0.2.0/24")
+	t0 := time.Now()
+	if err := nl.RouteAdd(&netlink.Route{Dst: dummy, LinkIndex: linkIndex(t, nl, "eth0"), Gw: net.ParseIP(nw.Gateway("a"))}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, nl, dummy, true, time.Minute)
+	base := time.Since(t0)
+
+	w := testutil.NewNodeOn(t, "bgb-w", nw, "b", 1).AsAgent("https://"+srv.IP+":6443", strings.TrimSpace(string(tok)))
+	w.Start()
+	var block *net.IPNet
+	deadline := time.Now().Add(3 * time.Minute)
+	for block == nil {
+		if n, err := cs.CoreV1().Nodes().Get(ctx, w.Name, metav1.GetOptions{}); err == nil && n.Spec.PodCIDR != "" {
+			_, block, _ = net.ParseCIDR(n.Spec.PodCIDR)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("worker got no pod block")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t0 = time.Now()
+	waitRoute(t, nl, block, true, 3*time.Minute)
+	join := time.Since(t0)
+	w.WaitReady(3 * time.Minute)
+
+	if _, err := w.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t0 = time.Now()
+	if err := cs.CoreV1().Nodes().Delete(ctx, w.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, nl, block, false, time.Minute)
+	leave := time.Since(t0)
+
+	report := func(what string, d time.Duration) {
+		fmt.Printf("BGP convergence %-32s %8s  target %s (%.2fx of target)  baseline route-add %s (%.0fx)\n",
+			what, d.Round(time.Millisecond), bgpTarget, float64(d)/float64(bgpTarget), base.Round(time.Microsecond), float64(d)/float64(base))
+	}
+	report("join (block -> route on server)", join)
+	report("stop+delete (delete -> gone)", leave)
+}
+
+func handleIn(t *testing.T, path string) *netlink.Handle {
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nl.Close)
+	return nl
+}
+
+func linkIndex(t *testing.T, nl *netlink.Handle, name string) int {
+	l, err := nl.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Attrs().Index
+}
+
+// waitRoute polls every millisecond until a route to dst exists (or not).
+func waitRoute(t *testing.T, nl *netlink.Handle, dst *net.IPNet, present bool, timeout time.Duration) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	for time.Since(t0) < timeout {
+		rs, err := nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: dst}, netlink.RT_FILTER_DST)
+		if err == nil && (len(rs) > 0) == present {
+			return time.Since(t0)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("route to %s present=%v not reached within %s", dst, present, timeout)
+	return 0
+}
