@@ -6,6 +6,8 @@ package config
 import (
 	"net/netip"
 	"path/filepath"
+
+	"github.com/iks-dev/iks/internal/lbpool"
 )
 
 // Defaults.
@@ -36,8 +38,11 @@ type Server struct {
 	AdminKubeconfig string
 	// Token is the --token value ("" for a random server token).
 	Token string
-	Agent Agent
-	Debug bool
+	// PortableSubnets are the LoadBalancer IP pools, public then private,
+	// in flag order.
+	PortableSubnets []lbpool.Subnet
+	Agent           Agent
+	Debug           bool
 }
 
 // Agent is the node part shared by `iks server` (its local agent) and,

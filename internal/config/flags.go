@@ -25,6 +25,9 @@ type ServerFlags struct {
 	CgroupRoot      string
 	WriteKubeconfig string
 	Token           string
+	// PortablePublic and PortablePrivate are CIDR[@VLAN] values.
+	PortablePublic  []string
+	PortablePrivate []string
 }
 
 // AddFlags registers the server flags on fs.
@@ -44,5 +47,7 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag as key=value (repeatable)")
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
 	fs.StringVarP(&f.Token, "token", "t", os.Getenv("IKS_TOKEN"), "shared secret agents join with (default: random, kept in <data-dir>/server/token; env IKS_TOKEN)")
+	fs.StringArrayVar(&f.PortablePublic, "portable-public-subnet", nil, "portable public subnet CIDR[@VLAN] for LoadBalancer IPs (repeatable; /29 or larger: 3 reserved, 1 ALB, the rest for services)")
+	fs.StringArrayVar(&f.PortablePrivate, "portable-private-subnet", nil, "portable private subnet CIDR[@VLAN] for private LoadBalancer IPs (repeatable)")
 	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")
 }

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/internal/lock"
 )
 
@@ -76,6 +77,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", s.NodeName, strings.Join(errs, "; "))
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
+	s.PortableSubnets, errs = validatePortable(errs, f, s)
 
 	if len(errs) == 0 {
 		if err := lock.Check(s.Paths().LockFile()); err != nil {
@@ -92,6 +94,28 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: s.ClusterDomain,
 		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, Debug: s.Debug}
 	return s, nil
+}
+
+// validatePortable parses the portable subnets and checks them against
+// each other, the pod and service ranges and the node IP.
+func validatePortable(errs []error, f *ServerFlags, s *Server) ([]lbpool.Subnet, []error) {
+	var subnets []lbpool.Subnet
+	for _, in := range []struct {
+		kind   lbpool.Kind
+		values []string
+	}{{lbpool.Public, f.PortablePublic}, {lbpool.Private, f.PortablePrivate}} {
+		for _, v := range in.values {
+			sub, err := lbpool.Parse(in.kind, "--portable-"+string(in.kind)+"-subnet", v)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			subnets = append(subnets, sub)
+		}
+	}
+	avoid := []lbpool.Range{{Flag: "--cluster-cidr", Prefix: s.ClusterCIDR}, {Flag: "--service-cidr", Prefix: s.ServiceCIDR}}
+	errs = append(errs, lbpool.Validate(subnets, avoid, s.NodeIP)...)
+	return subnets, errs
 }
 
 // parseCIDR parses an IPv4 network address with a prefix length between
