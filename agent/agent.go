@@ -13,6 +13,7 @@ import (
 
 	"github.com/iks-dev/iks/agent/containerd"
 	"github.com/iks-dev/iks/agent/kubelet"
+	"github.com/iks-dev/iks/agent/lbspeaker"
 	"github.com/iks-dev/iks/agent/podnet"
 	"github.com/iks-dev/iks/agent/routing"
 	"github.com/iks-dev/iks/agent/tunnel"
@@ -87,6 +88,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, kubeconfig: creds.Kubeconfig,
 			cluster: cfg.ClusterCIDR, service: cfg.ServiceCIDR, log: log},
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
+		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Kubeconfig: creds.Kubeconfig}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,
 			ClientCert: creds.TunnelCert, ClientKey: creds.TunnelKey, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, log),
 	}, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/iks-dev/iks/server/controllers"
 	"github.com/iks-dev/iks/server/csrapprove"
 	"github.com/iks-dev/iks/server/etcd"
+	"github.com/iks-dev/iks/server/lb"
 	"github.com/iks-dev/iks/server/token"
 	"github.com/iks-dev/iks/server/tunnel"
 )
@@ -82,6 +83,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		controllers.NewScheduler(kubeconfigPath(cfg, "scheduler"), log),
 		token.New(token.Config{DataDir: cfg.DataDir, CAHash: k.CAHash(), FromFlag: cfg.Token, Kubeconfig: admin}, log),
 		csrapprove.New(csrapprove.Config{Kubeconfig: admin}, log),
+		lb.New(lb.Config{Kubeconfig: admin, Subnets: cfg.PortableSubnets}, log),
 	}
 	if !cfg.DisableAgent {
 		ac, err := agent.Components(cfg.Agent, agent.Credentials{

@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -232,6 +233,14 @@ func (c *Controller) release(k string) {
 		return
 	}
 	c.log.Info("LoadBalancer IP released", "service", k, "ip", ip)
+	// The IP's election Lease goes too; its holder sees the IP leave the
+	// Services and withdraws it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := c.cs.CoordinationV1().Leases(lbpool.Namespace).Delete(ctx, lbpool.LeaseName(ip), metav1.DeleteOptions{})
+	cancel()
+	if err != nil && !apierrors.IsNotFound(err) {
+		c.log.Warn("cannot delete the election Lease of a released IP", "ip", ip, "err", err)
+	}
 	svcs, _ := c.lister.List(everything())
 	for _, s := range svcs {
 		if managed(s) && held {
