@@ -1,5 +1,5 @@
 // Package agent assembles the node components: the carried binaries,
-// containerd, kubelet and the pod network. `iks server` runs the same
+// containerd, kubelet, the pod network and kube-proxy. `iks server` runs the same
 // agent for its local node; `iks agent` (on workers) will too.
 package agent
 
@@ -15,6 +15,7 @@ import (
 	"github.com/iks-dev/iks/agent/kubelet"
 	"github.com/iks-dev/iks/agent/lbspeaker"
 	"github.com/iks-dev/iks/agent/podnet"
+	"github.com/iks-dev/iks/agent/proxy"
 	"github.com/iks-dev/iks/agent/routing"
 	"github.com/iks-dev/iks/agent/tunnel"
 	"github.com/iks-dev/iks/embedded"
@@ -87,6 +88,8 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		ctrd, kl, pn,
 		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, kubeconfig: creds.Kubeconfig,
 			cluster: cfg.ClusterCIDR, service: cfg.ServiceCIDR, log: log},
+		proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
+			Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Kubeconfig: creds.Kubeconfig}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,

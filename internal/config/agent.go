@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ type AgentFlags struct {
 	CgroupRoot  string
 	ClusterCIDR string
 	ServiceCIDR string
+	ProxyMode   string
 	Debug       bool
 }
 
@@ -43,6 +45,7 @@ func (f *AgentFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
 	fs.StringVar(&f.ClusterCIDR, "cluster-cidr", DefaultClusterCIDR, "the cluster's pod range (must match the server's --cluster-cidr)")
 	fs.StringVar(&f.ServiceCIDR, "service-cidr", DefaultServiceCIDR, "the cluster's service range (must match the server's --service-cidr)")
+	addProxyModeFlag(fs, &f.ProxyMode)
 	fs.BoolVar(&f.Debug, "debug", false, "verbose logs, including the embedded Kubernetes components")
 }
 
@@ -102,6 +105,7 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
 	cluster, _ := parseCIDR(bad, "--cluster-cidr", f.ClusterCIDR, 8, 24)
 	service, _ := parseCIDR(bad, "--service-cidr", f.ServiceCIDR, 12, 28)
+	proxyMode := parseProxyMode(bad, f.ProxyMode)
 	if len(errs) == 0 {
 		if err := lock.Check(Paths{dataDir}.LockFile()); err != nil {
 			errs = append(errs, err)
@@ -113,12 +117,18 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 		if err := env.PortFree(nodeIP, KubeletPort); err != nil {
 			errs = append(errs, fmt.Errorf("port %d (kubelet) is in use: %v; is another iks agent or server running here?", KubeletPort, err))
 		}
+		loop := netip.MustParseAddr("127.0.0.1")
+		for _, p := range []int{ProxyHealthzPort, ProxyMetricsPort} {
+			if err := env.PortFree(loop, p); err != nil {
+				errs = append(errs, fmt.Errorf("port %d on 127.0.0.1 (kube-proxy) is in use: %v; is another kube-proxy, iks agent or server running here?", p, err))
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	j.Agent = Agent{DataDir: dataDir, NodeIP: nodeIP, NodeName: name, NodeLabels: f.NodeLabels,
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: DefaultClusterDomain, Debug: f.Debug,
-		ClusterCIDR: cluster, ServiceCIDR: service}
+		ClusterCIDR: cluster, ServiceCIDR: service, ProxyMode: proxyMode}
 	return j, nil
 }

@@ -38,7 +38,8 @@ func checkPorts(env Env, s *Server) []error {
 	ports := []port{{s.BindAddress, APIServerPort, "kube-apiserver"}, {loop, 2379, "etcd client"},
 		{loop, 2380, "etcd peer"}, {loop, 10257, "kube-controller-manager"}, {loop, 10259, "kube-scheduler"}}
 	if !s.DisableAgent {
-		ports = append(ports, port{any4, KubeletPort, "kubelet"}, port{loop, 10248, "kubelet healthz"})
+		ports = append(ports, port{any4, KubeletPort, "kubelet"}, port{loop, 10248, "kubelet healthz"},
+			port{loop, ProxyHealthzPort, "kube-proxy healthz"}, port{loop, ProxyMetricsPort, "kube-proxy metrics"})
 	}
 	var errs []error
 	for _, p := range ports {

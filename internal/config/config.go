@@ -58,7 +58,9 @@ type Agent struct {
 	ClusterDomain string
 	ServiceCIDR   netip.Prefix
 	ClusterCIDR   netip.Prefix
-	Debug         bool
+	// ProxyMode is kube-proxy's backend as asked (auto is resolved at start).
+	ProxyMode ProxyMode
+	Debug     bool
 }
 
 // Paths derived from the data dir. Everything iks writes lives below it,

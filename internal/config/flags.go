@@ -28,6 +28,7 @@ type ServerFlags struct {
 	// PortablePublic and PortablePrivate are CIDR[@VLAN] values.
 	PortablePublic  []string
 	PortablePrivate []string
+	ProxyMode       string
 }
 
 // AddFlags registers the server flags on fs.
@@ -49,5 +50,6 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.Token, "token", "t", os.Getenv("IKS_TOKEN"), "shared secret agents join with (default: random, kept in <data-dir>/server/token; env IKS_TOKEN)")
 	fs.StringArrayVar(&f.PortablePublic, "portable-public-subnet", nil, "portable public subnet CIDR[@VLAN] for LoadBalancer IPs (repeatable; /29 or larger: 3 reserved, 1 ALB, the rest for services)")
 	fs.StringArrayVar(&f.PortablePrivate, "portable-private-subnet", nil, "portable private subnet CIDR[@VLAN] for private LoadBalancer IPs (repeatable)")
+	addProxyModeFlag(fs, &f.ProxyMode)
 	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")
 }

@@ -78,6 +78,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
 	s.PortableSubnets, errs = validatePortable(errs, f, s)
+	proxyMode := parseProxyMode(bad, f.ProxyMode)
 
 	if len(errs) == 0 {
 		if err := lock.Check(s.Paths().LockFile()); err != nil {
@@ -92,7 +93,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	}
 	s.Agent = Agent{DataDir: s.DataDir, NodeIP: s.NodeIP, NodeName: s.NodeName, NodeLabels: f.NodeLabels,
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: s.ClusterDomain,
-		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, Debug: s.Debug}
+		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, ProxyMode: proxyMode, Debug: s.Debug}
 	return s, nil
 }
 

@@ -18,7 +18,13 @@ const (
 	roleNodeClient       = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
 	roleSelfNodeClient   = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
 	groupNodes           = "system:nodes"
+	roleNodeProxier      = "system:node-proxier"
 )
+
+// BindingNodeProxier lets every node's kube-proxy, which runs with the
+// kubelet's identity (system:node:NAME), read Services, EndpointSlices
+// and Nodes and write Events: upstream's kube-proxy role, nothing more.
+const BindingNodeProxier = "iks-node-proxier"
 
 // Bindings returns the ClusterRoleBindings that let join tokens bootstrap
 // kubelets: the token group may create node-client CSRs, which
@@ -40,6 +46,10 @@ func Bindings() []*rbacv1.ClusterRoleBinding {
 		// which the Node authorizer leaves to RBAC (a node may read only
 		// its own Node object otherwise).
 		bind(RoleNodeRouting, groupNodes, RoleNodeRouting),
+		// The Node authorizer has no opinion on Services and
+		// EndpointSlices; NodeRestriction admits only writes of a node's
+		// own objects, and kube-proxy writes nothing but Events.
+		bind(BindingNodeProxier, groupNodes, roleNodeProxier),
 	}
 }
 

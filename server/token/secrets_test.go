@@ -157,6 +157,7 @@ func TestEnsureRBAC(t *testing.T) {
 		"iks-node-autoapprove-bootstrap":            {NodeGroup, "system:certificates.k8s.io:certificatesigningrequests:nodeclient"},
 		"iks-node-autoapprove-certificate-rotation": {"system:nodes", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"},
 		RoleNodeRouting:                             {"system:nodes", RoleNodeRouting},
+		BindingNodeProxier:                          {"system:nodes", "system:node-proxier"},
 	}
 	role, err := cs.RbacV1().ClusterRoles().Get(ctx, RoleNodeRouting, metav1.GetOptions{})
 	if err != nil || len(role.Rules) != 1 || role.Rules[0].Resources[0] != "nodes" || len(role.Rules[0].Verbs) != 3 {
