@@ -14,6 +14,7 @@ import (
 	"github.com/iks-dev/iks/agent/blockipam"
 	"github.com/iks-dev/iks/agent/containerd"
 	"github.com/iks-dev/iks/agent/kubelet"
+	"github.com/iks-dev/iks/agent/lbspeaker"
 	"github.com/iks-dev/iks/agent/podnet"
 	"github.com/iks-dev/iks/agent/proxy"
 	"github.com/iks-dev/iks/agent/routing"
@@ -106,6 +107,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
 			Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
+		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Kubeconfig: creds.Kubeconfig}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,
 			ClientCert: creds.TunnelCert, ClientKey: creds.TunnelKey, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, log),
 	}, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/iks-dev/iks/server/controllers"
 	"github.com/iks-dev/iks/server/csrapprove"
 	"github.com/iks-dev/iks/server/etcd"
+	"github.com/iks-dev/iks/server/lb"
 	"github.com/iks-dev/iks/server/netctl"
 	"github.com/iks-dev/iks/server/token"
 	"github.com/iks-dev/iks/server/tunnel"
@@ -84,6 +85,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain, BlockSize: cfg.IPAMBlockSize}}, log),
 		netctl.NewBGPPeers(admin, log),
+		lb.New(lb.Config{Kubeconfig: admin, Subnets: cfg.PortableSubnets}, log),
 	}
 	addons, err := addonComponents(cfg, admin, log)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"time"
+
+	"github.com/iks-dev/iks/internal/lbpool"
 )
 
 // Defaults.
@@ -48,8 +50,11 @@ type Server struct {
 	Token string
 	// Disable lists add-on manifests not to deploy (--disable).
 	Disable []string
-	Agent   Agent
-	Debug   bool
+	// PortableSubnets are the LoadBalancer IP pools, public then private,
+	// in flag order.
+	PortableSubnets []lbpool.Subnet
+	Agent           Agent
+	Debug           bool
 }
 
 // Agent is the node part shared by `iks server` (its local agent) and,

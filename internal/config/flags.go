@@ -30,6 +30,9 @@ type ServerFlags struct {
 	WriteKubeconfig string
 	Token           string
 	Disable         []string
+	// PortablePublic and PortablePrivate are CIDR[@VLAN] values.
+	PortablePublic  []string
+	PortablePrivate []string
 	ProxyMode       string
 	Network         NetworkFlags
 }
@@ -53,6 +56,8 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
 	fs.StringVarP(&f.Token, "token", "t", os.Getenv("IKS_TOKEN"), "shared secret agents join with (default: random, kept in <data-dir>/server/token; env IKS_TOKEN)")
 	fs.StringSliceVar(&f.Disable, "disable", nil, "do not deploy this add-on, and delete it if deployed before (repeatable; add-ons: "+strings.Join(manifests.Names(), ", ")+")")
+	fs.StringArrayVar(&f.PortablePublic, "portable-public-subnet", nil, "portable public subnet CIDR[@VLAN] for LoadBalancer IPs (repeatable; /29 or larger: 3 reserved, 1 ALB, the rest for services)")
+	fs.StringArrayVar(&f.PortablePrivate, "portable-private-subnet", nil, "portable private subnet CIDR[@VLAN] for private LoadBalancer IPs (repeatable)")
 	addProxyModeFlag(fs, &f.ProxyMode)
 	f.Network.AddFlags(fs)
 	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")

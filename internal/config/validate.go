@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/internal/lock"
 	"github.com/iks-dev/iks/internal/netapi"
 	"github.com/iks-dev/iks/manifests"
@@ -87,6 +88,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
 	s.Disable = validateDisable(bad, f.Disable)
+	s.PortableSubnets, errs = validatePortable(errs, f, s)
 	proxyMode := parseProxyMode(bad, f.ProxyMode)
 	f.Network.validate(bad)
 
@@ -106,6 +108,28 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, ProxyMode: proxyMode, Debug: s.Debug,
 		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation}
 	return s, nil
+}
+
+// validatePortable parses the portable subnets and checks them against
+// each other, the pod and service ranges and the node IP.
+func validatePortable(errs []error, f *ServerFlags, s *Server) ([]lbpool.Subnet, []error) {
+	var subnets []lbpool.Subnet
+	for _, in := range []struct {
+		kind   lbpool.Kind
+		values []string
+	}{{lbpool.Public, f.PortablePublic}, {lbpool.Private, f.PortablePrivate}} {
+		for _, v := range in.values {
+			sub, err := lbpool.Parse(in.kind, "--portable-"+string(in.kind)+"-subnet", v)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			subnets = append(subnets, sub)
+		}
+	}
+	avoid := []lbpool.Range{{Flag: "--cluster-cidr", Prefix: s.ClusterCIDR}, {Flag: "--service-cidr", Prefix: s.ServiceCIDR}}
+	errs = append(errs, lbpool.Validate(subnets, avoid, s.NodeIP)...)
+	return subnets, errs
 }
 
 // parseCIDR parses an IPv4 network address with a prefix length between

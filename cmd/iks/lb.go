@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/kubeutil"
+	"github.com/iks-dev/iks/internal/lbpool"
+)
+
+// lbEntry is one LoadBalancer service in `iks lb status`.
+type lbEntry struct {
+	IP      string `json:"ip"` // "" while pending
+	Service string `json:"service"`
+	Pool    string `json:"pool"`
+	Subnet  string `json:"subnet,omitempty"`
+	Node    string `json:"node"` // the Lease holder announcing the IP, "" if none
+	Pending string `json:"pending,omitempty"`
+}
+
+// lbPool is one portable subnet and its use.
+type lbPool struct {
+	lbpool.Published
+	Used int `json:"used"`
+}
+
+type lbStatus struct {
+	Pools    []lbPool  `json:"pools"`
+	Services []lbEntry `json:"services"`
+}
+
+func newLBCmd() *cobra.Command {
+	dataDir := config.DefaultDataDir
+	if d := os.Getenv("IKS_DATA_DIR"); d != "" {
+		dataDir = d
+	}
+	cmd := &cobra.Command{Use: "lb", Short: "LoadBalancer IPs on the portable subnets", Args: cobra.NoArgs}
+	cmd.PersistentFlags().StringVarP(&dataDir, "data-dir", "d", dataDir, "the server's data dir (env IKS_DATA_DIR)")
+	var asJSON bool
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "each LoadBalancer IP, its service, pool and the node announcing it (run on the server)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			kubeconfig := config.Paths{Root: dataDir}.AdminKubeconfig()
+			if _, err := readServerFile(kubeconfig, dataDir); err != nil {
+				return err
+			}
+			cs, err := kubeutil.Clientset(kubeconfig)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), tokenTimeout)
+			defer cancel()
+			st, err := readLBStatus(ctx, cs, time.Now())
+			if err != nil {
+				return serverHint(err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			return printLBStatus(cmd, st)
+		},
+	}
+	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(status)
+	return cmd
+}
+
+func readLBStatus(ctx context.Context, cs kubernetes.Interface, now time.Time) (*lbStatus, error) {
+	var subnets []lbpool.Subnet
+	cm, err := cs.CoreV1().ConfigMaps(lbpool.ConfigMapNamespace).Get(ctx, lbpool.ConfigMapName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("read the pools (%s/%s): %w", lbpool.ConfigMapNamespace, lbpool.ConfigMapName, err)
+	default:
+		if subnets, err = lbpool.Decode(cm.Data[lbpool.ConfigMapKey]); err != nil {
+			return nil, err
+		}
+	}
+	svcs, err := cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	leases, err := cs.CoordinationV1().Leases(lbpool.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list leases in %s: %w", lbpool.Namespace, err)
+	}
+	holder := map[string]string{}
+	for _, l := range leases.Items {
+		sp := l.Spec
+		if sp.HolderIdentity == nil || *sp.HolderIdentity == "" || sp.RenewTime == nil || sp.LeaseDurationSeconds == nil {
+			continue
+		}
+		if sp.RenewTime.Add(time.Duration(*sp.LeaseDurationSeconds) * time.Second).After(now) {
+			holder[l.Name] = *sp.HolderIdentity
+		}
+	}
+	st := &lbStatus{Services: []lbEntry{}}
+	used := map[netip.Prefix]int{}
+	for _, s := range svcs.Items {
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer || s.Spec.LoadBalancerClass != nil {
+			continue
+		}
+		e := lbEntry{Service: s.Namespace + "/" + s.Name, Pool: string(lbpool.Public)}
+		if k, err := lbpool.ParseKind(s.Annotations[lbpool.AnnotationIPType]); err == nil {
+			e.Pool = string(k)
+		}
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			ip, err := netip.ParseAddr(in.IP)
+			if err != nil {
+				continue
+			}
+			e.IP = ip.String()
+			if sub, ok := lbpool.Find(subnets, ip); ok {
+				e.Pool, e.Subnet = string(sub.Kind), sub.Prefix.String()
+				used[sub.Prefix]++
+			}
+			e.Node = holder[lbpool.LeaseName(ip)]
+			break
+		}
+		if e.IP == "" {
+			e.Pending = lastWarning(ctx, cs, &s)
+		}
+		st.Services = append(st.Services, e)
+	}
+	sort.Slice(st.Services, func(i, j int) bool {
+		a, b := st.Services[i], st.Services[j]
+		if (a.IP == "") != (b.IP == "") {
+			return b.IP == ""
+		}
+		if a.IP != b.IP {
+			ai, _ := netip.ParseAddr(a.IP)
+			bi, _ := netip.ParseAddr(b.IP)
+			return ai.Less(bi)
+		}
+		return a.Service < b.Service
+	})
+	for _, sub := range subnets {
+		st.Pools = append(st.Pools, lbPool{Published: lbpool.Published{Subnet: sub, Reserved: sub.Reserved(), ALB: sub.ALBIP(),
+			ServiceIPs: sub.ServiceIPs()}, Used: used[sub.Prefix]})
+	}
+	return st, nil
+}
+
+// lastWarning returns the newest Warning event message of a service.
+func lastWarning(ctx context.Context, cs kubernetes.Interface, s *corev1.Service) string {
+	evs, err := cs.CoreV1().Events(s.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: "involvedObject.kind=Service,involvedObject.name=" + s.Name + ",type=Warning"})
+	if err != nil || len(evs.Items) == 0 {
+		return "waiting for an IP"
+	}
+	last := evs.Items[0]
+	for _, e := range evs.Items {
+		if e.LastTimestamp.After(last.LastTimestamp.Time) {
+			last = e
+		}
+	}
+	return last.Reason + ": " + last.Message
+}
+
+func printLBStatus(cmd *cobra.Command, st *lbStatus) error {
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "IP\tSERVICE\tPOOL\tSUBNET\tNODE")
+	for _, e := range st.Services {
+		ip, node, subnet := e.IP, e.Node, e.Subnet
+		if ip == "" {
+			ip = "<pending>"
+		}
+		if node == "" {
+			node = "none"
+		}
+		if subnet == "" {
+			subnet = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", ip, e.Service, e.Pool, subnet, node)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	for _, e := range st.Services {
+		if e.Pending != "" {
+			fmt.Fprintf(out, "pending %s: %s\n", e.Service, e.Pending)
+		}
+	}
+	if len(st.Pools) == 0 {
+		_, err := fmt.Fprintln(out, "\nno portable subnets: start the server with --portable-public-subnet / --portable-private-subnet")
+		return err
+	}
+	fmt.Fprintln(out)
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "POOL\tSUBNET\tVLAN\tALB IP\tSERVICE IPS\tUSED")
+	for _, p := range st.Pools {
+		vlan := p.VLAN
+		if vlan == "" {
+			vlan = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s-%s\t%d/%d\n", p.Kind, p.Prefix, vlan, p.ALB, p.ServiceIPs[0], p.ServiceIPs[len(p.ServiceIPs)-1], p.Used, len(p.ServiceIPs))
+	}
+	return w.Flush()
+}
