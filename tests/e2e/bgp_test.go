@@ -175,6 +175,31 @@ func TestBGPPeers(t *testing.T) {
 		}
 		return p.Status.PodIP
 	}()
+	t.Run("pod MTU leaves room for the VXLAN header", func(t *testing.T) {
+		out, err := w2.Net.Exec("ip", "-j", "link", "show", "type", "veth")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var links []struct {
+			IfName string `json:"ifname"`
+			MTU    int    `json:"mtu"`
+		}
+		if err := json.Unmarshal([]byte(out), &links); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, l := range links {
+			if strings.HasPrefix(l.IfName, "cali") {
+				found = true
+				if l.MTU != 1450 {
+					t.Errorf("pod veth %s has MTU %d, want 1450 (uplink 1500 - 50 for VXLAN)", l.IfName, l.MTU)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no pod veth on %s: %s", w2.Name, out)
+		}
+	})
 	eventually(t, time.Minute, "server reaches the pod on w2", func() error {
 		_, err := srv.HTTPGet(ctx, "http://"+podIP+":8080/")
 		return err
