@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/iks-dev/iks/agent/ipam"
 	"github.com/iks-dev/iks/internal/kubeutil"
@@ -120,13 +121,20 @@ func (m *Manager) Start(context.Context) error {
 func (m *Manager) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cs, err := kubeutil.WaitClientset(ctx, m.cfg.Kubeconfig)
+	// kubelet writes its kubeconfig and client certificate during TLS
+	// bootstrap; until both are there (and readable) loading fails.
+	var rc *rest.Config
+	var last error
+	err := kubeutil.Poll(ctx, 200*time.Millisecond, func(context.Context) (bool, error) {
+		rc, last = kubeutil.RESTConfig(m.cfg.Kubeconfig)
+		return last == nil, nil
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("waiting for the node's credentials (kubelet TLS bootstrap): %w (last: %v)", err, last)
 	}
-	rc, err := kubeutil.RESTConfig(m.cfg.Kubeconfig)
+	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return err
+		return fmt.Errorf("ipam: client: %w", err)
 	}
 	bc, err := netapi.NewBlockClient(rc)
 	if err != nil {
