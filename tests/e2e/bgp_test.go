@@ -112,12 +112,17 @@ func TestBGPPeers(t *testing.T) {
 	}
 	nodes := []*testutil.Node{srv, w1, w2}
 	blocks := map[string]string{}
+	bc := blockClient(t, srv, srv.Kubeconfig())
+	for _, b := range listBlocks(t, bc) {
+		if _, seen := blocks[b.Spec.Node]; !seen {
+			blocks[b.Spec.Node] = b.Spec.CIDR // each node's first block
+		}
+	}
 	for _, n := range nodes {
 		node, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-		if err != nil || node.Spec.PodCIDR == "" {
-			t.Fatalf("node %s has no pod block: %v", n.Name, err)
+		if err != nil || blocks[n.Name] == "" {
+			t.Fatalf("node %s has no pod block (IPAMBlocks: %v): %v", n.Name, blocks, err)
 		}
-		blocks[n.Name] = node.Spec.PodCIDR
 		if a := node.Annotations["network.iks.io/encapsulation"]; a != "VXLAN CrossSubnet" {
 			t.Errorf("node %s: encapsulation annotation %q, want \"VXLAN CrossSubnet\"", n.Name, a)
 		}
