@@ -1,7 +1,7 @@
-// Package netctl is the server side of the iks pod network API. This
-// part serves external BGP peers: it installs the BGPPeer CRD, lets nodes
-// read BGPPeers (RBAC) and reports a BGPPeer whose node selector does not
-// parse with a Warning event InvalidBGPPeer on the object.
+// This file serves external BGP peers: it installs the BGPPeer CRD, lets
+// nodes read BGPPeers (RBAC) and reports a BGPPeer whose node selector does
+// not parse with a Warning event InvalidBGPPeer on the object.
+
 package netctl
 
 import (
