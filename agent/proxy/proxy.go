@@ -18,6 +18,7 @@ import (
 
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/kubeutil"
 )
 
 // Proxy is the kube-proxy component.
@@ -55,6 +56,11 @@ func (p *Proxy) Init(ctx context.Context) error {
 // place when iks stops, so Services keep working across an agent restart,
 // as with a restarted kube-proxy.
 func (p *Proxy) Start(ctx context.Context) error {
+	// A joining node's credentials appear with kubelet's TLS bootstrap;
+	// kube-proxy gives up at once when they are not there yet.
+	if _, err := kubeutil.WaitClientset(ctx, p.cfg.Kubeconfig); err != nil {
+		return err
+	}
 	cmd := kubeproxyapp.NewProxyCommand()
 	cmd.SetArgs([]string{"--config=" + p.cfg.configPath()})
 	p.runner.Go(ctx, func(ctx context.Context) error {

@@ -37,19 +37,20 @@ func Clientset(kubeconfig string) (*kubernetes.Clientset, error) {
 }
 
 // WaitClientset waits for a kubeconfig file to exist and load, with the
-// certificate files it names (kubelet writes its own kubeconfig after TLS
-// bootstrap, and the certificate it points to may land a moment later),
-// then returns a clientset for it.
+// certificate files it names (kubelet writes its own kubeconfig during TLS
+// bootstrap, and the client certificate it points at may come a moment
+// later), then returns a clientset for it.
 func WaitClientset(ctx context.Context, kubeconfig string) (*kubernetes.Clientset, error) {
+	var lastErr error
 	err := Poll(ctx, 200*time.Millisecond, func(context.Context) (bool, error) {
-		if _, err := os.Stat(kubeconfig); err != nil {
+		if _, lastErr = os.Stat(kubeconfig); lastErr != nil {
 			return false, nil
 		}
-		_, err := RESTConfig(kubeconfig)
-		return err == nil, nil
+		_, lastErr = RESTConfig(kubeconfig)
+		return lastErr == nil, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("waiting for %s (kubelet TLS bootstrap): %w", kubeconfig, err)
+		return nil, fmt.Errorf("waiting for %s (kubelet TLS bootstrap): %w (last: %v)", kubeconfig, err, lastErr)
 	}
 	return Clientset(kubeconfig)
 }

@@ -27,8 +27,9 @@ import (
 const svcNS = "iks-px"
 
 // TestServices checks the embedded kube-proxy on a server and two agents
-// (one on the server's subnet, one across the router) with a client and
-// an HTTP server in the "external" subnet: ClusterIP load spread, source
+// (one on the server's subnet, one across the router, in iptables mode
+// while the others use auto) with a client and an HTTP server in the
+// "external" subnet: ClusterIP load spread, source
 // IPs kept pod to pod through a ClusterIP, NodePort on every node,
 // externalTrafficPolicy Local, ClientIP session affinity, a selectorless
 // Service with a hand-made EndpointSlice to the external server, and an
@@ -45,10 +46,12 @@ func TestServices(t *testing.T) {
 	url := "https://" + srv.IP + ":6443"
 	w1 := testutil.NewNodeOn(t, "px-w1", nw, "a", 2).AsAgent(url, token)
 	w2 := testutil.NewNodeOn(t, "px-w2", nw, "b", 1).AsAgent(url, token)
-	for _, w := range []*testutil.Node{w1, w2} {
-		sideload(t, w, img)
-		w.Start()
-	}
+	// w2 runs kube-proxy's iptables mode; the others auto (nftables
+	// where supported): both backends serve one cluster.
+	sideload(t, w1, img)
+	w1.Start()
+	sideload(t, w2, img)
+	w2.Start("--proxy-mode", "iptables")
 	for _, w := range []*testutil.Node{w1, w2} {
 		w.WaitReady(3 * time.Minute)
 	}
@@ -57,8 +60,12 @@ func TestServices(t *testing.T) {
 	waitNodesReady(t, cs, 3, 2*time.Minute)
 	sideloadRunning(t, srv, img)
 	for _, n := range nodes {
-		if !regexp.MustCompile(`kube-proxy mode.* mode=(nftables|iptables)`).MatchString(n.Log()) {
-			t.Errorf("%s did not log its kube-proxy mode", n.Name)
+		want := `kube-proxy mode.* mode=(nftables|iptables)`
+		if n == w2 {
+			want = `kube-proxy mode.* mode=iptables asked=iptables`
+		}
+		if !regexp.MustCompile(want).MatchString(n.Log()) {
+			t.Errorf("%s did not log its kube-proxy mode (want %s)", n.Name, want)
 		}
 	}
 
@@ -83,6 +90,7 @@ func TestServices(t *testing.T) {
 	all := map[string]string{"app": "px-web"}
 	web := createService(t, cs, "web", all, nil)
 	onW2 := createService(t, cs, "on-w2", map[string]string{"app": "px-web", "node": w2.Name}, nil)
+	onS := createService(t, cs, "on-s", map[string]string{"app": "px-web", "node": srv.Name}, nil)
 	np := createService(t, cs, "np", all, func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort })
 	local := createService(t, cs, "np-local", map[string]string{"app": "px-web", "node": w1.Name}, func(s *corev1.Service) {
 		s.Spec.Type = corev1.ServiceTypeNodePort
@@ -120,6 +128,16 @@ func TestServices(t *testing.T) {
 			out, err := inPod("http://" + onW2.Spec.ClusterIP + "/whoami")
 			if err == nil && !strings.Contains(out, "client="+podIP[srv.Name]+"\n") {
 				err = fmt.Errorf("backend on %s saw %q, want the client pod's IP %s (no SNAT)", w2.Name, out, podIP[srv.Name])
+			}
+			return err
+		})
+	})
+
+	t.Run("same through the iptables-mode node", func(t *testing.T) {
+		eventually(t, time.Minute, "ClusterIP of the pod on "+srv.Name+" from "+w2.Name, func() error {
+			out, err := srv.Kubectl("exec", "-n", svcNS, "web-"+w2.Name, "--", "/httpd", "get", "http://"+onS.Spec.ClusterIP+"/whoami")
+			if err == nil && !strings.Contains(out, "client="+podIP[w2.Name]+"\n") {
+				err = fmt.Errorf("backend on %s saw %q, want the client pod's IP %s (no SNAT)", srv.Name, out, podIP[w2.Name])
 			}
 			return err
 		})
