@@ -19,8 +19,8 @@ import (
 )
 
 // TestDNSQueries measures DNS queries/s from a pod against CoreDNS — a
-// cluster name (kubernetes plugin) and an external name (forward, then
-// cache) — with, as the baseline, the same client in the same pod against
+// cluster name (kubernetes plugin), an external name (forward, then
+// cache), and a cluster name through the kube-dns ClusterIP — with, as the baseline, the same client in the same pod against
 // a trivial in-process DNS server on the node (same network path, no
 // DNS logic). Each run is bounded in time and count.
 func TestDNSQueries(t *testing.T) {
@@ -82,14 +82,16 @@ func TestDNSQueries(t *testing.T) {
 	base := run(nodeIP+":53", external)
 	cluster := run(coredns+":53", "kubernetes.default.svc.cluster.local")
 	cached := run(coredns+":53", external)
+	viaService := run("172.21.0.10:53", "kubernetes.default.svc.cluster.local")
 	if upstream.Queries(external) == 0 {
 		t.Error("CoreDNS never asked the node's resolver for the external name")
 	}
-	fmt.Printf("\n== cluster DNS benchmark (pod → CoreDNS pod IP, 4 clients, 5 s each) ==\n"+
+	fmt.Printf("\n== cluster DNS benchmark (pod → CoreDNS, 4 clients, 5 s each) ==\n"+
 		"baseline: tiny DNS server on the node  %8.0f q/s\n"+
 		"CoreDNS, cluster name (kubernetes)      %8.0f q/s   (%.2fx the baseline)\n"+
-		"CoreDNS, external name (forward+cache)  %8.0f q/s   (%.2fx the baseline)\n",
-		base, cluster, cluster/base, cached, cached/base)
+		"CoreDNS, external name (forward+cache)  %8.0f q/s   (%.2fx the baseline)\n"+
+		"CoreDNS via kube-dns ClusterIP          %8.0f q/s   (%.2fx the baseline; through kube-proxy)\n",
+		base, cluster, cluster/base, cached, cached/base, viaService, viaService/base)
 }
 
 // readyPodIP returns the IP of a Ready pod matching selector.

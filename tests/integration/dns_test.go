@@ -61,7 +61,7 @@ func TestClusterDNS(t *testing.T) {
 	n.WaitReady(3 * time.Minute)
 	cs := n.Client()
 	ctx := context.Background()
-	dnsPods := waitCoreDNSReady(t, n, cs, 1, 3*time.Minute)
+	waitCoreDNSReady(t, n, cs, 1, 3*time.Minute)
 	t.Logf("CoreDNS Ready %s after start", time.Since(t0).Round(100*time.Millisecond))
 
 	t.Run("kube-dns Service at .10 of the service range, one replica", func(t *testing.T) {
@@ -109,9 +109,8 @@ func TestClusterDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Until kube-proxy serves ClusterIPs, the client asks a CoreDNS pod
-	// directly (the names and search path still come from its resolv.conf).
-	server := dnsPods[0].Status.PodIP + ":53"
+	// The client asks the nameserver of its resolv.conf: the kube-dns
+	// ClusterIP, through kube-proxy.
 
 	t.Run("pod resolv.conf has the cluster DNS, search path and ndots:5", func(t *testing.T) {
 		out, err := client.exec("cat", "/etc/resolv.conf")
@@ -137,7 +136,7 @@ func TestClusterDNS(t *testing.T) {
 			"web": webSvc.Spec.ClusterIP, // search path: the pod's namespace
 		} {
 			dnsEventually(t, 30*time.Second, "lookup "+name, func() error {
-				out, err := client.exec("lookup", "-server", server, name)
+				out, err := client.exec("lookup", name)
 				if err != nil {
 					return err
 				}
@@ -150,7 +149,7 @@ func TestClusterDNS(t *testing.T) {
 	})
 
 	t.Run("unknown cluster name is NXDOMAIN", func(t *testing.T) {
-		out, err := client.exec("dig", "-server", server, "no-such-svc."+dnsNamespace+".svc.cluster.local")
+		out, err := client.exec("dig", "no-such-svc."+dnsNamespace+".svc.cluster.local")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +161,7 @@ func TestClusterDNS(t *testing.T) {
 	t.Run("other names are forwarded to the node's resolver", func(t *testing.T) {
 		before := upstream.Queries(dnsExternal)
 		for _, name := range []string{dnsExternal, dnsExternal + "."} {
-			out, err := client.exec("lookup", "-server", server, name)
+			out, err := client.exec("lookup", name)
 			if err != nil {
 				t.Fatalf("lookup %s: %v", name, err)
 			}
@@ -174,7 +173,7 @@ func TestClusterDNS(t *testing.T) {
 		if after := upstream.Queries(dnsExternal); after <= before {
 			t.Errorf("the node's resolver saw no query for %s (%d before, %d after)", dnsExternal, before, after)
 		}
-		out, err := client.exec("dig", "-server", server, "unknown.dn.example")
+		out, err := client.exec("dig", "unknown.dn.example")
 		if err != nil || !strings.Contains(out, "rcode=NameError") {
 			t.Errorf("unknown external name: %q %v, want NXDOMAIN passed through", out, err)
 		}
@@ -201,8 +200,12 @@ func TestClusterDNS(t *testing.T) {
 		if err := coreDNSObjects(ctx, cs, true); err != nil {
 			t.Fatalf("after re-enabling: %v", err)
 		}
-		pods := waitCoreDNSReady(t, n, cs, 1, 3*time.Minute)
-		out, err := client.exec("lookup", "-server", pods[0].Status.PodIP+":53", "kubernetes.default")
+		waitCoreDNSReady(t, n, cs, 1, 3*time.Minute)
+		var out string
+		dnsEventually(t, 30*time.Second, "kubernetes.default through the re-created kube-dns Service", func() error {
+			out, err = client.exec("lookup", "kubernetes.default")
+			return err
+		})
 		if err != nil || strings.TrimSpace(out) != kubeSvc.Spec.ClusterIP {
 			t.Errorf("after re-enabling, kubernetes.default resolved to %q (%v), want %s", out, err, kubeSvc.Spec.ClusterIP)
 		}
