@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -43,7 +44,9 @@ func (s *Speaker) campaign(ctx context.Context, ip netip.Addr, delay time.Durati
 			LeaseDuration: s.cfg.LeaseDuration, RenewDeadline: s.cfg.RenewDeadline, RetryPeriod: s.cfg.RetryPeriod,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) { s.hold(lctx, ip) },
-				OnStoppedLeading: func() { s.withdraw(ip) },
+				// Losing the Lease is decided below: an unreachable
+				// apiserver (a server restart) must not drop every IP.
+				OnStoppedLeading: func() {},
 			},
 		})
 		if err != nil {
@@ -51,12 +54,44 @@ func (s *Speaker) campaign(ctx context.Context, ip netip.Addr, delay time.Durati
 			return
 		}
 		le.Run(ctx)
-		s.withdraw(ip)
+		s.afterLoss(ctx, ip)
+	}
+	s.withdraw(ip)
+}
+
+// afterLoss decides what a node does with ip after its leadership ended
+// (or before it runs again). It withdraws the IP at once when another
+// node holds the Lease; while the apiserver cannot be reached it keeps
+// announcing (no other node can take the Lease then, and withdrawing
+// would cut every LoadBalancer IP during a server restart), until the
+// Lease can be read again.
+func (s *Speaker) afterLoss(ctx context.Context, ip netip.Addr) {
+	for warned := false; ctx.Err() == nil; {
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.RenewDeadline)
+		l, err := s.leases.CoordinationV1().Leases(lbpool.Namespace).Get(rctx, lbpool.LeaseName(ip), metav1.GetOptions{})
+		cancel()
+		switch {
+		case err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" && *l.Spec.HolderIdentity != s.cfg.NodeName:
+			s.withdraw(ip)
+			return
+		case err == nil || apierrors.IsNotFound(err):
+			return // run for it again, still announcing if we were
+		}
+		if s.isHeld(ip) && !warned {
+			s.log.Warn("cannot read the Lease of an announced IP; keeping it until the apiserver answers", "ip", ip, "err", err)
+			warned = true
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(s.cfg.RetryPeriod):
 		}
 	}
+}
+
+func (s *Speaker) isHeld(ip netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[ip]
 }
 
 // hold announces ip while lctx (the leadership) lasts.

@@ -230,6 +230,13 @@ func TestLoadBalancer(t *testing.T) {
 		if _, err := srv.Stop(30 * time.Second); err != nil {
 			t.Fatal(err)
 		}
+		// Well past the speakers' renew deadline (1.5 s) with the
+		// apiserver down: the holders keep announcing.
+		time.Sleep(5 * time.Second)
+		eventually(t, 10*time.Second, webIP+" answers while the server is down", func() error {
+			_, err := get(context.Background(), "http://"+webIP+"/")
+			return err
+		})
 		srv.Start("--portable-public-subnet", lbPublic, "--portable-private-subnet", lbPrivate)
 		srv.WaitReady(3 * time.Minute)
 		createLBService(t, cs, "late", map[string]string{"app": "web"},
