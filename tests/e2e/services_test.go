@@ -70,6 +70,26 @@ func TestServices(t *testing.T) {
 	}
 
 	ctx := context.Background()
+	// kube-proxy runs with each node's kubelet identity: its start-up
+	// Event shows the node may write Events (RBAC system:node-proxier).
+	eventually(t, time.Minute, "kube-proxy Starting events of every node", func() error {
+		evs, err := cs.EventsV1().Events("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		started := map[string]bool{}
+		for _, e := range evs.Items {
+			if e.ReportingController == "kube-proxy" && e.Reason == "Starting" {
+				started[e.Regarding.Name] = true
+			}
+		}
+		for _, n := range nodes {
+			if !started[n.Name] {
+				return fmt.Errorf("no kube-proxy Starting event for %s (have %v)", n.Name, keys(started))
+			}
+		}
+		return nil
+	})
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: svcNS}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
