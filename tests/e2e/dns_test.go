@@ -17,7 +17,8 @@ import (
 // TestClusterDNSReplicas: with two Ready nodes the server scales CoreDNS
 // to two replicas, spread over both nodes, and each answers cluster
 // names (the worker's replica reaches the apiserver across the subnets
-// without any Service).
+// without any Service); a pod on the worker resolves a Service name
+// through the kube-dns ClusterIP.
 func TestClusterDNSReplicas(t *testing.T) {
 	testutil.RequireRoot(t)
 	nw := testutil.NewNetwork(t, "dn", 94)
@@ -33,6 +34,7 @@ func TestClusterDNSReplicas(t *testing.T) {
 
 	token := strings.TrimSpace(readFile(t, srv.DataDir+"/server/token"))
 	w := testutil.NewNodeOn(t, "dn-w1", nw, "b", 1).AsAgent("https://"+srv.IP+":6443", token)
+	sideload(t, w, testutil.BuildImage(t, "./tests/images/httpd", httpdImage))
 	w.Start()
 	w.WaitReady(3 * time.Minute)
 	waitNodesReady(t, cs, 2, 2*time.Minute)
@@ -46,6 +48,24 @@ func TestClusterDNSReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// From a pod on the worker, through the kube-dns ClusterIP (kube-proxy)
+	// and the search path.
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dn-client"}, Spec: corev1.PodSpec{NodeName: w.Name,
+		Containers: []corev1.Container{{Name: "httpd", Image: httpdImage, ImagePullPolicy: corev1.PullNever}}}}
+	if _, err := cs.CoreV1().Pods("default").Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPodRunning(t, cs, "dn-client", 2*time.Minute)
+	eventually(t, 30*time.Second, "kubernetes.default from a pod on the worker", func() error {
+		out, err := srv.Kubectl("exec", "dn-client", "--", "/httpd", "lookup", "kubernetes.default")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) != kube.Spec.ClusterIP {
+			return fmt.Errorf("kubernetes.default resolved to %q, want %s", out, kube.Spec.ClusterIP)
+		}
+		return nil
+	})
 	for _, p := range pods {
 		eventually(t, 30*time.Second, "CoreDNS on "+p.Spec.NodeName+" answers", func() error {
 			c, err := srv.Net.DialContext(context.Background(), "udp", p.Status.PodIP+":53")
