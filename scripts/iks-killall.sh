@@ -296,6 +296,11 @@ clean_links() {
 	if [ -e /sys/class/net/iks.vxlan ] || ip link show iks.vxlan >/dev/null 2>&1; then
 		ip link delete iks.vxlan 2>/dev/null || problem "cannot delete interface iks.vxlan"
 	fi
+	# LoadBalancer IPs the lb speaker announced (/32, label <uplink>:lb).
+	ip -o -4 addr show label '*:lb' 2>/dev/null | awk '{ print $2, $4 }' |
+		while read -r dev addr; do
+			ip addr del "$addr" dev "$dev" 2>/dev/null || problem "cannot remove LoadBalancer IP $addr from $dev"
+		done || true
 }
 
 # clean_xtables SAVE RESTORE: rewrites the tables holding CNI-*, KUBE-* or IKS-*
