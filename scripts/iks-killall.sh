@@ -299,6 +299,11 @@ clean_links() {
 			ip link delete "$dev" 2>/dev/null || problem "cannot delete interface $dev"
 		fi
 	done
+	# LoadBalancer IPs the lb speaker announced (/32, label <uplink>:lb).
+	ip -o -4 addr show label '*:lb' 2>/dev/null | awk '{ print $2, $4 }' |
+		while read -r dev addr; do
+			ip addr del "$addr" dev "$dev" 2>/dev/null || problem "cannot remove LoadBalancer IP $addr from $dev"
+		done || true
 }
 
 # clean_xtables SAVE RESTORE: rewrites the tables holding CNI-*, KUBE-* or IKS-*

@@ -74,8 +74,16 @@ func uplink(nl *netlink.Handle, ip netip.Addr) (netlink.Link, error) {
 	return nil, fmt.Errorf("no interface holds the node IP %s: LoadBalancer IPs are announced on the interface with the node IP; check --node-ip", ip)
 }
 
-func hostAddr(ip netip.Addr) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)}, Scope: unix.RT_SCOPE_UNIVERSE}
+// AddrLabelSuffix marks LoadBalancer /32s (label "<uplink>:lb") so that
+// iks-killall.sh can find and remove them.
+const AddrLabelSuffix = ":lb"
+
+func (a *Announcer) hostAddr(ip netip.Addr) *netlink.Addr {
+	ad := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)}, Scope: unix.RT_SCOPE_UNIVERSE}
+	if l := a.Interface() + AddrLabelSuffix; len(l) < unix.IFNAMSIZ {
+		ad.Label = l
+	}
+	return ad
 }
 
 // Add puts ip on the uplink and sends gratuitous ARPs on GARPSchedule
@@ -85,7 +93,7 @@ func (a *Announcer) Add(ctx context.Context, ip netip.Addr) error {
 		return fmt.Errorf("refusing to announce the node IP %s as a LoadBalancer IP", ip)
 	}
 	a.mu.Lock()
-	err := a.nl.AddrReplace(a.link, hostAddr(ip))
+	err := a.nl.AddrReplace(a.link, a.hostAddr(ip))
 	a.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("add %s/32 to %s: %w", ip, a.Interface(), err)
@@ -112,7 +120,9 @@ func (a *Announcer) Add(ctx context.Context, ip netip.Addr) error {
 func (a *Announcer) Remove(ip netip.Addr) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	err := a.nl.AddrDel(a.link, hostAddr(ip))
+	ad := a.hostAddr(ip)
+	ad.Label = "" // match the /32 whatever its label (older runs, other tools)
+	err := a.nl.AddrDel(a.link, ad)
 	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove %s/32 from %s: %w", ip, a.Interface(), err)
 	}

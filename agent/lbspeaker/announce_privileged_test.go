@@ -126,8 +126,8 @@ func TestAnnouncerAddsIPSendsGARPAndRemoves(t *testing.T) {
 	if err := a.Add(ctx, lbIP); err != nil {
 		t.Fatal(err)
 	}
-	if out := run(t, "ip", "-n", node, "-4", "addr", "show", "dev", "n0"); !strings.Contains(out, lbIP.String()+"/32") {
-		t.Fatalf("%s/32 not on n0:\n%s", lbIP, out)
+	if out := run(t, "ip", "-n", node, "-4", "addr", "show", "dev", "n0"); !strings.Contains(out, lbIP.String()+"/32") || !strings.Contains(out, "n0:lb") {
+		t.Fatalf("%s/32 (label n0:lb) not on n0:\n%s", lbIP, out)
 	}
 
 	garps := 0

@@ -34,6 +34,8 @@ import (
 type Config struct {
 	Kubeconfig string // admin
 	Subnets    []lbpool.Subnet
+	// Client, when set, is used instead of Kubeconfig (tests).
+	Client kubernetes.Interface
 }
 
 // Controller is the component allocating LoadBalancer IPs.
@@ -69,9 +71,12 @@ func (c *Controller) Init(context.Context) error { return nil }
 // Start publishes pools and RBAC, rebuilds allocations from the API and
 // starts the worker.
 func (c *Controller) Start(ctx context.Context) error {
-	cs, err := kubeutil.Clientset(c.cfg.Kubeconfig)
-	if err != nil {
-		return err
+	var cs kubernetes.Interface = c.cfg.Client
+	if cs == nil {
+		var err error
+		if cs, err = kubeutil.Clientset(c.cfg.Kubeconfig); err != nil {
+			return err
+		}
 	}
 	c.cs = cs
 	if err := EnsureAPIObjects(ctx, cs, c.cfg.Subnets); err != nil {
