@@ -287,8 +287,17 @@ func TestEmbeddedAssets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pause) == 0 || len(Images()) != 1 {
-		t.Error("pause image missing from Images")
+	if len(pause) == 0 {
+		t.Error("pause image is empty")
+	}
+	imgs := Images()
+	for _, name := range []string{pauseArchive, CoreDNSArchive} {
+		if len(imgs[name]) == 0 {
+			t.Errorf("image %s missing from Images (have %d images)", name, len(imgs))
+		}
+	}
+	if name, err := ImageName(CoreDNSArchive); err != nil || !strings.HasPrefix(name, "iks.local/coredns:") {
+		t.Errorf("ImageName(%s) = %q, %v; want iks.local/coredns:<version>", CoreDNSArchive, name, err)
 	}
 }
 
