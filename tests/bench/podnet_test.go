@@ -21,6 +21,9 @@ import (
 // tputRun is how long each throughput measurement sends.
 const tputRun = 4 * time.Second
 
+// tputReps is how many times each figure is measured (the best counts).
+const tputReps = 2
+
 // tputPath is one pod path and the raw path it is compared with.
 type tputPath struct {
 	name    string
@@ -112,18 +115,25 @@ func TestPodThroughput(t *testing.T) {
 		{name: "cross subnet   vs node->node via router", target: 0.6, podDst: "tp-w2", raw: raw(srv.Net, w2.IP)},
 		{name: "cross subnet   vs plain VXLAN via router", target: 0.6, podDst: "tp-w2", raw: raw(xa, xbIP)},
 	}
-	measured := map[string]float64{} // the two cross-subnet rows share pod runs
+	// Pod and raw runs alternate, and every cell is measured tputReps
+	// times, keeping the best: other work on the machine only ever lowers
+	// a figure. The two cross-subnet rows share their pod runs.
 	for _, p := range paths {
 		p.podGbps, p.rawGbps = map[int]float64{}, map[int]float64{}
-		for _, streams := range []int{1, 4} {
-			key := fmt.Sprintf("%s/%d", p.podDst, streams)
-			g, ok := measured[key]
-			if !ok {
-				g = mustMeasure(t, "pod tp-src -> "+p.podDst, streams, podSend(p.podDst))
-				measured[key] = g
+	}
+	for rep := 0; rep < tputReps; rep++ {
+		measured := map[string]float64{}
+		for _, p := range paths {
+			for _, streams := range []int{1, 4} {
+				key := fmt.Sprintf("%s/%d", p.podDst, streams)
+				g, ok := measured[key]
+				if !ok {
+					g = mustMeasure(t, "pod tp-src -> "+p.podDst, streams, podSend(p.podDst))
+					measured[key] = g
+				}
+				p.podGbps[streams] = max(p.podGbps[streams], g)
+				p.rawGbps[streams] = max(p.rawGbps[streams], mustMeasure(t, "raw "+p.name, streams, p.raw))
 			}
-			p.podGbps[streams] = g
-			p.rawGbps[streams] = mustMeasure(t, "raw "+p.name, streams, p.raw)
 		}
 	}
 	printThroughput(paths, tunnel, loadStart, loadavg())
@@ -144,8 +154,8 @@ func mustMeasure(t *testing.T, what string, streams int, f func(int) (float64, e
 }
 
 func printThroughput(paths []*tputPath, tunnel, loadStart, loadEnd string) {
-	fmt.Printf("\n== Pod-to-pod TCP throughput (tcpsend/tcpsink, %s per run; cross-subnet tunnel %s; load avg %s at start, %s at end) ==\n",
-		tputRun, tunnel, loadStart, loadEnd)
+	fmt.Printf("\n== Pod-to-pod TCP throughput (tcpsend/tcpsink, best of %d runs of %s; cross-subnet tunnel %s; load avg %s at start, %s at end) ==\n",
+		tputReps, tputRun, tunnel, loadStart, loadEnd)
 	fmt.Printf("%-42s %2s %9s %9s %7s %7s %s\n", "path (pod vs raw)", "P", "pod Gb/s", "raw Gb/s", "ratio", "target", "met")
 	for _, p := range paths {
 		for _, s := range []int{1, 4} {
