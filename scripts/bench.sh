@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench.sh — benchmarks (`make bench`): start-up time to node Ready, RSS of
 # the server's process tree, binary size, kube-proxy rule sync for 1,000
-# Services; each printed with its target and
+# Services, pod-to-pod TCP throughput (same node, same subnet, cross
+# subnet, with tcpsend/tcpsink of tests/images/httpd; no extra package);
+# each printed with its target and
 # a baseline measured in the same run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

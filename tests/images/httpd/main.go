@@ -6,9 +6,9 @@
 // which pod served it and which address the pod has; GET /healthz answers
 // "ok" for probes; GET /whoami answers "client=<source IP>".
 // `httpd echo WORDS` prints WORDS, `httpd get URL` prints URL's body,
-// `httpd cat FILE` prints a file, and `httpd lookup|dig|dnsbench` are DNS
-// clients (see dns.go): commands for kubectl exec in an image without a
-// shell. It exits cleanly on SIGTERM or SIGINT.
+// `httpd cat FILE` prints a file, `httpd lookup|dig|dnsbench` are DNS
+// clients (see dns.go) and `httpd tcpsink|tcpsend` measure TCP throughput
+// (see tcp.go): commands for kubectl exec in an image without a shell. It exits cleanly on SIGTERM or SIGINT.
 package main
 
 import (
@@ -63,6 +63,8 @@ var clients = map[string]func([]string) error{
 	"lookup":   lookup,
 	"dig":      dig,
 	"dnsbench": dnsbench,
+	"tcpsink":  tcpsink,
+	"tcpsend":  tcpsend,
 }
 
 // catFile prints one file.
