@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -275,29 +274,7 @@ func failover(t *testing.T, nw *testutil.Network, ext *testutil.Netns, holder *t
 }
 
 func extGet(ctx context.Context, ext *testutil.Netns, url string, timeout time.Duration) (string, error) {
-	c := &http.Client{Transport: &http.Transport{DialContext: ext.DialContext, DisableKeepAlives: true}, Timeout: timeout}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return b.String(), fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return b.String(), nil
+	return ext.HTTPGet(ctx, url, timeout)
 }
 
 func createLBPod(t *testing.T, cs kubernetes.Interface, name, node string) {

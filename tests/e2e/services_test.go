@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -331,32 +329,7 @@ func startExternalHTTPD(t *testing.T, ns *testutil.Netns) {
 
 // httpGetFrom fetches url from inside ns.
 func httpGetFrom(ctx context.Context, ns *testutil.Netns, url string) (string, error) {
-	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return ns.DialContext(ctx, network, addr)
-		}}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		k, err := resp.Body.Read(buf)
-		b.Write(buf[:k])
-		if err != nil {
-			break
-		}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return b.String(), fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return b.String(), nil
+	return ns.HTTPGet(ctx, url, 3*time.Second)
 }
 
 // proxyRules returns the node's packet rules: the nftables ruleset (the

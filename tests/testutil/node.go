@@ -3,7 +3,6 @@ package testutil
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,29 +236,7 @@ func (n *Node) Kubectl(args ...string) (string, error) {
 
 // HTTPGet fetches a URL from inside the node's network namespace.
 func (n *Node) HTTPGet(ctx context.Context, url string) (string, error) {
-	c := &http.Client{Transport: &http.Transport{DialContext: n.Net.DialContext, DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		k, err := resp.Body.Read(buf)
-		b.Write(buf[:k])
-		if err != nil {
-			break
-		}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return b.String(), fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return b.String(), nil
+	return n.Net.HTTPGet(ctx, url, 5*time.Second)
 }
 
 // Log returns the server log so far.
