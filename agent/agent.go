@@ -89,7 +89,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 	ipamDir, socket := filepath.Join(p.AgentDir(), "ipam"), filepath.Join(p.RunDir(), "agent.sock")
 	blocks := blockipam.New(blockipam.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, StoreDir: ipamDir,
 		Socket: socket, CacheFile: filepath.Join(p.AgentDir(), "cluster-network.json"),
-		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log)
+		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain}, log)
 	pn := podnet.New(podnet.Config{ConfDir: cniConfDir, IPAMDir: ipamDir, AgentSocket: socket,
 		MTU:     func() (int, error) { return routing.PodMTU(cfg.NodeIP, cfg.Encapsulation) },
 		LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)

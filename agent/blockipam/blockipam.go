@@ -51,6 +51,9 @@ type Config struct {
 	// ClusterCIDR and ServiceCIDR, when valid, are the agent's flags: they
 	// must match the server's.
 	ClusterCIDR, ServiceCIDR netip.Prefix
+	// ClusterDomain, when set, is the agent's --cluster-domain: it must
+	// match the server's (kubelet writes it into every pod's resolv.conf).
+	ClusterDomain string
 	// Interval defaults to DefaultInterval.
 	Interval time.Duration
 }

@@ -53,5 +53,8 @@ func (m *Manager) loadClusterNetwork(ctx context.Context) (netapi.ClusterNetwork
 	if p := m.cfg.ServiceCIDR; p.IsValid() && p != c.ServiceCIDR {
 		return c, fmt.Errorf("this agent runs with --service-cidr %s but the server's service range is %s: pass --service-cidr %s", p, c.ServiceCIDR, c.ServiceCIDR)
 	}
+	if d := m.cfg.ClusterDomain; d != "" && c.ClusterDomain != "" && d != c.ClusterDomain {
+		return c, fmt.Errorf("this agent runs with --cluster-domain %s but the server's cluster domain is %s: pass --cluster-domain %s", d, c.ClusterDomain, c.ClusterDomain)
+	}
 	return c, nil
 }

@@ -26,10 +26,12 @@ type AgentFlags struct {
 	KubeletArgs []string
 	CgroupRoot  string
 	ClusterCIDR string
-	ServiceCIDR string
-	ProxyMode   string
-	Network     NetworkFlags
-	Debug       bool
+	// ClusterDomain must match the server's --cluster-domain.
+	ClusterDomain string
+	ServiceCIDR   string
+	ProxyMode     string
+	Network       NetworkFlags
+	Debug         bool
 }
 
 // AddFlags registers the agent flags on fs; --server and --token default
@@ -45,6 +47,7 @@ func (f *AgentFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag as key=value (repeatable)")
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
 	fs.StringVar(&f.ClusterCIDR, "cluster-cidr", DefaultClusterCIDR, "the cluster's pod range (must match the server's --cluster-cidr)")
+	fs.StringVar(&f.ClusterDomain, "cluster-domain", DefaultClusterDomain, "the cluster's DNS domain (must match the server's --cluster-domain)")
 	fs.StringVar(&f.ServiceCIDR, "service-cidr", DefaultServiceCIDR, "the cluster's service range (must match the server's --service-cidr)")
 	addProxyModeFlag(fs, &f.ProxyMode)
 	f.Network.AddFlags(fs)
@@ -109,6 +112,9 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 	cluster, _ := parseCIDR(bad, "--cluster-cidr", f.ClusterCIDR, 8, 24)
 	service, _ := parseCIDR(bad, "--service-cidr", f.ServiceCIDR, 12, 28)
 	proxyMode := parseProxyMode(bad, f.ProxyMode)
+	if e := validation.IsDNS1123Subdomain(f.ClusterDomain); len(e) > 0 {
+		bad("--cluster-domain %q is not a valid DNS domain (%s); pass the server's --cluster-domain, for example cluster.local", f.ClusterDomain, strings.Join(e, "; "))
+	}
 	if len(errs) == 0 {
 		if err := lock.Check(Paths{dataDir}.LockFile()); err != nil {
 			errs = append(errs, err)
@@ -131,7 +137,7 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 		return nil, errors.Join(errs...)
 	}
 	j.Agent = Agent{DataDir: dataDir, NodeIP: nodeIP, NodeName: name, NodeLabels: f.NodeLabels,
-		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: DefaultClusterDomain, Debug: f.Debug,
+		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: f.ClusterDomain, Debug: f.Debug,
 		ClusterCIDR: cluster, ServiceCIDR: service, ProxyMode: proxyMode,
 		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation}
 	return j, nil

@@ -26,6 +26,13 @@ func TestAgentValidate(t *testing.T) {
 	if j.ServerURL.String() != "https://10.0.0.1:6443" || j.NodeIP.String() != "10.0.0.5" || j.NodeName != "edge-1" {
 		t.Fatalf("got %s %s %s", j.ServerURL, j.NodeIP, j.NodeName)
 	}
+	if j.ClusterDomain != DefaultClusterDomain {
+		t.Errorf("cluster domain %q, want the default %q", j.ClusterDomain, DefaultClusterDomain)
+	}
+	j, err = agentFlags(t, "--server", "https://10.0.0.1", "--token", "x", "--cluster-domain", "edge.example").Validate(goodEnv())
+	if err != nil || j.ClusterDomain != "edge.example" {
+		t.Fatalf("--cluster-domain edge.example: got %+v, %v", j, err)
+	}
 }
 
 func TestAgentBadValues(t *testing.T) {
@@ -39,6 +46,7 @@ func TestAgentBadValues(t *testing.T) {
 		{[]string{"--server", "https://10.0.0.1:6443"}, "--token is required"},
 		{[]string{"--server", "https://s:6443", "--token", "x", "--node-ip", "10.1.1.1"}, "not an address of this host"},
 		{[]string{"--server", "https://s:6443", "--token", "x", "--node-label", "bad"}, "--node-label"},
+		{[]string{"--server", "https://s:6443", "--token", "x", "--cluster-domain", "Bad_Domain"}, `--cluster-domain "Bad_Domain" is not a valid DNS domain`},
 	} {
 		_, err := agentFlags(t, c.args...).Validate(goodEnv())
 		if err == nil || !strings.Contains(err.Error(), c.want) {
