@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -49,32 +48,12 @@ func ensureVXLAN(nodeIP netip.Addr, uplink netlink.Link) (int, error) {
 		Port:         VXLANPort,
 		Learning:     false,
 	}
-	if l, err := netlink.LinkByName(VXLANDevice); err == nil {
-		if vx, ok := l.(*netlink.Vxlan); ok && vxlanMatches(vx, want) {
-			if l.Attrs().MTU != mtu {
-				if err := netlink.LinkSetMTU(l, mtu); err != nil {
-					return 0, fmt.Errorf("routing: set MTU %d on %s: %w", mtu, VXLANDevice, err)
-				}
-			}
-			return l.Attrs().Index, netlink.LinkSetUp(l)
-		}
-		if err := netlink.LinkDel(l); err != nil {
-			return 0, fmt.Errorf("routing: replace %s, whose settings differ: %w", VXLANDevice, err)
-		}
-	} else if !errors.As(err, &netlink.LinkNotFoundError{}) {
-		return 0, fmt.Errorf("routing: look up %s: %w", VXLANDevice, err)
-	}
-	if err := netlink.LinkAdd(want); err != nil {
-		return 0, fmt.Errorf("routing: create %s (VNI %d, UDP %d, local %s): %w; the kernel needs the vxlan module and UDP port %d free", VXLANDevice, VXLANVNI, VXLANPort, nodeIP, err, VXLANPort)
-	}
-	l, err := netlink.LinkByName(VXLANDevice)
-	if err != nil {
-		return 0, fmt.Errorf("routing: look up %s after creating it: %w", VXLANDevice, err)
-	}
-	if err := netlink.LinkSetUp(l); err != nil {
-		return 0, fmt.Errorf("routing: bring up %s: %w", VXLANDevice, err)
-	}
-	return l.Attrs().Index, nil
+	return ensureTunnel(want, func(l netlink.Link) bool {
+		vx, ok := l.(*netlink.Vxlan)
+		return ok && vxlanMatches(vx, want)
+	}, func(err error) error {
+		return fmt.Errorf("routing: create %s (VNI %d, UDP %d, local %s): %w; the kernel needs the vxlan module and UDP port %d free", VXLANDevice, VXLANVNI, VXLANPort, nodeIP, err, VXLANPort)
+	})
 }
 
 func vxlanMatches(have, want *netlink.Vxlan) bool {

@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -21,39 +20,19 @@ const (
 // returns its index. On a kernel without the ipip driver creating it
 // fails ("operation not supported") and the caller falls back to VXLAN.
 func ensureIPIP(nodeIP netip.Addr, uplink netlink.Link) (int, error) {
-	mtu := uplink.Attrs().MTU - ipipOverhead
-	if l, err := netlink.LinkByName(IPIPDevice); err == nil {
-		if t, ok := l.(*netlink.Iptun); ok && t.Local.Equal(net.IP(nodeIP.AsSlice())) && t.Remote.IsUnspecified() {
-			if l.Attrs().MTU != mtu {
-				if err := netlink.LinkSetMTU(l, mtu); err != nil {
-					return 0, fmt.Errorf("routing: set MTU %d on %s: %w", mtu, IPIPDevice, err)
-				}
-			}
-			return l.Attrs().Index, netlink.LinkSetUp(l)
-		}
-		if err := netlink.LinkDel(l); err != nil {
-			return 0, fmt.Errorf("routing: replace %s, whose settings differ: %w", IPIPDevice, err)
-		}
-	} else if !errors.As(err, &netlink.LinkNotFoundError{}) {
-		return 0, fmt.Errorf("routing: look up %s: %w", IPIPDevice, err)
-	}
+	local := net.IP(nodeIP.AsSlice())
 	want := &netlink.Iptun{
-		LinkAttrs: netlink.LinkAttrs{Name: IPIPDevice, MTU: mtu},
-		Local:     net.IP(nodeIP.AsSlice()),
+		LinkAttrs: netlink.LinkAttrs{Name: IPIPDevice, MTU: uplink.Attrs().MTU - ipipOverhead},
+		Local:     local,
 		Remote:    net.IPv4zero,
 		PMtuDisc:  1,
 	}
-	if err := netlink.LinkAdd(want); err != nil {
-		return 0, fmt.Errorf("create ipip device %s: %w", IPIPDevice, err)
-	}
-	l, err := netlink.LinkByName(IPIPDevice)
-	if err != nil {
-		return 0, fmt.Errorf("routing: look up %s after creating it: %w", IPIPDevice, err)
-	}
-	if err := netlink.LinkSetUp(l); err != nil {
-		return 0, fmt.Errorf("routing: bring up %s: %w", IPIPDevice, err)
-	}
-	return l.Attrs().Index, nil
+	return ensureTunnel(want, func(l netlink.Link) bool {
+		t, ok := l.(*netlink.Iptun)
+		return ok && t.Local.Equal(local) && t.Remote.IsUnspecified()
+	}, func(err error) error {
+		return fmt.Errorf("create ipip device %s (the kernel needs the ipip module): %w", IPIPDevice, err)
+	})
 }
 
 // PodMTU returns the MTU pod interfaces need on this node: the uplink's

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -181,4 +183,12 @@ func printTokens(cmd *cobra.Command, infos []token.Info, serverID, serverFile st
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", in.ID, expires, strings.Join(in.Usages, ","), desc)
 	}
 	return w.Flush()
+}
+
+// printJSON writes v as indented JSON, the --json output of the status
+// commands (net status, lb status, ipam show).
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
