@@ -27,7 +27,7 @@ func TestLBFailover(t *testing.T) {
 	}
 	testutil.RequireRoot(t)
 	nw := testutil.NewNetwork(t, "lbb", 95)
-	if out, err := nw.Router.Exec("ip", "route", "add", "10.95.1.64/29", "dev", "br-a"); err != nil {
+	if out, err := nw.Router.Exec("ip", "route", "add", "10.95.1.64/29", "dev", nw.RouterDev("a")); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	img := testutil.BuildImage(t, "./tests/images/httpd", "iks.local/httpd:1")

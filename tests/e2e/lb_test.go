@@ -32,7 +32,7 @@ func TestLoadBalancer(t *testing.T) {
 	testutil.RequireRoot(t)
 	nw := testutil.NewNetwork(t, "lb", 95)
 	for _, p := range []string{lbPublic, lbPrivate} {
-		if out, err := nw.Router.Exec("ip", "route", "add", p, "dev", "br-a"); err != nil {
+		if out, err := nw.Router.Exec("ip", "route", "add", p, "dev", nw.RouterDev("a")); err != nil {
 			t.Fatalf("router route %s: %v: %s", p, err, out)
 		}
 	}
