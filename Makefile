@@ -17,7 +17,7 @@ K8S_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/ve
 	-X $(p).gitVersion=$(K8S_VERSION)+iks -X $(p).gitMajor=1 -X $(p).gitMinor=36 -X $(p).gitTreeState=clean)
 LDFLAGS := -s -w -X github.com/iks-dev/iks/internal/version.Version=$(VERSION) $(K8S_LDFLAGS)
 
-.PHONY: all assets build test bench clean
+.PHONY: all assets build test bench conformance clean
 
 all: build
 
@@ -34,6 +34,11 @@ test:
 
 bench:
 	bash scripts/bench.sh
+
+# Upstream conformance (sig-network by default) on a 3-node cluster in the
+# e2e harness; needs ../shared/conformance/setup.sh /tmp/conf first.
+conformance: build
+	IKS_CONFORMANCE=1 go test -count=1 -v -timeout 3h ./tests/conformance/
 
 clean:
 	rm -rf bin

@@ -31,17 +31,7 @@ func TestDNSQueries(t *testing.T) {
 	const nodeIP, external = "10.86.0.2", "bench.dn.example"
 	n := testutil.NewNode(t, "dn-b", nodeIP)
 	img := testutil.BuildImage(t, "./tests/images/httpd", "iks.local/httpd:1")
-	images := filepath.Join(n.DataDir, "agent", "images")
-	if err := os.MkdirAll(images, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(images, "httpd.tar"), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	n.StageImage(img, "httpd.tar")
 	upstream := testutil.StartDNSServer(t, n.Net, nodeIP+":53", map[string]string{external: "192.0.2.54"})
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver "+nodeIP+"\n"), 0o644); err != nil {

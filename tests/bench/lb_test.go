@@ -32,7 +32,7 @@ func TestLBFailover(t *testing.T) {
 	}
 	img := testutil.BuildImage(t, "./tests/images/httpd", "iks.local/httpd:1")
 	srv := testutil.NewNodeOn(t, "lb-bs", nw, "a", 1)
-	stageImage(t, srv, img)
+	srv.StageImage(img, "httpd.tar")
 	srv.Start("--portable-public-subnet", "10.95.1.64/29")
 	srv.WaitReady(3 * time.Minute)
 	tok, err := os.ReadFile(filepath.Join(srv.DataDir, "server", "token"))
@@ -42,7 +42,7 @@ func TestLBFailover(t *testing.T) {
 	var workers []*testutil.Node
 	for i := 1; i <= 2; i++ {
 		w := testutil.NewNodeOn(t, fmt.Sprintf("lb-bw%d", i), nw, "a", 1+i).AsAgent("https://"+srv.IP+":6443", strings.TrimSpace(string(tok)))
-		stageImage(t, w, img)
+		w.StageImage(img, "httpd.tar")
 		w.Start()
 		workers = append(workers, w)
 	}
@@ -137,20 +137,5 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, f func() bool) 
 			t.Fatalf("%s: not done after %s", what, timeout)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func stageImage(t *testing.T, n *testutil.Node, img string) {
-	t.Helper()
-	dir := filepath.Join(n.DataDir, "agent", "images")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "httpd.tar"), data, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -55,7 +55,7 @@ func TestPodThroughput(t *testing.T) {
 	bin := buildHTTPD(t)
 
 	srv := testutil.NewNodeOn(t, "tp-s", nw, "a", 1)
-	stageImage(t, srv, img)
+	srv.StageImage(img, "httpd.tar")
 	srv.Start()
 	srv.WaitReady(3 * time.Minute)
 	tok, err := os.ReadFile(filepath.Join(srv.DataDir, "server", "token"))
@@ -66,7 +66,7 @@ func TestPodThroughput(t *testing.T) {
 	w1 := testutil.NewNodeOn(t, "tp-w1", nw, "a", 2).AsAgent(url, strings.TrimSpace(string(tok))) // same subnet
 	w2 := testutil.NewNodeOn(t, "tp-w2", nw, "b", 1).AsAgent(url, strings.TrimSpace(string(tok))) // across the router
 	for _, w := range []*testutil.Node{w1, w2} {
-		stageImage(t, w, img)
+		w.StageImage(img, "httpd.tar")
 		w.Start()
 	}
 	for _, w := range []*testutil.Node{w1, w2} {

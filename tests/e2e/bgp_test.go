@@ -71,7 +71,7 @@ func TestBGPPeers(t *testing.T) {
 	w1 := testutil.NewNodeOn(t, "bg-w1", nw, "a", 2).AsAgent(url, token)
 	w2 := testutil.NewNodeOn(t, "bg-w2", nw, "b", 1).AsAgent(url, token)
 	w1.Start(append(gr, "--node-label", "tor=a")...)
-	sideload(t, w2, img)
+	w2.StageImage(img, "httpd.tar")
 	w2args := append(gr, "--node-label", "tor=b")
 	w2.Start(w2args...)
 	w1.WaitReady(3 * time.Minute)

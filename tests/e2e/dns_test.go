@@ -34,7 +34,7 @@ func TestClusterDNSReplicas(t *testing.T) {
 
 	token := strings.TrimSpace(readFile(t, srv.DataDir+"/server/token"))
 	w := testutil.NewNodeOn(t, "dn-w1", nw, "b", 1).AsAgent("https://"+srv.IP+":6443", token)
-	sideload(t, w, testutil.BuildImage(t, "./tests/images/httpd", httpdImage))
+	w.StageImage(testutil.BuildImage(t, "./tests/images/httpd", httpdImage), "httpd.tar")
 	w.Start()
 	w.WaitReady(3 * time.Minute)
 	waitNodesReady(t, cs, 2, 2*time.Minute)

@@ -40,7 +40,7 @@ func TestIPAMBlocks(t *testing.T) {
 	w1 := testutil.NewNodeOn(t, "ip-w1", nw, "a", 2).AsAgent(url, token)
 	w2 := testutil.NewNodeOn(t, "ip-w2", nw, "b", 1).AsAgent(url, token)
 	for _, w := range []*testutil.Node{w1, w2} {
-		sideload(t, w, img)
+		w.StageImage(img, "httpd.tar")
 		w.Start()
 	}
 	for _, w := range []*testutil.Node{w1, w2} {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,7 +49,7 @@ func TestJoinAndTunnel(t *testing.T) {
 	w1 := testutil.NewNodeOn(t, "w1", nw, "a", 2).AsAgent(url, token) // same subnet as the server
 	w2 := testutil.NewNodeOn(t, "w2", nw, "b", 1).AsAgent(url, token) // across the router
 	for _, w := range []*testutil.Node{w1, w2} {
-		sideload(t, w, img)
+		w.StageImage(img, "httpd.tar")
 		w.Start()
 	}
 	for _, w := range []*testutil.Node{w1, w2} {
@@ -322,17 +321,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Fatalf("%s: not done after %s: %v", what, timeout, err)
-}
-
-func sideload(t *testing.T, n *testutil.Node, img string) {
-	t.Helper()
-	dir := filepath.Join(n.DataDir, "agent", "images")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("cp", img, filepath.Join(dir, "httpd.tar")).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
 }
 
 // sideloadRunning imports the image into a running node's containerd.

@@ -38,7 +38,7 @@ func TestLoadBalancer(t *testing.T) {
 	}
 	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
 	srv := testutil.NewNodeOn(t, "lb-s", nw, "a", 1)
-	sideload(t, srv, img)
+	srv.StageImage(img, "httpd.tar")
 	srv.Start("--portable-public-subnet", lbPublic, "--portable-private-subnet", lbPrivate)
 	srv.WaitReady(3 * time.Minute)
 	token := strings.TrimSpace(readFile(t, srv.DataDir+"/server/token"))
@@ -46,7 +46,7 @@ func TestLoadBalancer(t *testing.T) {
 	w2 := testutil.NewNodeOn(t, "lb-w2", nw, "a", 3).AsAgent("https://"+srv.IP+":6443", token)
 	workers := []*testutil.Node{w1, w2}
 	for _, w := range workers {
-		sideload(t, w, img)
+		w.StageImage(img, "httpd.tar")
 		w.Start()
 	}
 	for _, w := range workers {

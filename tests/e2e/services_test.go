@@ -46,9 +46,9 @@ func TestServices(t *testing.T) {
 	w2 := testutil.NewNodeOn(t, "px-w2", nw, "b", 1).AsAgent(url, token)
 	// w2 runs kube-proxy's iptables mode; the others auto (nftables
 	// where supported): both backends serve one cluster.
-	sideload(t, w1, img)
+	w1.StageImage(img, "httpd.tar")
 	w1.Start()
-	sideload(t, w2, img)
+	w2.StageImage(img, "httpd.tar")
 	w2.Start("--proxy-mode", "iptables")
 	for _, w := range []*testutil.Node{w1, w2} {
 		w.WaitReady(3 * time.Minute)

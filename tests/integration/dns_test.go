@@ -41,11 +41,7 @@ func TestClusterDNS(t *testing.T) {
 	testutil.RequireRoot(t)
 	n := testutil.NewNode(t, "dn-s", dnsNodeIP)
 	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
-	imagesDir := filepath.Join(n.DataDir, "agent", "images")
-	if err := os.MkdirAll(imagesDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, img, filepath.Join(imagesDir, "httpd.tar"))
+	n.StageImage(img, "httpd.tar")
 
 	// The node's resolver: a tiny DNS server on the node IP, named by the
 	// node's own /etc/resolv.conf (bind-mounted in its mount namespace).

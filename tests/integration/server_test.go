@@ -29,11 +29,7 @@ func TestSingleNodeServer(t *testing.T) {
 	n := testutil.NewNode(t, "it1", "10.88.0.1")
 	// Side-load the test image the k3s way: an archive in agent/images.
 	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
-	imagesDir := filepath.Join(n.DataDir, "agent", "images")
-	if err := os.MkdirAll(imagesDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, img, filepath.Join(imagesDir, "httpd.tar"))
+	n.StageImage(img, "httpd.tar")
 
 	n.Start()
 	n.WaitReady(3 * time.Minute)
@@ -262,17 +258,6 @@ func fileHash(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", sha256.Sum256(data))
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestVersionAndHelp(t *testing.T) {
