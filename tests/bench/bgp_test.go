@@ -54,15 +54,17 @@ func TestBGPConvergence(t *testing.T) {
 
 	w := testutil.NewNodeOn(t, "bgb-w", nw, "b", 1).AsAgent("https://"+srv.IP+":6443", strings.TrimSpace(string(tok)))
 	w.Start()
+	// The worker's first block, from the IPAMBlock it claims at start.
+	bc := srv.BlockClient(srv.Kubeconfig())
 	var block *net.IPNet
 	deadline := time.Now().Add(3 * time.Minute)
 	for block == nil {
-		if n, err := cs.CoreV1().Nodes().Get(ctx, w.Name, metav1.GetOptions{}); err == nil && n.Spec.PodCIDR != "" {
-			_, block, _ = net.ParseCIDR(n.Spec.PodCIDR)
+		if bs, err := bc.List(ctx, w.Name); err == nil && len(bs) > 0 {
+			_, block, _ = net.ParseCIDR(bs[0].Spec.CIDR)
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("worker got no pod block")
+			t.Fatal("worker claimed no IPAMBlock")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -112,7 +112,7 @@ func TestBGPPeers(t *testing.T) {
 	}
 	nodes := []*testutil.Node{srv, w1, w2}
 	blocks := map[string]string{}
-	bc := blockClient(t, srv, srv.Kubeconfig())
+	bc := srv.BlockClient(srv.Kubeconfig())
 	for _, b := range listBlocks(t, bc) {
 		if _, seen := blocks[b.Spec.Node]; !seen {
 			blocks[b.Spec.Node] = b.Spec.CIDR // each node's first block

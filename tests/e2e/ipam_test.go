@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/iks-dev/iks/internal/netapi"
 	"github.com/iks-dev/iks/tests/testutil"
@@ -49,7 +48,7 @@ func TestIPAMBlocks(t *testing.T) {
 	sideloadRunning(t, srv, img)
 	cs := srv.Client()
 	waitNodesReady(t, cs, 3, 2*time.Minute)
-	bc := blockClient(t, srv, srv.Kubeconfig())
+	bc := srv.BlockClient(srv.Kubeconfig())
 	ctx := context.Background()
 	podRange := netip.MustParsePrefix("172.30.0.0/16")
 
@@ -81,7 +80,7 @@ func TestIPAMBlocks(t *testing.T) {
 	})
 
 	t.Run("a node may not claim or delete another node's blocks", func(t *testing.T) {
-		nodeBC := blockClient(t, w1, filepath.Join(w1.DataDir, "agent", "kubelet", "kubeconfig"))
+		nodeBC := w1.BlockClient(filepath.Join(w1.DataDir, "agent", "kubelet", "kubeconfig"))
 		foreign := netapi.NewIPAMBlock(netip.MustParsePrefix("172.30.255.224/27"), w2.Name, "x")
 		// RBAC lets nodes create blocks; the admission policy refuses
 		// blocks of other nodes.
@@ -236,23 +235,6 @@ func TestIPAMBlocks(t *testing.T) {
 			return nil
 		})
 	})
-}
-
-// blockClient returns an IPAMBlock client for a kubeconfig, dialling
-// through node's network namespace.
-func blockClient(t *testing.T, node *testutil.Node, kubeconfig string) *netapi.BlockClient {
-	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Dial = node.Net.DialContext
-	cfg.Timeout = 15 * time.Second
-	bc, err := netapi.NewBlockClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bc
 }
 
 func listBlocks(t *testing.T, bc *netapi.BlockClient) []*netapi.IPAMBlock {

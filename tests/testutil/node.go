@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/iks-dev/iks/internal/netapi"
 )
 
 // Node is one iks process (server) under test, in its own network and
@@ -208,20 +211,37 @@ func (n *Node) Kubeconfig() string {
 	return filepath.Join(n.DataDir, "server", "cred", "admin.kubeconfig")
 }
 
-// Client returns a clientset that reaches the apiserver inside the netns.
-func (n *Node) Client() *kubernetes.Clientset {
+// restConfig loads a kubeconfig and dials through the node's netns.
+func (n *Node) restConfig(kubeconfig string) *rest.Config {
 	n.t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", n.Kubeconfig())
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	cfg.Dial = n.Net.DialContext
 	cfg.Timeout = 15 * time.Second
-	cs, err := kubernetes.NewForConfig(cfg)
+	return cfg
+}
+
+// Client returns a clientset that reaches the apiserver inside the netns.
+func (n *Node) Client() *kubernetes.Clientset {
+	n.t.Helper()
+	cs, err := kubernetes.NewForConfig(n.restConfig(n.Kubeconfig()))
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	return cs
+}
+
+// BlockClient returns an IPAMBlock client with the credentials of
+// kubeconfig (the admin's, or a node's), dialling through the node's netns.
+func (n *Node) BlockClient(kubeconfig string) *netapi.BlockClient {
+	n.t.Helper()
+	bc, err := netapi.NewBlockClient(n.restConfig(kubeconfig))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return bc
 }
 
 // Kubectl runs `iks kubectl` inside the node.
