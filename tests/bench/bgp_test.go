@@ -53,7 +53,12 @@ func TestBGPConvergence(t *testing.T) {
 	base := time.Since(t0)
 
 	w := testutil.NewNodeOn(t, "bgb-w", nw, "b", 1).AsAgent("https://"+srv.IP+":6443", strings.TrimSpace(string(tok)))
-	w.Start()
+	// Graceful restart off on the worker: the server then withdraws its
+	// routes as soon as the BGP session drops, which is what "a node
+	// dies" measures. With it on (default 120 s) peers keep the routes
+	// for the restart time by design (asserted in e2e TestBGPPeers).
+	noGR := []string{"--bgp-graceful-restart-time", "0"}
+	w.Start(noGR...)
 	// The worker's first block, from the IPAMBlock it claims at start.
 	bc := srv.BlockClient(srv.Kubeconfig())
 	var block *net.IPNet
@@ -73,6 +78,16 @@ func TestBGPConvergence(t *testing.T) {
 	join := time.Since(t0)
 	w.WaitReady(3 * time.Minute)
 
+	t0 = time.Now()
+	w.Kill() // kill -9
+	waitRoute(t, nl, block, false, time.Minute)
+	died := time.Since(t0)
+	// Back again: the same block is routed once the agent runs (the time
+	// includes the agent's own start, so it is not compared here).
+	w.Start(noGR...)
+	waitRoute(t, nl, block, true, 3*time.Minute)
+	w.WaitReady(3 * time.Minute)
+
 	if _, err := w.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +103,7 @@ func TestBGPConvergence(t *testing.T) {
 			what, d.Round(time.Millisecond), bgpTarget, float64(d)/float64(bgpTarget), base.Round(time.Microsecond), float64(d)/float64(base))
 	}
 	report("join (block -> route on server)", join)
+	report("kill -9 (kill -> gone)", died)
 	report("stop+delete (delete -> gone)", leave)
 }
 
