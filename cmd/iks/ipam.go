@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -11,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/kubeutil"
 	"github.com/iks-dev/iks/internal/netapi"
 )
@@ -42,12 +40,9 @@ type blockView struct {
 
 // newIPAMCmd returns `iks ipam show`.
 func newIPAMCmd() *cobra.Command {
-	dataDir := config.DefaultDataDir
-	if d := os.Getenv("IKS_DATA_DIR"); d != "" {
-		dataDir = d
-	}
+	var dataDir string
 	cmd := &cobra.Command{Use: "ipam", Short: "show the pod address blocks (IPAMBlocks) of the cluster", Args: cobra.NoArgs}
-	cmd.PersistentFlags().StringVarP(&dataDir, "data-dir", "d", dataDir, "the server's data dir (env IKS_DATA_DIR)")
+	dataDirFlag(cmd.PersistentFlags(), &dataDir, "the server's data dir")
 	var asJSON bool
 	show := &cobra.Command{
 		Use:   "show",
@@ -56,8 +51,8 @@ func newIPAMCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), tokenTimeout)
 			defer cancel()
-			kubeconfig := config.Paths{Root: dataDir}.AdminKubeconfig()
-			if _, err := readServerFile(kubeconfig, dataDir); err != nil {
+			kubeconfig, err := adminKubeconfig(dataDir)
+			if err != nil {
 				return err
 			}
 			rc, err := kubeutil.RESTConfig(kubeconfig)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -15,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/kubeutil"
 	"github.com/iks-dev/iks/internal/lbpool"
 )
@@ -42,20 +40,17 @@ type lbStatus struct {
 }
 
 func newLBCmd() *cobra.Command {
-	dataDir := config.DefaultDataDir
-	if d := os.Getenv("IKS_DATA_DIR"); d != "" {
-		dataDir = d
-	}
+	var dataDir string
 	cmd := &cobra.Command{Use: "lb", Short: "LoadBalancer IPs on the portable subnets", Args: cobra.NoArgs}
-	cmd.PersistentFlags().StringVarP(&dataDir, "data-dir", "d", dataDir, "the server's data dir (env IKS_DATA_DIR)")
+	dataDirFlag(cmd.PersistentFlags(), &dataDir, "the server's data dir")
 	var asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "each LoadBalancer IP, its service, pool and the node announcing it (run on the server)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			kubeconfig := config.Paths{Root: dataDir}.AdminKubeconfig()
-			if _, err := readServerFile(kubeconfig, dataDir); err != nil {
+			kubeconfig, err := adminKubeconfig(dataDir)
+			if err != nil {
 				return err
 			}
 			cs, err := kubeutil.Clientset(kubeconfig)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -36,11 +35,7 @@ func newNetCmd() *cobra.Command {
 			return nil
 		},
 	}
-	def := config.DefaultDataDir
-	if d := os.Getenv("IKS_DATA_DIR"); d != "" {
-		def = d
-	}
-	status.Flags().StringVarP(&dataDir, "data-dir", "d", def, "data dir of the iks server or agent on this node (env IKS_DATA_DIR)")
+	dataDirFlag(status.Flags(), &dataDir, "data dir of the iks server or agent on this node")
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(status)
 	return cmd

@@ -26,16 +26,13 @@ const tokenTimeout = 30 * time.Second
 
 // newTokenCmd returns `iks token create|list|delete`, run on the server.
 func newTokenCmd() *cobra.Command {
-	dataDir := config.DefaultDataDir
-	if d := os.Getenv("IKS_DATA_DIR"); d != "" {
-		dataDir = d
-	}
+	var dataDir string
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "create, list and delete join tokens (run on the server, as root)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.PersistentFlags().StringVarP(&dataDir, "data-dir", "d", dataDir, "the server's data dir (env IKS_DATA_DIR)")
+	dataDirFlag(cmd.PersistentFlags(), &dataDir, "the server's data dir")
 
 	var (
 		ttl         time.Duration
@@ -129,8 +126,8 @@ func tokenClient(dataDir string) (kubernetes.Interface, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("cluster CA %s: %w; restore it from a backup of the data dir", caFile, err)
 	}
-	kubeconfig := p.AdminKubeconfig()
-	if _, err := readServerFile(kubeconfig, dataDir); err != nil {
+	kubeconfig, err := adminKubeconfig(dataDir)
+	if err != nil {
 		return nil, "", err
 	}
 	cs, err := kubeutil.Clientset(kubeconfig)
@@ -138,6 +135,16 @@ func tokenClient(dataDir string) (kubernetes.Interface, string, error) {
 		return nil, "", err
 	}
 	return cs, hash, nil
+}
+
+// adminKubeconfig is the server's admin kubeconfig, checked to be
+// readable (with errors that say what to do).
+func adminKubeconfig(dataDir string) (string, error) {
+	kubeconfig := config.Paths{Root: dataDir}.AdminKubeconfig()
+	if _, err := readServerFile(kubeconfig, dataDir); err != nil {
+		return "", err
+	}
+	return kubeconfig, nil
 }
 
 // readServerFile reads a file of the server's data dir with errors that
@@ -149,7 +156,7 @@ func readServerFile(path, dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("%s not found: is %s the data dir of an iks server? run this on the server, "+
 			"or pass --data-dir (env IKS_DATA_DIR)", path, dataDir)
 	case errors.Is(err, fs.ErrPermission):
-		return nil, fmt.Errorf("read %s: %w: run as root (sudo iks token ...)", path, err)
+		return nil, fmt.Errorf("read %s: %w: run as root (with sudo)", path, err)
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}

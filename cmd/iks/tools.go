@@ -9,6 +9,7 @@ import (
 	_ "github.com/containerd/containerd/v2/cmd/containerd/builtins" // containerd plugins, CRI included
 	containerdcmd "github.com/containerd/containerd/v2/cmd/containerd/command"
 	ctrapp "github.com/containerd/containerd/v2/cmd/ctr/app"
+	"github.com/spf13/pflag"
 	"k8s.io/component-base/cli"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 
@@ -24,6 +25,11 @@ func dataDir() string {
 		return d
 	}
 	return config.DefaultDataDir
+}
+
+// dataDirFlag adds --data-dir/-d to fs, defaulting to dataDir().
+func dataDirFlag(fs *pflag.FlagSet, p *string, usage string) {
+	fs.StringVarP(p, "data-dir", "d", dataDir(), usage+" (env IKS_DATA_DIR)")
 }
 
 // runKubectl runs kubectl. Like k3s, with no KUBECONFIG and no
