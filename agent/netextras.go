@@ -60,7 +60,7 @@ func (p *podRouting) startExtras(ctx, runCtx context.Context, cs kubernetes.Inte
 	f.Start(runCtx.Done()) // no wait: external peers follow once listed
 
 	if p.extras.socket != "" {
-		s, err := routing.ServeStatus(p.extras.socket, p.router.Status, p.log)
+		s, err := routing.ServeStatus(p.extras.socket, p.statusWithTopology, p.log)
 		if err != nil {
 			return err
 		}
@@ -71,12 +71,15 @@ func (p *podRouting) startExtras(ctx, runCtx context.Context, cs kubernetes.Inte
 		return err
 	}
 	ones := subnet.Bits()
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
-		AnnotationEncapsulation: p.router.EncapsulationLabel(),
-		AnnotationIPv4Address:   fmt.Sprintf("%s/%d", p.cfg.NodeIP, ones),
-	}}})
+	labels, annotations, err := p.topo.metadata()
+	if err != nil {
+		return err
+	}
+	annotations[AnnotationEncapsulation] = p.router.EncapsulationLabel()
+	annotations[AnnotationIPv4Address] = fmt.Sprintf("%s/%d", p.cfg.NodeIP, ones)
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}})
 	if _, err := cs.CoreV1().Nodes().Patch(ctx, p.cfg.NodeName, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("annotate node %s with its encapsulation: %w", p.cfg.NodeName, err)
+		return fmt.Errorf("label node %s with its encapsulation, zone and VLANs: %w", p.cfg.NodeName, err)
 	}
 	return nil
 }

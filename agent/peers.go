@@ -34,6 +34,7 @@ type podRouting struct {
 	router  *routing.Router
 	cancel  context.CancelFunc
 	extras  netExtras // status socket, annotations, BGPPeers (netextras.go)
+	topo    nodeTopology
 }
 
 func (p *podRouting) Name() string { return "routing" }

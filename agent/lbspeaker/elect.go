@@ -18,7 +18,7 @@ type metav1ListOptions = metav1.ListOptions
 // campaign runs for ip's Lease until ctx ends, after waiting delay (the
 // node's rendezvous rank). Whenever it holds the Lease the IP is
 // announced; when it loses it (or ctx ends) the IP is withdrawn.
-func (s *Speaker) campaign(ctx context.Context, ip netip.Addr, delay time.Duration, c *campaign) {
+func (s *Speaker) campaign(ctx context.Context, ip netip.Addr, ann *Announcer, delay time.Duration, c *campaign) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
@@ -43,7 +43,7 @@ func (s *Speaker) campaign(ctx context.Context, ip netip.Addr, delay time.Durati
 			Lock: lock, Name: ip.String(), ReleaseOnCancel: true,
 			LeaseDuration: s.cfg.LeaseDuration, RenewDeadline: s.cfg.RenewDeadline, RetryPeriod: s.cfg.RetryPeriod,
 			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(lctx context.Context) { s.hold(lctx, ip) },
+				OnStartedLeading: func(lctx context.Context) { s.hold(lctx, ip, ann) },
 				// Losing the Lease is decided below: an unreachable
 				// apiserver (a server restart) must not drop every IP.
 				OnStoppedLeading: func() {},
@@ -91,32 +91,33 @@ func (s *Speaker) afterLoss(ctx context.Context, ip netip.Addr) {
 func (s *Speaker) isHeld(ip netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.held[ip]
+	return s.held[ip] != nil
 }
 
-// hold announces ip while lctx (the leadership) lasts.
-func (s *Speaker) hold(lctx context.Context, ip netip.Addr) {
+// hold announces ip on ann's interface while lctx (the leadership) lasts.
+func (s *Speaker) hold(lctx context.Context, ip netip.Addr, ann *Announcer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if lctx.Err() != nil || s.held[ip] {
+	if lctx.Err() != nil || s.held[ip] != nil {
 		return
 	}
-	if err := s.ann.Add(lctx, ip); err != nil {
+	if err := ann.Add(lctx, ip); err != nil {
 		s.log.Error("cannot announce LoadBalancer IP", "ip", ip, "err", err)
 		return
 	}
-	s.held[ip] = true
-	s.log.Info("announcing LoadBalancer IP", "ip", ip, "interface", s.ann.Interface())
+	s.held[ip] = ann
+	s.log.Info("announcing LoadBalancer IP", "ip", ip, "interface", ann.Interface())
 }
 
 // withdraw stops announcing ip (idempotent).
 func (s *Speaker) withdraw(ip netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.held[ip] {
+	ann := s.held[ip]
+	if ann == nil {
 		return
 	}
-	if err := s.ann.Remove(ip); err != nil {
+	if err := ann.Remove(ip); err != nil {
 		s.log.Error("cannot withdraw LoadBalancer IP", "ip", ip, "err", err)
 		return
 	}

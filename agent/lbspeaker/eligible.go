@@ -68,8 +68,8 @@ func readyNodes(svc *corev1.Service, eps []*discoveryv1.EndpointSlice) map[strin
 	return out
 }
 
-// eligible reports whether node may announce t: Ready, not excluded, on
-// the subnet's VLAN when it has one, and with a ready local endpoint for
+// eligible reports whether node may announce t: Ready, not excluded,
+// attached to the subnet's VLAN (and zone) on the subnet's side, and with a ready local endpoint for
 // externalTrafficPolicy Local.
 func eligible(node *corev1.Node, t target) bool {
 	if node == nil || !nodeReady(node) {
@@ -78,7 +78,7 @@ func eligible(node *corev1.Node, t target) bool {
 	if _, excluded := node.Labels[LabelExcludeLB]; excluded {
 		return false
 	}
-	if t.Subnet.VLAN != "" && node.Labels[t.Subnet.Kind.VLANLabel()] != t.Subnet.VLAN {
+	if !lbpool.Attached(node, t.Subnet) {
 		return false
 	}
 	return !t.Local || t.LocalNodes[node.Name]

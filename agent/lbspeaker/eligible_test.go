@@ -10,14 +10,25 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/iks-dev/iks/internal/lbpool"
+	"github.com/iks-dev/iks/internal/topology"
 )
 
+// node is a dual-homed node with both sides on 10.95.0.0/16 (one
+// interface), as its agent publishes it.
 func node(name string, ready bool, labels map[string]string) *corev1.Node {
+	return sidedNode(name, ready, labels, "10.95.1.5/16", "10.95.1.5/16")
+}
+
+func sidedNode(name string, ready bool, labels map[string]string, private, public string) *corev1.Node {
 	st := corev1.ConditionFalse
 	if ready {
 		st = corev1.ConditionTrue
 	}
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+	ann := map[string]string{topology.AnnotationPrivateCIDR: private}
+	if public != "" {
+		ann[topology.AnnotationPublicCIDR] = public
+	}
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: ann},
 		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}}}}
 }
 
@@ -32,11 +43,12 @@ func lbService(name, ip string, local bool) *corev1.Service {
 }
 
 func TestTargetsAndEligibility(t *testing.T) {
-	pub, _ := lbpool.Parse(lbpool.Public, "", "10.95.1.64/29@11")
+	pub, _ := lbpool.Parse(lbpool.Public, "", "10.95.1.64/29@vlan=11")
 	priv, _ := lbpool.Parse(lbpool.Private, "", "10.95.1.80/29")
 	svcs := []*corev1.Service{
 		lbService("web", "10.95.1.68", false),
 		lbService("local", "10.95.1.84", true),
+		lbService("privweb", "10.95.1.85", false),
 		lbService("foreign", "192.0.2.9", false), // not ours
 		lbService("alb", "10.95.1.67", false),    // the ALB IP is not a service IP
 	}
@@ -48,14 +60,17 @@ func TestTargetsAndEligibility(t *testing.T) {
 		},
 	}}
 	ts := targets(svcs, eps, []lbpool.Subnet{pub, priv})
-	if len(ts) != 2 {
-		t.Fatalf("targets %v, want the two pool service IPs", ts)
+	if len(ts) != 3 {
+		t.Fatalf("targets %v, want the three pool service IPs", ts)
 	}
 	web, local := ts[netip.MustParseAddr("10.95.1.68")], ts[netip.MustParseAddr("10.95.1.84")]
+	privWeb := ts[netip.MustParseAddr("10.95.1.85")]
 	w1 := node("w1", true, map[string]string{"publicVLAN": "11"})
 	w2 := node("w2", true, map[string]string{"publicVLAN": "12"})
 	down := node("w3", false, map[string]string{"publicVLAN": "11"})
 	excluded := node("w4", true, map[string]string{"publicVLAN": "11", LabelExcludeLB: ""})
+	privOnly := sidedNode("w5", true, map[string]string{"publicVLAN": "11"}, "10.95.1.6/24", "")
+	elsewhere := sidedNode("w6", true, nil, "10.96.1.6/24", "")
 	for _, c := range []struct {
 		n    *corev1.Node
 		t    target
@@ -63,6 +78,8 @@ func TestTargetsAndEligibility(t *testing.T) {
 	}{
 		{w1, web, true}, {w2, web, false}, {down, web, false}, {excluded, web, false},
 		{w1, local, true}, {w2, local, false}, // w2's endpoint is not ready
+		{privOnly, web, false}, {privOnly, privWeb, true}, // no public side, whatever its labels say
+		{elsewhere, privWeb, false}, {w2, privWeb, true}, // private side on another network
 	} {
 		if got := eligible(c.n, c.t); got != c.want {
 			t.Errorf("eligible(%s, %s) = %v, want %v", c.n.Name, c.t.Service, got, c.want)

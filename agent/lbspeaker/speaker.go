@@ -42,6 +42,9 @@ const (
 type Config struct {
 	NodeName   string
 	NodeIP     netip.Addr
+	// PublicIP is the node's public side: public IPs are announced on its
+	// interface (invalid: a private-only worker, never eligible for them).
+	PublicIP   netip.Addr
 	Kubeconfig string // the kubelet's (system:node:<name>)
 
 	LeaseDuration, RenewDeadline, RetryPeriod, SpreadDelay time.Duration
@@ -53,7 +56,9 @@ type Speaker struct {
 	log *slog.Logger
 
 	leases kubernetes.Interface // impersonating lbpool.SpeakerUser
-	ann    *Announcer
+	// priv announces on the node IP's interface, pub on the public IP's
+	// (nil on a private-only worker; priv when both are one interface).
+	priv, pub *Announcer
 	f      informers.SharedInformerFactory
 	cmF    informers.SharedInformerFactory
 	kick   chan struct{}
@@ -62,7 +67,7 @@ type Speaker struct {
 
 	mu        sync.Mutex
 	campaigns map[netip.Addr]*campaign
-	held      map[netip.Addr]bool
+	held      map[netip.Addr]*Announcer
 	cleaned   bool
 	lastErr   string
 }
@@ -81,7 +86,7 @@ func New(cfg Config, log *slog.Logger) *Speaker {
 		cfg.SpreadDelay = DefaultSpreadDelay
 	}
 	return &Speaker{cfg: cfg, log: log.With("component", "lb-speaker"), kick: make(chan struct{}, 1),
-		campaigns: map[netip.Addr]*campaign{}, held: map[netip.Addr]bool{}}
+		campaigns: map[netip.Addr]*campaign{}, held: map[netip.Addr]*Announcer{}}
 }
 
 // Name implements component.Component.
@@ -105,7 +110,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if s.leases, err = kubernetes.NewForConfig(rc); err != nil {
 		return fmt.Errorf("lease client: %w", err)
 	}
-	if s.ann, err = NewAnnouncer(s.cfg.NodeIP, s.log); err != nil {
+	if err := s.openAnnouncers(); err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -128,7 +133,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	s.cmF.Start(runCtx.Done())
 	s.wg.Add(1)
 	go s.loop(runCtx)
-	s.log.Info("LoadBalancer speaker running", "interface", s.ann.Interface(), "lease", s.cfg.LeaseDuration,
+	s.log.Info("LoadBalancer speaker running", "private", s.priv.Interface(), "public", s.publicInterface(), "lease", s.cfg.LeaseDuration,
 		"renew", s.cfg.RenewDeadline, "retry", s.cfg.RetryPeriod)
 	return nil
 }
@@ -193,10 +198,14 @@ func (s *Speaker) reconcile(ctx context.Context) {
 			self = n
 		}
 	}
-	want := map[netip.Addr]int{}
+	type bid struct {
+		rank int
+		ann  *Announcer
+	}
+	want := map[netip.Addr]bid{}
 	for ip, t := range targets(svcs, eps, subnets) {
-		if eligible(self, t) {
-			want[ip] = rank(s.cfg.NodeName, nodes, t)
+		if ann := s.announcer(t.Subnet.Kind); ann != nil && eligible(self, t) {
+			want[ip] = bid{rank(s.cfg.NodeName, nodes, t), ann}
 		}
 	}
 	s.mu.Lock()
@@ -208,7 +217,7 @@ func (s *Speaker) reconcile(ctx context.Context) {
 			c.cancel = nil
 		}
 	}
-	for ip, r := range want {
+	for ip, b := range want {
 		if _, running := s.campaigns[ip]; running {
 			continue // a stopping campaign restarts once done (it kicks the loop)
 		}
@@ -216,7 +225,7 @@ func (s *Speaker) reconcile(ctx context.Context) {
 		c := &campaign{cancel: cancel, done: make(chan struct{})}
 		s.campaigns[ip] = c
 		s.wg.Add(1)
-		go s.campaign(cctx, ip, time.Duration(r)*s.cfg.SpreadDelay, c)
+		go s.campaign(cctx, ip, b.ann, time.Duration(b.rank)*s.cfg.SpreadDelay, c)
 	}
 }
 
@@ -236,22 +245,25 @@ func (s *Speaker) cleanup(subnets []lbpool.Subnet) {
 	for _, sub := range subnets {
 		pools = append(pools, sub.Prefix)
 	}
-	stale, err := s.ann.Held(pools)
-	if err != nil {
-		s.noteErr(err)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ip := range stale {
-		if s.held[ip] {
-			continue
-		}
-		if err := s.ann.Remove(ip); err != nil {
+	for _, ann := range s.announcers() {
+		stale, err := ann.Held(pools)
+		if err != nil {
 			s.noteErr(err)
 			return
 		}
-		s.log.Info("removed a stale LoadBalancer IP left by a previous run", "ip", ip, "interface", s.ann.Interface())
+		s.mu.Lock()
+		for _, ip := range stale {
+			if s.held[ip] != nil {
+				continue
+			}
+			if err := ann.Remove(ip); err != nil {
+				s.mu.Unlock()
+				s.noteErr(err)
+				return
+			}
+			s.log.Info("removed a stale LoadBalancer IP left by a previous run", "ip", ip, "interface", ann.Interface())
+		}
+		s.mu.Unlock()
 	}
 	s.cleaned = true
 }
@@ -280,8 +292,8 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	var errs []error
-	for ip := range s.held {
-		if err := s.ann.Remove(ip); err != nil {
+	for ip, ann := range s.held {
+		if err := ann.Remove(ip); err != nil {
 			errs = append(errs, err)
 		}
 		delete(s.held, ip)
@@ -291,5 +303,5 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("lb speaker: withdraw: %v", errs)
 	}
-	return s.ann.Close()
+	return s.closeAnnouncers()
 }

@@ -69,6 +69,17 @@ type Status struct {
 	Peers               []PeerStatus  `json:"peers"`
 	Routes              []RouteStatus `json:"routes"`
 	Err                 string        `json:"error,omitempty"` // the last reconcile error
+	// Zone and Sides place the node in the IKS network model (filled by
+	// the agent, which owns the topology).
+	Zone  string       `json:"zone,omitempty"`
+	Sides []SideStatus `json:"sides,omitempty"`
+}
+
+// SideStatus is one side (private, public) of the node.
+type SideStatus struct {
+	Side    string       `json:"side"`
+	Address netip.Prefix `json:"address"` // IP with its interface prefix length
+	VLAN    string       `json:"vlan"`
 }
 
 // Status returns the sessions and the learned routes.

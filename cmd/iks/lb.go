@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,12 +27,21 @@ type lbEntry struct {
 	Subnet  string `json:"subnet,omitempty"`
 	Node    string `json:"node"` // the Lease holder announcing the IP, "" if none
 	Pending string `json:"pending,omitempty"`
+	// Zone and VLAN of the IP's subnet, and the nodes that may hold it
+	// (attached to the subnet, Ready, not excluded).
+	Zone     string   `json:"zone,omitempty"`
+	VLAN     string   `json:"vlan,omitempty"`
+	Eligible []string `json:"eligible"`
 }
 
 // lbPool is one portable subnet and its use.
 type lbPool struct {
 	lbpool.Published
 	Used int `json:"used"`
+	// Nodes attached to the subnet, their zones and VLANs.
+	Nodes []string `json:"nodes"`
+	Zones []string `json:"zones"`
+	VLANs []string `json:"vlans"`
 }
 
 type lbStatus struct {
@@ -104,6 +114,18 @@ func readLBStatus(ctx context.Context, cs kubernetes.Interface, now time.Time) (
 			holder[l.Name] = *sp.HolderIdentity
 		}
 	}
+	nodeList, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	nodes := make([]*corev1.Node, len(nodeList.Items))
+	for i := range nodeList.Items {
+		nodes[i] = &nodeList.Items[i]
+	}
+	placed := map[netip.Prefix]lbpool.Placement{}
+	for _, p := range lbpool.Place(subnets, nodes) {
+		placed[p.Subnet.Prefix] = p
+	}
 	st := &lbStatus{Services: []lbEntry{}}
 	used := map[netip.Prefix]int{}
 	for _, s := range svcs.Items {
@@ -123,6 +145,9 @@ func readLBStatus(ctx context.Context, cs kubernetes.Interface, now time.Time) (
 			if sub, ok := lbpool.Find(subnets, ip); ok {
 				e.Pool, e.Subnet = string(sub.Kind), sub.Prefix.String()
 				used[sub.Prefix]++
+				p := placed[sub.Prefix]
+				e.Zone, e.VLAN = strings.Join(zonesOf(p), ","), strings.Join(vlansOf(p), ",")
+				e.Eligible = eligibleNodes(nodes, sub)
 			}
 			e.Node = holder[lbpool.LeaseName(ip)]
 			break
@@ -146,7 +171,8 @@ func readLBStatus(ctx context.Context, cs kubernetes.Interface, now time.Time) (
 	})
 	for _, sub := range subnets {
 		st.Pools = append(st.Pools, lbPool{Published: lbpool.Published{Subnet: sub, Reserved: sub.Reserved(), ALB: sub.ALBIP(),
-			ServiceIPs: sub.ServiceIPs()}, Used: used[sub.Prefix]})
+			ServiceIPs: sub.ServiceIPs()}, Used: used[sub.Prefix],
+			Nodes: orEmpty(placed[sub.Prefix].Nodes), Zones: zonesOf(placed[sub.Prefix]), VLANs: vlansOf(placed[sub.Prefix])})
 	}
 	return st, nil
 }
@@ -169,9 +195,13 @@ func lastWarning(ctx context.Context, cs kubernetes.Interface, s *corev1.Service
 
 func printLBStatus(cmd *cobra.Command, st *lbStatus) error {
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "IP\tSERVICE\tPOOL\tSUBNET\tNODE")
+	fmt.Fprintln(w, "IP\tSERVICE\tPOOL\tSUBNET\tZONE\tVLAN\tNODE\tELIGIBLE")
 	for _, e := range st.Services {
 		ip, node, subnet := e.IP, e.Node, e.Subnet
+		eligible := strings.Join(e.Eligible, ",")
+		if eligible == "" {
+			eligible = "none"
+		}
 		if ip == "" {
 			ip = "<pending>"
 		}
@@ -181,7 +211,7 @@ func printLBStatus(cmd *cobra.Command, st *lbStatus) error {
 		if subnet == "" {
 			subnet = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", ip, e.Service, e.Pool, subnet, node)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ip, e.Service, e.Pool, subnet, dash(e.Zone), dash(e.VLAN), node, eligible)
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -190,6 +220,8 @@ func printLBStatus(cmd *cobra.Command, st *lbStatus) error {
 	for _, e := range st.Services {
 		if e.Pending != "" {
 			fmt.Fprintf(out, "pending %s: %s\n", e.Service, e.Pending)
+		} else if len(e.Eligible) == 0 {
+			fmt.Fprintf(out, "%s of %s: no eligible node (none Ready on the subnet's network and side); the IP answers nowhere until one is\n", e.IP, e.Service)
 		}
 	}
 	if len(st.Pools) == 0 {
@@ -198,13 +230,62 @@ func printLBStatus(cmd *cobra.Command, st *lbStatus) error {
 	}
 	fmt.Fprintln(out)
 	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "POOL\tSUBNET\tVLAN\tALB IP\tSERVICE IPS\tUSED")
+	fmt.Fprintln(w, "POOL\tSUBNET\tZONE\tVLAN\tALB IP\tSERVICE IPS\tUSED\tNODES")
 	for _, p := range st.Pools {
-		vlan := p.VLAN
-		if vlan == "" {
-			vlan = "-"
+		nodes := strings.Join(p.Nodes, ",")
+		if nodes == "" {
+			nodes = "none: not used (no node on its network)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s-%s\t%d/%d\n", p.Kind, p.Prefix, vlan, p.ALB, p.ServiceIPs[0], p.ServiceIPs[len(p.ServiceIPs)-1], p.Used, len(p.ServiceIPs))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s-%s\t%d/%d\t%s\n", p.Kind, p.Prefix, dash(strings.Join(p.Zones, ",")), dash(strings.Join(p.VLANs, ",")),
+			p.ALB, p.ServiceIPs[0], p.ServiceIPs[len(p.ServiceIPs)-1], p.Used, len(p.ServiceIPs), nodes)
 	}
 	return w.Flush()
+}
+
+// zonesOf is the subnet's zone, or its nodes' zones.
+func zonesOf(p lbpool.Placement) []string {
+	if p.Subnet.Zone != "" {
+		return []string{p.Subnet.Zone}
+	}
+	return orEmpty(p.Zones)
+}
+
+// vlansOf is the subnet's VLAN, or its nodes' VLANs.
+func vlansOf(p lbpool.Placement) []string {
+	if p.Subnet.VLAN != "" {
+		return []string{p.Subnet.VLAN}
+	}
+	return orEmpty(p.VLANs)
+}
+
+// eligibleNodes lists the nodes a speaker would let hold an IP of sub:
+// attached, Ready and not excluded from load balancing.
+func eligibleNodes(nodes []*corev1.Node, sub lbpool.Subnet) []string {
+	out := []string{}
+	for _, n := range nodes {
+		if _, excluded := n.Labels[corev1.LabelNodeExcludeBalancers]; excluded || !lbpool.Attached(n, sub) {
+			continue
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				out = append(out, n.Name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/iks-dev/iks/internal/lbpool"
+	"github.com/iks-dev/iks/internal/topology"
 )
 
 func TestLBStatus(t *testing.T) {
@@ -41,7 +42,19 @@ func TestLBStatus(t *testing.T) {
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To[int32](2),
 				RenewTime: &metav1.MicroTime{Time: renewed}}}
 	}
+	node := func(name, private, public string) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
+			Labels:      map[string]string{topology.LabelZone: "dal10", topology.LabelPrivateVLAN: "10.95.1.0-24"},
+			Annotations: map[string]string{topology.AnnotationPrivateCIDR: private}},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+		if public != "" {
+			n.Annotations[topology.AnnotationPublicCIDR] = public
+			n.Labels[topology.LabelPublicVLAN] = "10.95.1.0-24"
+		}
+		return n
+	}
 	cs := fake.NewClientset(
+		node("lb-w1", "10.95.1.2/24", "10.95.1.2/24"), node("lb-w2", "10.95.1.3/24", ""), node("lb-w3", "10.96.1.3/24", "10.96.1.3/24"),
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: lbpool.ConfigMapNamespace, Name: lbpool.ConfigMapName},
 			Data: map[string]string{lbpool.ConfigMapKey: data}},
 		svc("web", "10.95.1.68", ""), svc("db", "10.95.1.84", "private"), svc("wait", "", ""),
@@ -59,13 +72,19 @@ func TestLBStatus(t *testing.T) {
 	if err := printLBStatus(cmd, st); err != nil {
 		t.Fatal(err)
 	}
-	text := out.String()
+	// Compare with single spaces: column widths follow the content.
+	var lines []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	text := strings.Join(lines, "\n")
 	for _, want := range []string{
-		"10.95.1.68  default/web   public   10.95.1.64/29  lb-w1",
-		"10.95.1.84  default/db    private  10.95.1.80/29  none",
-		"<pending>   default/wait  public",
+		"10.95.1.68 default/web public 10.95.1.64/29 dal10 10.95.1.0-24 lb-w1 lb-w1",
+		"10.95.1.84 default/db private 10.95.1.80/29 dal10 10.95.1.0-24 none lb-w1,lb-w2",
+		"<pending> default/wait public",
 		"pending default/wait: PoolExhausted: the public LoadBalancer pool is exhausted",
-		"public   10.95.1.64/29  -     10.95.1.67  10.95.1.68-10.95.1.71  1/4",
+		"public 10.95.1.64/29 dal10 10.95.1.0-24 10.95.1.67 10.95.1.68-10.95.1.71 1/4 lb-w1",
+		"private 10.95.1.80/29 dal10 10.95.1.0-24 10.95.1.83 10.95.1.84-10.95.1.87 1/4 lb-w1,lb-w2",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("iks lb status lacks %q:\n%s", want, text)

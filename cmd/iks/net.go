@@ -51,7 +51,24 @@ func printNetStatus(w io.Writer, st routing.Status) {
 	if st.EncapReason != "" {
 		fmt.Fprintf(w, " (%s)", st.EncapReason)
 	}
-	fmt.Fprintf(w, "\nGraceful restart: %s\n\nBGP peers:\n", gr)
+	fmt.Fprintf(w, "\nGraceful restart: %s\n", gr)
+	if st.Zone != "" {
+		fmt.Fprintf(w, "Zone: %s\n", st.Zone)
+	}
+	if len(st.Sides) > 0 {
+		fmt.Fprintln(w, "\nSides:")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SIDE\tADDRESS\tVLAN")
+		for _, sd := range st.Sides {
+			addr := sd.Address.String()
+			if !sd.Address.IsValid() {
+				addr = "none (private-only worker)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", sd.Side, addr, dash(sd.VLAN))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nBGP peers:")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tNAME\tTYPE\tAS\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tLAST ERROR")
 	for _, p := range st.Peers {

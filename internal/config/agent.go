@@ -112,6 +112,7 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 	cluster, _ := parseCIDR(bad, "--cluster-cidr", f.ClusterCIDR, 8, 24)
 	service, _ := parseCIDR(bad, "--service-cidr", f.ServiceCIDR, 12, 28)
 	proxyMode := parseProxyMode(bad, f.ProxyMode)
+	publicIP, zone := f.Network.Topology.validate(bad, env, local, cluster, service)
 	if e := validation.IsDNS1123Subdomain(f.ClusterDomain); len(e) > 0 {
 		bad("--cluster-domain %q is not a valid DNS domain (%s); pass the server's --cluster-domain, for example cluster.local", f.ClusterDomain, strings.Join(e, "; "))
 	}
@@ -139,6 +140,7 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 	j.Agent = Agent{DataDir: dataDir, NodeIP: nodeIP, NodeName: name, NodeLabels: f.NodeLabels,
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: f.ClusterDomain, Debug: f.Debug,
 		ClusterCIDR: cluster, ServiceCIDR: service, ProxyMode: proxyMode,
-		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation}
+		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation,
+		PublicIP: publicIP, Zone: zone}
 	return j, nil
 }

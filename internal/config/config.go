@@ -77,7 +77,11 @@ type Agent struct {
 	// Encapsulation is the routing agent's mode: CrossSubnet, Always or
 	// Never.
 	Encapsulation string
-	Debug         bool
+	// PublicIP is the node's public side (invalid: a private-only worker).
+	PublicIP netip.Addr
+	// Zone is the node's zone.
+	Zone  string
+	Debug bool
 }
 
 // ClusterDNS is the cluster DNS (kube-dns Service) address of the node's

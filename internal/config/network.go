@@ -14,6 +14,7 @@ import (
 type NetworkFlags struct {
 	GracefulRestartTime time.Duration
 	Encapsulation       string
+	Topology            TopologyFlags
 }
 
 // AddFlags registers the network flags on fs.
@@ -22,6 +23,7 @@ func (f *NetworkFlags) AddFlags(fs *pflag.FlagSet) {
 		"how long BGP peers keep this node's routes while its agent restarts (RFC 4724; 0 turns graceful restart off)")
 	fs.StringVar(&f.Encapsulation, "encapsulation", DefaultEncapsulation,
 		"pod traffic between nodes: CrossSubnet (tunnel only across subnets), Always or Never; IP-in-IP where the kernel has it, else VXLAN")
+	f.Topology.AddFlags(fs)
 }
 
 // validate checks the values, reporting problems through bad.

@@ -12,12 +12,12 @@ import (
 )
 
 func TestPortableSubnetsValidate(t *testing.T) {
-	s, err := flags(t, "--portable-public-subnet", "10.95.1.64/29", "--portable-public-subnet", "10.95.2.0/28@2234945",
+	s, err := flags(t, "--portable-public-subnet", "10.95.1.64/29", "--portable-public-subnet", "10.95.2.0/28@dal10,vlan=2234945",
 		"--portable-private-subnet", "10.95.1.80/29").Validate(goodEnv())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.PortableSubnets) != 3 || s.PortableSubnets[1].VLAN != "2234945" || s.PortableSubnets[2].Kind != lbpool.Private {
+	if len(s.PortableSubnets) != 3 || s.PortableSubnets[1].VLAN != "2234945" || s.PortableSubnets[1].Zone != "dal10" || s.PortableSubnets[2].Kind != lbpool.Private {
 		t.Fatalf("portable subnets %+v", s.PortableSubnets)
 	}
 }
@@ -28,7 +28,7 @@ func TestBadPortableSubnetsAreNamedWithAFixAndWriteNothing(t *testing.T) {
 		want []string
 	}{
 		{[]string{"--portable-public-subnet", "10.9.0.0/30"}, []string{`"10.9.0.0/30" is too small`, "/29 or larger"}},
-		{[]string{"--portable-private-subnet", "10.9.0.0/33"}, []string{`--portable-private-subnet "10.9.0.0/33"`, "CIDR[@VLAN]"}},
+		{[]string{"--portable-private-subnet", "10.9.0.0/33"}, []string{`--portable-private-subnet "10.9.0.0/33"`, "CIDR[@ZONE][,vlan=VLAN]"}},
 		{[]string{"--portable-public-subnet", "10.9.0.4/29"}, []string{"did you mean 10.9.0.0/29"}},
 		{[]string{"--portable-public-subnet", "10.9.0.0/28", "--portable-private-subnet", "10.9.0.8/29"}, []string{"10.9.0.0/28 (public) and 10.9.0.8/29 (private) overlap"}},
 		{[]string{"--portable-public-subnet", "172.30.9.0/29"}, []string{"overlaps --cluster-cidr 172.30.0.0/16", "outside"}},

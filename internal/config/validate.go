@@ -91,6 +91,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	s.PortableSubnets, errs = validatePortable(errs, f, s)
 	proxyMode := parseProxyMode(bad, f.ProxyMode)
 	f.Network.validate(bad)
+	publicIP, zone := f.Network.Topology.validate(bad, env, local, s.ClusterCIDR, s.ServiceCIDR)
 
 	if len(errs) == 0 {
 		if err := lock.Check(s.Paths().LockFile()); err != nil {
@@ -106,7 +107,8 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	s.Agent = Agent{DataDir: s.DataDir, NodeIP: s.NodeIP, NodeName: s.NodeName, NodeLabels: f.NodeLabels,
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: s.ClusterDomain,
 		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, ProxyMode: proxyMode, Debug: s.Debug,
-		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation}
+		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation,
+		PublicIP: publicIP, Zone: zone}
 	return s, nil
 }
 

@@ -1,5 +1,6 @@
 // Package lbpool describes the portable subnets LoadBalancer services take
-// their IPs from (IKS NLB 1.0 semantics): parsing of CIDR[@VLAN] values,
+// their IPs from (IKS NLB 1.0 semantics): parsing of CIDR[@ZONE] values,
+// which nodes are attached to each subnet's VLAN,
 // the split of each subnet into reserved, ALB and service addresses, the
 // annotations that pick a pool or an IP, and the ConfigMap through which
 // the server publishes the pools to the nodes' speakers. The server's
@@ -12,6 +13,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/iks-dev/iks/internal/topology"
 )
 
 // Kind is a pool type: public or private.
@@ -40,10 +43,9 @@ const (
 	// Namespace (NodeRestriction limits node identities to leases in
 	// kube-node-lease).
 	SpeakerUser = "iks:lb-speaker"
-	// LabelPublicVLAN and LabelPrivateVLAN are the IKS node labels that
-	// say which VLAN a node's public/private interface is on.
-	LabelPublicVLAN  = "publicVLAN"
-	LabelPrivateVLAN = "privateVLAN"
+	// AnnotationZone picks the zone whose portable subnets give the IP
+	// (IKS's annotation for multizone clusters).
+	AnnotationZone = "service.kubernetes.io/ibm-load-balancer-cloud-provider-zone"
 )
 
 // Per-subnet address split: the first ReservedCount addresses serve
@@ -62,18 +64,23 @@ type Subnet struct {
 	Kind   Kind         `json:"type"`
 	Prefix netip.Prefix `json:"cidr"`
 	// VLAN, when set, limits announcing to nodes labelled
-	// publicVLAN=<VLAN> (public) or privateVLAN=<VLAN> (private).
+	// publicVLAN=<VLAN> (public) or privateVLAN=<VLAN> (private); when
+	// unset, the subnet is on the VLAN of the nodes whose interface of
+	// that side has the subnet inside its own network.
 	VLAN string `json:"vlan,omitempty"`
+	// Zone, when set, limits the subnet to the nodes of that zone.
+	Zone string `json:"zone,omitempty"`
 }
 
-// Parse reads a flag value CIDR[@VLAN] for a pool kind. flag names the
-// option in errors.
+// Parse reads a flag value CIDR[@ZONE][,vlan=VLAN] (also
+// CIDR@zone=ZONE,vlan=VLAN) for a pool kind. flag names the option in
+// errors.
 func Parse(kind Kind, flag, value string) (Subnet, error) {
-	cidr, vlan, hasVLAN := strings.Cut(strings.TrimSpace(value), "@")
+	cidr, attrs, hasAttrs := strings.Cut(strings.TrimSpace(value), "@")
 	p, err := netip.ParsePrefix(cidr)
 	switch {
 	case err != nil:
-		return Subnet{}, fmt.Errorf("%s %q is not CIDR[@VLAN]: write a network address and length, optionally with the VLAN, for example 10.10.10.64/29@2234945", flag, value)
+		return Subnet{}, fmt.Errorf("%s %q is not CIDR[@ZONE][,vlan=VLAN]: write a network address and length, optionally with its zone and VLAN, for example 10.10.10.64/29 or 10.10.10.64/29@dal10,vlan=2234945", flag, value)
 	case !p.Addr().Is4():
 		return Subnet{}, fmt.Errorf("%s %q: only IPv4 portable subnets are supported", flag, value)
 	case p.Masked() != p:
@@ -83,18 +90,46 @@ func Parse(kind Kind, flag, value string) (Subnet, error) {
 	case p.Bits() < MinBits:
 		return Subnet{}, fmt.Errorf("%s %q is too large: use a prefix between /%d and /%d", flag, value, MinBits, MaxBits)
 	}
-	if hasVLAN && (vlan == "" || len(validation.IsValidLabelValue(vlan)) > 0) {
-		return Subnet{}, fmt.Errorf("%s %q: VLAN %q must be a node label value such as 2234945 (as in the node label %s/%s)", flag, value, vlan, LabelPublicVLAN, LabelPrivateVLAN)
+	sub := Subnet{Kind: kind, Prefix: p}
+	if !hasAttrs {
+		return sub, nil
 	}
-	return Subnet{Kind: kind, Prefix: p, VLAN: vlan}, nil
+	for i, item := range strings.Split(attrs, ",") {
+		k, v, kv := strings.Cut(strings.TrimSpace(item), "=")
+		if !kv && i == 0 {
+			k, v = "zone", k
+		}
+		switch {
+		case k == "zone" && sub.Zone == "":
+			if problem := topology.ValidZone(v); problem != "" {
+				return Subnet{}, fmt.Errorf("%s %q: zone %q is not a label value (%s): use the --zone of the nodes on this subnet, for example dal10", flag, value, v, problem)
+			}
+			sub.Zone = v
+		case k == "vlan" && sub.VLAN == "":
+			if v == "" || len(validation.IsValidLabelValue(v)) > 0 {
+				return Subnet{}, fmt.Errorf("%s %q: VLAN %q must be a node label value such as 2234945 (as in the node labels %s/%s)", flag, value, v, topology.LabelPublicVLAN, topology.LabelPrivateVLAN)
+			}
+			sub.VLAN = v
+		default:
+			return Subnet{}, fmt.Errorf("%s %q: %q is not understood after '@': write CIDR@ZONE, CIDR@ZONE,vlan=VLAN or CIDR@vlan=VLAN (each once)", flag, value, item)
+		}
+	}
+	return sub, nil
 }
 
 // String formats the subnet as its flag value.
 func (s Subnet) String() string {
-	if s.VLAN != "" {
-		return s.Prefix.String() + "@" + s.VLAN
+	var attrs []string
+	if s.Zone != "" {
+		attrs = append(attrs, s.Zone)
 	}
-	return s.Prefix.String()
+	if s.VLAN != "" {
+		attrs = append(attrs, "vlan="+s.VLAN)
+	}
+	if len(attrs) == 0 {
+		return s.Prefix.String()
+	}
+	return s.Prefix.String() + "@" + strings.Join(attrs, ",")
 }
 
 // Reserved returns the addresses kept for network functions.
@@ -152,12 +187,12 @@ func ParseKind(v string) (Kind, error) {
 	return "", fmt.Errorf("annotation %s=%q is not public or private: set it to public (the default) or private", AnnotationIPType, v)
 }
 
-// VLANLabel is the node label naming a node's VLAN for this pool kind.
-func (k Kind) VLANLabel() string {
+// Side is the node side whose interface holds this kind's IPs.
+func (k Kind) Side() topology.Side {
 	if k == Private {
-		return LabelPrivateVLAN
+		return topology.Private
 	}
-	return LabelPublicVLAN
+	return topology.Public
 }
 
 // LeaseName is the name of the Lease that elects the node announcing ip.

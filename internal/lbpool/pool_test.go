@@ -29,7 +29,7 @@ func TestSplit29And28(t *testing.T) {
 	if got, want := fmt.Sprint(s.ServiceIPs()), fmt.Sprint(addrs("10.95.1.68", "10.95.1.69", "10.95.1.70", "10.95.1.71")); got != want {
 		t.Errorf("/29 service IPs %s, want %s", got, want)
 	}
-	s28, err := Parse(Private, "--portable-private-subnet", "10.0.0.16/28@1234")
+	s28, err := Parse(Private, "--portable-private-subnet", "10.0.0.16/28@vlan=1234")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestSplit29And28(t *testing.T) {
 	if len(ips) != 12 || ips[0] != netip.MustParseAddr("10.0.0.20") || ips[11] != netip.MustParseAddr("10.0.0.31") {
 		t.Errorf("/28 service IPs %v, want 12 from 10.0.0.20 to 10.0.0.31", ips)
 	}
-	if s28.VLAN != "1234" || s28.String() != "10.0.0.16/28@1234" {
+	if s28.VLAN != "1234" || s28.Zone != "" || s28.String() != "10.0.0.16/28@vlan=1234" {
 		t.Errorf("VLAN not kept: %+v", s28)
 	}
 	if s28.IsServiceIP(netip.MustParseAddr("10.0.0.19")) || !s28.IsServiceIP(netip.MustParseAddr("10.0.0.20")) {
@@ -47,13 +47,16 @@ func TestSplit29And28(t *testing.T) {
 
 func TestParseRefusesBadValues(t *testing.T) {
 	for v, want := range map[string]string{
-		"10.0.0.0/30":      "too small",
-		"10.0.0.1/29":      "did you mean 10.0.0.0/29",
-		"nonsense":         "is not CIDR[@VLAN]",
-		"fd00::/64":        "only IPv4",
-		"10.0.0.0/8":       "too large",
-		"10.0.0.0/29@":     "must be a node label value",
-		"10.0.0.0/29@a b!": "must be a node label value",
+		"10.0.0.0/30":              "too small",
+		"10.0.0.1/29":              "did you mean 10.0.0.0/29",
+		"nonsense":                 "is not CIDR[@ZONE][,vlan=VLAN]",
+		"fd00::/64":                "only IPv4",
+		"10.0.0.0/8":               "too large",
+		"10.0.0.0/29@":             "is not a label value",
+		"10.0.0.0/29@a b!":         "is not a label value",
+		"10.0.0.0/29@vlan=":        "must be a node label value",
+		"10.0.0.0/29@dal10,size=3": "is not understood",
+		"10.0.0.0/29@dal10,dal12":  "is not understood",
 	} {
 		_, err := Parse(Public, "--portable-public-subnet", v)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), v) {

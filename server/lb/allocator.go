@@ -24,6 +24,8 @@ const (
 	ReasonTaken        = "IPTaken"
 	ReasonWrongPool    = "IPInOtherPool"
 	ReasonBadRequest   = "InvalidLoadBalancerRequest"
+	ReasonNoZone       = "NoPortableSubnetInZone"
+	ReasonUnreachable  = "NoNodeOnPortableSubnet"
 	maxChoicesInReason = 8
 )
 
@@ -42,12 +44,17 @@ type Request struct {
 	// requested IP picks its own pool).
 	KindSet bool
 	IP      netip.Addr // invalid: any free IP
+	// Zone, when set, limits the choice to that zone's subnets.
+	Zone string
 }
 
 // Allocator hands out service IPs of the portable subnets. It is not safe
 // for concurrent use: the controller serialises calls.
 type Allocator struct {
 	subnets []lbpool.Subnet
+	// placed is where each subnet lives (SetPlacement); nil means every
+	// subnet is taken as reachable (no node information yet).
+	placed  map[netip.Prefix]lbpool.Placement
 	byIP    map[netip.Addr]string // ip -> service key (namespace/name)
 	byKey   map[string]netip.Addr
 }
@@ -86,21 +93,36 @@ func (a *Allocator) Assign(key string, ip netip.Addr) error {
 // Allocate gives key an IP satisfying req. A current allocation that
 // satisfies req is kept; otherwise a new IP replaces it. On failure the
 // current allocation, if any, is kept.
+//
+// Only subnets some node is attached to are used, and only those of the
+// requested zone. Without an ip-type annotation a service gets a public
+// IP when a reachable public subnet exists, else a private one (a cluster
+// of private-only workers); an IP it holds is kept either way.
 func (a *Allocator) Allocate(key string, req Request) (netip.Addr, error) {
 	if req.IP.IsValid() {
 		return a.allocateIP(key, req)
 	}
 	if cur, ok := a.byKey[key]; ok {
-		if s, _ := a.serviceSubnet(cur); s.Kind == req.Kind {
+		if s, _ := a.serviceSubnet(cur); (s.Kind == req.Kind || !req.KindSet) && (req.Zone == "" || a.inZone(s, req.Zone)) {
 			return cur, nil
 		}
 	}
-	var pools []string
+	if !req.KindSet {
+		req.Kind = a.defaultKind(req.Zone)
+	}
+	var pools, zoned []string
 	for _, s := range a.subnets {
 		if s.Kind != req.Kind {
 			continue
 		}
 		pools = append(pools, s.String())
+		if req.Zone != "" && !a.inZone(s, req.Zone) {
+			continue
+		}
+		zoned = append(zoned, s.String())
+		if !a.reachable(s) {
+			continue
+		}
 		for _, ip := range s.ServiceIPs() {
 			if _, taken := a.byIP[ip]; !taken {
 				a.Release(key)
@@ -113,6 +135,14 @@ func (a *Allocator) Allocate(key string, req Request) (netip.Addr, error) {
 		return netip.Addr{}, &AllocError{ReasonNoPool, fmt.Sprintf("no portable %s subnet is configured: start the server with --portable-%s-subnet CIDR, or set annotation %s to the other type",
 			req.Kind, req.Kind, lbpool.AnnotationIPType)}
 	}
+	if len(zoned) == 0 {
+		return netip.Addr{}, &AllocError{ReasonNoZone, fmt.Sprintf("no portable %s subnet serves zone %q (annotation %s); the %s subnets serve %s: pick one of those zones, or add a subnet with --portable-%s-subnet CIDR@%s",
+			req.Kind, req.Zone, lbpool.AnnotationZone, req.Kind, a.zonesOf(req.Kind), req.Kind, req.Zone)}
+	}
+	if n := a.reachableCount(req.Kind, req.Zone); n == 0 {
+		return netip.Addr{}, &AllocError{ReasonUnreachable, fmt.Sprintf("no node is attached to the portable %s subnet(s) %s, so none could answer for its IPs: start a node whose %s interface is on that network (%s), or name the subnet's VLAN (CIDR@vlan=VLAN) as in the nodes' %s labels",
+			req.Kind, strings.Join(zoned, ", "), req.Kind, sideFlag(req.Kind), req.Kind.Side().VLANLabel())}
+	}
 	return netip.Addr{}, &AllocError{ReasonExhausted, fmt.Sprintf("the %s LoadBalancer pool is exhausted (%s: all %d service IPs in use); the service stays Pending until one is freed: delete an unused LoadBalancer service or add a subnet with --portable-%s-subnet and restart the server",
 		req.Kind, strings.Join(pools, ", "), a.capacity(req.Kind), req.Kind)}
 }
@@ -124,6 +154,10 @@ func (a *Allocator) allocateIP(key string, req Request) (netip.Addr, error) {
 	if !inSubnet {
 		return netip.Addr{}, &AllocError{ReasonNotInPool, fmt.Sprintf("requested IP %s is outside every portable subnet (%s); ask for a free one: %s",
 			ip, a.subnetList(), a.choices(kind))}
+	}
+	if req.Zone != "" && !a.inZone(s, req.Zone) {
+		return netip.Addr{}, &AllocError{ReasonNoZone, fmt.Sprintf("requested IP %s is in subnet %s, which does not serve zone %q (annotation %s): ask for an IP of that zone or drop the annotation",
+			ip, s.Prefix, req.Zone, lbpool.AnnotationZone)}
 	}
 	if req.KindSet && s.Kind != req.Kind {
 		return netip.Addr{}, &AllocError{ReasonWrongPool, fmt.Sprintf("requested IP %s is in the %s subnet %s but the service asks for a %s IP (%s); ask for a free %s IP: %s, or change the annotation",

@@ -28,6 +28,7 @@ import (
 
 	"github.com/iks-dev/iks/internal/kubeutil"
 	"github.com/iks-dev/iks/internal/lbpool"
+	"github.com/iks-dev/iks/internal/topology"
 )
 
 // Config of the LoadBalancer controller.
@@ -45,6 +46,9 @@ type Controller struct {
 
 	cs        kubernetes.Interface
 	lister    listerscorev1.ServiceLister
+	nodes     listerscorev1.NodeLister
+	// placements is where each subnet lives, from the last node change.
+	placements []lbpool.Placement
 	queue     workqueue.TypedRateLimitingInterface[string]
 	recorder  record.EventRecorder
 	broadcast record.EventBroadcaster
@@ -52,6 +56,8 @@ type Controller struct {
 	// warned remembers the last warning per service, so a periodic resync
 	// does not repeat the same event.
 	warned map[string]string
+	// unplaced remembers the IP last reported as held by no node.
+	unplaced map[string]netip.Addr
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -59,7 +65,8 @@ type Controller struct {
 
 // New returns the controller.
 func New(cfg Config, log *slog.Logger) *Controller {
-	return &Controller{cfg: cfg, log: log.With("component", "lb"), alloc: NewAllocator(cfg.Subnets), warned: map[string]string{}}
+	return &Controller{cfg: cfg, log: log.With("component", "lb"), alloc: NewAllocator(cfg.Subnets), warned: map[string]string{},
+		unplaced: map[string]netip.Addr{}}
 }
 
 // Name implements component.Component.
@@ -93,6 +100,16 @@ func (c *Controller) Start(ctx context.Context) error {
 	f := informers.NewSharedInformerFactory(cs, 10*time.Minute)
 	inf := f.Core().V1().Services()
 	c.lister = inf.Lister()
+	nodes := f.Core().V1().Nodes()
+	c.nodes = nodes.Lister()
+	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.queue.Add(placementKey) },
+		UpdateFunc: func(any, any) { c.queue.Add(placementKey) },
+		DeleteFunc: func(any) { c.queue.Add(placementKey) },
+	}); err != nil {
+		cancel()
+		return fmt.Errorf("watch nodes: %w", err)
+	}
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, n any) { c.enqueue(n) },
@@ -102,10 +119,11 @@ func (c *Controller) Start(ctx context.Context) error {
 		return fmt.Errorf("watch services: %w", err)
 	}
 	f.Start(runCtx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced, nodes.Informer().HasSynced) {
 		cancel()
-		return errors.New("lb: service informer did not sync")
+		return errors.New("the service and node informers did not sync before the start deadline: is the apiserver answering? see its log above")
 	}
+	c.replace()
 	c.rebuild()
 	c.wg.Add(1)
 	go func() {
@@ -182,8 +200,16 @@ func (c *Controller) work(ctx context.Context) {
 	}
 }
 
-// sync reconciles one Service.
+// sync reconciles one Service, or the placement of the subnets.
 func (c *Controller) sync(ctx context.Context, k string) error {
+	if k == placementKey {
+		if c.replace() {
+			for _, s := range c.managedServices() {
+				c.queue.Add(key(s))
+			}
+		}
+		return nil
+	}
 	ns, name, _ := cache.SplitMetaNamespaceKey(k)
 	svc, err := c.lister.Services(ns).Get(name)
 	if apierrors.IsNotFound(err) {
@@ -218,6 +244,7 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 		return nil
 	}
 	delete(c.warned, k)
+	c.warnUnplaced(svc, ip)
 	if cur := statusIPs(svc); len(cur) == 1 && cur[0] == ip {
 		return nil
 	}
@@ -303,6 +330,13 @@ func request(svc *corev1.Service) (Request, error) {
 		return Request{}, err
 	}
 	r := Request{Kind: kind, KindSet: set}
+	if z, ok := svc.Annotations[lbpool.AnnotationZone]; ok {
+		z = strings.TrimSpace(z)
+		if problem := topology.ValidZone(z); problem != "" {
+			return Request{}, fmt.Errorf("annotation %s=%q is not a zone name (%s): set it to the zone of the nodes that should hold the IP (their label %s)", lbpool.AnnotationZone, z, problem, topology.LabelZone)
+		}
+		r.Zone = z
+	}
 	specIP, annIP := strings.TrimSpace(svc.Spec.LoadBalancerIP), strings.TrimSpace(svc.Annotations[lbpool.AnnotationIP])
 	if specIP != "" && annIP != "" && specIP != annIP {
 		return Request{}, fmt.Errorf("spec.loadBalancerIP %s and annotation %s=%s ask for different IPs: set only one", specIP, lbpool.AnnotationIP, annIP)

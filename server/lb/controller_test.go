@@ -29,6 +29,7 @@ func lbSvc(name, statusIP, wantIP string, created time.Time) *corev1.Service {
 func TestControllerRebuildsFromStatus(t *testing.T) {
 	t0 := time.Now().Add(-time.Hour)
 	cs := fake.NewClientset(
+		topoNode("w1", "z1", "10.95.2.5/24", "10.95.1.5/24"),
 		lbSvc("old", "10.95.1.69", "", t0),
 		lbSvc("new", "", "", t0.Add(time.Minute)),
 		lbSvc("greedy", "", "10.95.1.69", t0.Add(2*time.Minute)),
