@@ -40,8 +40,8 @@ const (
 
 // Config of the speaker.
 type Config struct {
-	NodeName   string
-	NodeIP     netip.Addr
+	NodeName string
+	NodeIP   netip.Addr
 	// PublicIP is the node's public side: public IPs are announced on its
 	// interface (invalid: a private-only worker, never eligible for them).
 	PublicIP   netip.Addr
@@ -59,11 +59,11 @@ type Speaker struct {
 	// priv announces on the node IP's interface, pub on the public IP's
 	// (nil on a private-only worker; priv when both are one interface).
 	priv, pub *Announcer
-	f      informers.SharedInformerFactory
-	cmF    informers.SharedInformerFactory
-	kick   chan struct{}
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	f         informers.SharedInformerFactory
+	cmF       informers.SharedInformerFactory
+	kick      chan struct{}
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	mu        sync.Mutex
 	campaigns map[netip.Addr]*campaign

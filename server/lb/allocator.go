@@ -54,9 +54,9 @@ type Allocator struct {
 	subnets []lbpool.Subnet
 	// placed is where each subnet lives (SetPlacement); nil means every
 	// subnet is taken as reachable (no node information yet).
-	placed  map[netip.Prefix]lbpool.Placement
-	byIP    map[netip.Addr]string // ip -> service key (namespace/name)
-	byKey   map[string]netip.Addr
+	placed map[netip.Prefix]lbpool.Placement
+	byIP   map[netip.Addr]string // ip -> service key (namespace/name)
+	byKey  map[string]netip.Addr
 }
 
 // NewAllocator returns an empty allocator over subnets.

@@ -44,15 +44,15 @@ type Controller struct {
 	cfg Config
 	log *slog.Logger
 
-	cs        kubernetes.Interface
-	lister    listerscorev1.ServiceLister
-	nodes     listerscorev1.NodeLister
+	cs     kubernetes.Interface
+	lister listerscorev1.ServiceLister
+	nodes  listerscorev1.NodeLister
 	// placements is where each subnet lives, from the last node change.
 	placements []lbpool.Placement
-	queue     workqueue.TypedRateLimitingInterface[string]
-	recorder  record.EventRecorder
-	broadcast record.EventBroadcaster
-	alloc     *Allocator
+	queue      workqueue.TypedRateLimitingInterface[string]
+	recorder   record.EventRecorder
+	broadcast  record.EventBroadcaster
+	alloc      *Allocator
 	// warned remembers the last warning per service, so a periodic resync
 	// does not repeat the same event.
 	warned map[string]string
