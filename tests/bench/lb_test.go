@@ -43,7 +43,7 @@ func TestLBFailover(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		w := testutil.NewNodeOn(t, fmt.Sprintf("lb-bw%d", i), nw, "a", 1+i).AsAgent("https://"+srv.IP+":6443", strings.TrimSpace(string(tok)))
 		w.StageImage(img, "httpd.tar")
-		w.Start()
+		w.Start("--public-ip", w.IP) // one interface serves both sides
 		workers = append(workers, w)
 	}
 	for _, w := range workers {

@@ -45,9 +45,13 @@ func TestLoadBalancer(t *testing.T) {
 	w1 := testutil.NewNodeOn(t, "lb-w1", nw, "a", 2).AsAgent("https://"+srv.IP+":6443", token)
 	w2 := testutil.NewNodeOn(t, "lb-w2", nw, "a", 3).AsAgent("https://"+srv.IP+":6443", token)
 	workers := []*testutil.Node{w1, w2}
+	// One interface serves both sides (--public-ip = the node IP), so the
+	// workers may hold the public and the private pools' IPs, both carved
+	// from subnet a (TestTopology has separate public and private
+	// networks).
 	for _, w := range workers {
 		w.StageImage(img, "httpd.tar")
-		w.Start()
+		w.Start("--public-ip", w.IP)
 	}
 	for _, w := range workers {
 		w.WaitReady(3 * time.Minute)
@@ -155,7 +159,7 @@ func TestLoadBalancer(t *testing.T) {
 			t.Fatalf("5th public service got %v from a pool of 4", s.Status.LoadBalancer.Ingress)
 		}
 		out, err := srv.Command("lb", "status").CombinedOutput()
-		if err != nil || !hasRow(string(out), "<pending>", "default/extra", "public", "-", "none") || !strings.Contains(string(out), "PoolExhausted") {
+		if err != nil || !hasRow(string(out), "<pending>", "default/extra", "public", "-", "-", "-", "none", "none") || !strings.Contains(string(out), "PoolExhausted") {
 			t.Errorf("iks lb status does not show the pending service: %v\n%s", err, out)
 		}
 		if err := cs.CoreV1().Services("default").Delete(context.Background(), "fill", metav1.DeleteOptions{}); err != nil {
@@ -172,8 +176,8 @@ func TestLoadBalancer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("iks lb status: %v\n%s", err, out)
 		}
-		if !hasRow(string(out), webIP, "default/web", "public", lbPublic, holder) {
-			t.Errorf("iks lb status lacks the row %s default/web public %s %s:\n%s", webIP, lbPublic, holder, out)
+		if !hasRow(string(out), webIP, "default/web", "public", lbPublic, "default", "10.95.1.0-24", holder, w1.Name+","+w2.Name) {
+			t.Errorf("iks lb status lacks the row %s default/web public %s default 10.95.1.0-24 %s %s,%s:\n%s", webIP, lbPublic, holder, w1.Name, w2.Name, out)
 		}
 		js, err := srv.Command("lb", "status", "--json").Output()
 		if err != nil {
@@ -211,7 +215,7 @@ func TestLoadBalancer(t *testing.T) {
 		if err := nw.Heal(holder.Peer()); err != nil {
 			t.Fatal(err)
 		}
-		holder.Start()
+		holder.Start("--public-ip", holder.IP)
 		holder.WaitReady(3 * time.Minute)
 		eventually(t, time.Minute, "stale "+webIP+" removed from "+holder.Name, func() error {
 			if out, _ := holder.Net.Exec("ip", "-4", "addr", "show", "dev", "eth0"); strings.Contains(out, webIP+"/32") {

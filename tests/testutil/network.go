@@ -22,6 +22,7 @@ import (
 //	subnet "a"   10.<n>.1.0/24  router .254
 //	subnet "b"   10.<n>.2.0/24  router .254
 //	subnet "ext" 10.<n>.3.0/24  router .254 (external clients)
+//	subnet "pub" 10.<n>.4.0/24  router .254 (nodes' public interfaces)
 type Network struct {
 	t      testing.TB
 	ID     string
@@ -30,7 +31,7 @@ type Network struct {
 }
 
 // Subnets of every Network.
-var Subnets = []string{"a", "b", "ext"}
+var Subnets = []string{"a", "b", "ext", "pub"}
 
 // NewNetwork creates the router namespace; n (1..200) picks 10.n.0.0/16.
 func NewNetwork(t testing.TB, id string, n int) *Network {
@@ -78,6 +79,18 @@ func (nw *Network) Attach(ns *Netns, subnet, ip, peer string) {
 	MustRun(t, "ip", "-n", ns.Name, "addr", "add", ip+"/24", "dev", "eth0")
 	MustRun(t, "ip", "-n", ns.Name, "link", "set", "eth0", "up")
 	MustRun(t, "ip", "-n", ns.Name, "route", "add", "default", "via", nw.Gateway(subnet))
+}
+
+// AttachSecond wires ns to a subnet with address ip on interface dev
+// (a second NIC, such as a node's public interface), without routes: the
+// caller decides which traffic leaves through it.
+func (nw *Network) AttachSecond(ns *Netns, subnet, ip, peer, dev string) {
+	t := nw.t
+	t.Helper()
+	MustRun(t, "ip", "link", "add", peer, "netns", nw.Router.Name, "type", "veth", "peer", "name", dev, "netns", ns.Name)
+	MustRun(t, "ip", "-n", nw.Router.Name, "link", "set", peer, "master", "br-"+subnet, "up")
+	MustRun(t, "ip", "-n", ns.Name, "addr", "add", ip+"/24", "dev", dev)
+	MustRun(t, "ip", "-n", ns.Name, "link", "set", dev, "up")
 }
 
 // Cut takes a namespace's link down on the router side; Heal brings it back.
