@@ -106,7 +106,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	s.Agent = Agent{DataDir: s.DataDir, NodeIP: s.NodeIP, NodeName: s.NodeName, NodeLabels: f.NodeLabels,
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: s.ClusterDomain,
 		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, ProxyMode: proxyMode, Debug: s.Debug,
-		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation}
+		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation, Host: s.Agent.Host}
 	return s, nil
 }
 
