@@ -216,7 +216,7 @@ case $DATA_DIR in
 	fatal "--data-dir $DATA_DIR would make iks-uninstall.sh delete a system directory; use a directory of its own such as /var/lib/iks" ;;
 esac
 
-[ "$(id -u)" -eq 0 ] || fatal "install.sh must run as root: it installs into $BIN_DIR and starts iks, which manages containers, cgroups and the network (try: sudo sh install.sh)"
+[ "$(id -u)" -eq 0 ] || fatal "install.sh must run as root: it installs into $BIN_DIR and starts iks, which manages containers, cgroups and the network (try: sudo ./install.sh)"
 
 # ---------------------------------------------------------------- sources
 
