@@ -25,7 +25,9 @@ all: build
 
 # phase NAME: one progress line per build phase, with the seconds since
 # `make` started (MAKE_T0 is set once and passed to sub-makes).
-MAKE_T0 ?= $(shell date +%s)
+ifndef MAKE_T0
+MAKE_T0 := $(shell date +%s)
+endif
 export MAKE_T0
 phase = @echo "make: [$$(( $$(date +%s) - $(MAKE_T0) ))s] $(1)"
 
