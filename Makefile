@@ -1,6 +1,8 @@
 # iks build entry points.
 #
-#   make          build the embedded assets when needed, then bin/iks
+#   make          check the build prerequisites, build the embedded assets
+#                 when needed, then bin/iks (one progress line per phase)
+#   make prereqs  only check the build prerequisites (scripts/prereqs.sh)
 #   make assets   only (re)build the embedded assets (scripts/build-assets.sh)
 #   make test     run the test suites (scripts/test.sh)
 #   make bench    run the benchmarks (scripts/bench.sh)
@@ -17,17 +19,35 @@ K8S_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/ve
 	-X $(p).gitVersion=$(K8S_VERSION)+iks -X $(p).gitMajor=1 -X $(p).gitMinor=36 -X $(p).gitTreeState=clean)
 LDFLAGS := -s -w -X github.com/iks-dev/iks/internal/version.Version=$(VERSION) $(K8S_LDFLAGS)
 
-.PHONY: all assets build test bench conformance clean
+.PHONY: all prereqs assets build test bench conformance clean
 
 all: build
 
+# phase NAME: one progress line per build phase, with the seconds since
+# `make` started (MAKE_T0 is set once and passed to sub-makes).
+ifndef MAKE_T0
+MAKE_T0 := $(shell date +%s)
+endif
+export MAKE_T0
+phase = @echo "make: [$$(( $$(date +%s) - $(MAKE_T0) ))s] $(1)"
+
+# The build prerequisites (Go version, gcc, static libc, pkg-config,
+# libseccomp, zstd), from the list install.sh and .ci/run use: what is
+# missing is named with the command that installs it, before any cgo build.
+prereqs:
+	$(call phase,checking the build prerequisites (scripts/prereqs.sh))
+	@bash scripts/prereqs.sh check build
+
 # The script itself skips every asset whose inputs did not change, so this
 # costs well under a second when nothing is to do.
-assets:
+assets: prereqs
+	$(call phase,building the embedded assets (runc, shim, crictl, portmap, pause and CoreDNS images))
 	bash scripts/build-assets.sh $(ASSETS)
 
 build: assets
+	$(call phase,compiling bin/iks (Kubernetes included: minutes on a cold cache))
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/iks ./cmd/iks
+	$(call phase,bin/iks built ($$(du -m bin/iks | cut -f1) MB))
 
 test:
 	bash scripts/test.sh

@@ -6,7 +6,9 @@
 #
 # Nothing is downloaded, so it works air-gapped. Run it from a checkout:
 #
-#     sudo sh install.sh                              # builds bin/iks with `make` if missing
+#     sudo ./install.sh                               # builds bin/iks with `make` if missing,
+#                                                    # installing what the build and the node
+#                                                    # need (scripts/prereqs.sh) with apt-get or dnf
 #     sudo sh install.sh -- --node-ip 10.0.0.5        # extra `iks server` flags after --
 #     cd iks && cat install.sh | sudo sh -s -- --debug  # piped: the current
 #                                                    # directory is the checkout
@@ -31,6 +33,10 @@
 #   INSTALL_IKS_SYSTEMD=auto|true|false  run as a systemd service (default:
 #                                when systemd is the init system)
 #   INSTALL_IKS_SKIP_START=true  install (and enable the service) but do not start
+#   INSTALL_IKS_SKIP_DEPS=true   do not install prerequisites with apt-get/dnf:
+#                                stop if a build one is missing, naming each and
+#                                the command that installs it (runtime ones are
+#                                only named); see scripts/prereqs.sh
 #   INSTALL_IKS_LOG=PATH         log of the background process (no systemd;
 #                                default /var/log/iks.log)
 #   INSTALL_IKS_PIDFILE=PATH     its pid file (default /run/iks.pid)
@@ -125,6 +131,10 @@ auto | skip | force) ;;
 *) fatal "INSTALL_IKS_SYMLINK=$SYMLINK is not one of auto, skip, force" ;;
 esac
 SKIP_START=false
+SKIP_DEPS=false
+if is_true "${INSTALL_IKS_SKIP_DEPS:-false}" INSTALL_IKS_SKIP_DEPS; then SKIP_DEPS=true; fi
+# sudo's secure_path leaves out Go's usual home.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then PATH=$PATH:/usr/local/go/bin; export PATH; fi
 if is_true "${INSTALL_IKS_SKIP_START:-false}" INSTALL_IKS_SKIP_START; then SKIP_START=true; fi
 
 case ${INSTALL_IKS_SYSTEMD:-auto} in
@@ -206,7 +216,7 @@ case $DATA_DIR in
 	fatal "--data-dir $DATA_DIR would make iks-uninstall.sh delete a system directory; use a directory of its own such as /var/lib/iks" ;;
 esac
 
-[ "$(id -u)" -eq 0 ] || fatal "install.sh must run as root: it installs into $BIN_DIR and starts iks, which manages containers, cgroups and the network (try: sudo sh install.sh)"
+[ "$(id -u)" -eq 0 ] || fatal "install.sh must run as root: it installs into $BIN_DIR and starts iks, which manages containers, cgroups and the network (try: sudo ./install.sh)"
 
 # ---------------------------------------------------------------- sources
 
@@ -220,6 +230,23 @@ else
 	esac
 fi
 
+# prereqs GROUP: installs the missing GROUP (build, runtime) prerequisites
+# with scripts/prereqs.sh, the list .ci/run and make use too; with
+# INSTALL_IKS_SKIP_DEPS=true only names them (and stops for build ones).
+PREREQS=$SRC_DIR/scripts/prereqs.sh
+prereqs() {
+	[ -f "$PREREQS" ] || fatal "$PREREQS not found; run install.sh from an iks checkout or set IKS_SOURCE_DIR=/path/to/checkout"
+	command -v bash >/dev/null 2>&1 || fatal "bash is needed to check the $1 prerequisites ($PREREQS); install bash"
+	if [ "$SKIP_DEPS" = true ]; then
+		if ! bash "$PREREQS" check "$1"; then
+			[ "$1" = runtime ] || fatal "missing $1 prerequisites (listed above with the command that installs each); install them, or unset INSTALL_IKS_SKIP_DEPS to let install.sh install them"
+			warn "missing $1 prerequisites (listed above); iks falls back where it can, see: iks check-config"
+		fi
+	elif ! bash "$PREREQS" install "$1"; then
+		fatal "could not install the $1 prerequisites (see above); install them by hand (\`bash $PREREQS check $1\` lists them), or set INSTALL_IKS_SKIP_DEPS=true to skip"
+	fi
+}
+
 if [ -n "${IKS_BINARY:-}" ]; then
 	if [ ! -f "$IKS_BINARY" ] || [ ! -x "$IKS_BINARY" ]; then
 		fatal "IKS_BINARY=$IKS_BINARY is not an executable file; build one with \`make\` (bin/iks) or fix the path"
@@ -228,9 +255,9 @@ if [ -n "${IKS_BINARY:-}" ]; then
 elif [ -x "$SRC_DIR/bin/iks" ]; then
 	BINARY=$SRC_DIR/bin/iks
 elif [ -f "$SRC_DIR/Makefile" ] && [ -f "$SRC_DIR/go.mod" ]; then
-	command -v make >/dev/null 2>&1 || fatal "$SRC_DIR/bin/iks is missing and make is not installed: install make and Go, or set IKS_BINARY=/path/to/iks"
-	command -v go >/dev/null 2>&1 || fatal "$SRC_DIR/bin/iks is missing and Go is not installed to build it: install Go (see go.mod for the version), or set IKS_BINARY=/path/to/iks"
-	info "building $SRC_DIR/bin/iks with make (this takes a while the first time)"
+	info "$SRC_DIR/bin/iks is missing: building it"
+	prereqs build
+	info "building $SRC_DIR/bin/iks with make (the first build takes 10-20 minutes on 2 cores)"
 	make -C "$SRC_DIR" || fatal "make failed in $SRC_DIR; fix the build or set IKS_BINARY=/path/to/iks"
 	[ -x "$SRC_DIR/bin/iks" ] || fatal "make did not produce $SRC_DIR/bin/iks"
 	BINARY=$SRC_DIR/bin/iks
@@ -238,6 +265,8 @@ else
 	fatal "no iks binary: $SRC_DIR is not an iks checkout (no bin/iks, no Makefile); run install.sh from a checkout, set IKS_SOURCE_DIR=/path/to/checkout, or set IKS_BINARY=/path/to/iks"
 fi
 "$BINARY" --help >/dev/null 2>&1 || fatal "$BINARY does not run on this machine (\`$BINARY --help\` failed); is it built for $(uname -m) Linux?"
+
+prereqs runtime
 
 for s in iks-killall.sh iks-uninstall.sh; do
 	[ -f "$SRC_DIR/scripts/$s" ] ||

@@ -11,6 +11,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "prerequisites"
+# The same list .ci/run installs from: a missing one is named with its
+# install command here, not deep inside a test.
+bash scripts/prereqs.sh check build runtime test
+
 step "build"
 make
 

@@ -26,6 +26,7 @@ func newAgentCmd() *cobra.Command {
 				return func(ctx context.Context, log *slog.Logger) error {
 					log.Info("starting iks agent", "version", version.Version, "kubernetes", version.Kubernetes,
 						"server", cfg.ServerURL.String(), "node", cfg.NodeName, "node-ip", cfg.NodeIP.String(), "data-dir", cfg.DataDir)
+					logHostFallbacks(log, cfg.Host)
 					return agent.Run(ctx, cfg, log)
 				}, nil
 			})

@@ -29,7 +29,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:     true,
 		SilenceErrors:    true,
 	}
-	root.AddCommand(newServerCmd(), newAgentCmd(), newTokenCmd(), newIPAMCmd(), newNetCmd(), newLBCmd(), toolCmd("kubectl", "run the embedded kubectl (admin kubeconfig by default)", runKubectl),
+	root.AddCommand(newServerCmd(), newAgentCmd(), newCheckConfigCmd(), newTokenCmd(), newIPAMCmd(), newNetCmd(), newLBCmd(), toolCmd("kubectl", "run the embedded kubectl (admin kubeconfig by default)", runKubectl),
 		toolCmd("crictl", "run crictl against this node's containerd", runCrictl),
 		toolCmd("ctr", "run ctr against this node's containerd", func(a []string) int { return runCtr(append([]string{"ctr"}, a...)) }))
 	return root
@@ -70,6 +70,7 @@ func newServerCmd() *cobra.Command {
 				return func(ctx context.Context, log *slog.Logger) error {
 					log.Info("starting iks server", "version", version.Version, "kubernetes", version.Kubernetes,
 						"node", cfg.NodeName, "node-ip", cfg.NodeIP.String(), "data-dir", cfg.DataDir)
+					logHostFallbacks(log, cfg.Agent.Host)
 					return server.Run(ctx, cfg, log)
 				}, nil
 			})

@@ -116,14 +116,14 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 	if e := validation.IsDNS1123Subdomain(f.ClusterDomain); len(e) > 0 {
 		bad("--cluster-domain %q is not a valid DNS domain (%s); pass the server's --cluster-domain, for example cluster.local", f.ClusterDomain, strings.Join(e, "; "))
 	}
+	var host []HostCheck
 	if len(errs) == 0 {
 		if err := lock.Check(Paths{dataDir}.LockFile()); err != nil {
 			errs = append(errs, err)
 		}
 		s := &Server{BindAddress: nodeIP, DisableAgent: false}
-		for _, e := range checkKernel(env, s) {
-			errs = append(errs, e)
-		}
+		errs = append(errs, checkKernel(env, s)...)
+		host = s.Agent.Host
 		if err := env.PortFree(nodeIP, KubeletPort); err != nil {
 			errs = append(errs, fmt.Errorf("port %d (kubelet) is in use: %v; is another iks agent or server running here?", KubeletPort, err))
 		}
@@ -141,6 +141,6 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: f.ClusterDomain, Debug: f.Debug,
 		ClusterCIDR: cluster, ServiceCIDR: service, ProxyMode: proxyMode,
 		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation,
-		PublicIP: publicIP, Zone: zone}
+		PublicIP: publicIP, Zone: zone, Host: host}
 	return j, nil
 }

@@ -53,24 +53,6 @@ func checkPorts(env Env, s *Server) []error {
 	return errs
 }
 
-func checkKernel(env Env, s *Server) []error {
-	if s.DisableAgent {
-		return nil
-	}
-	fss, err := env.Filesystems()
-	if err != nil {
-		return []error{fmt.Errorf("cannot read /proc/filesystems: %w", err)}
-	}
-	var errs []error
-	if !fss["overlay"] {
-		errs = append(errs, errors.New("the kernel has no overlayfs, which containers need: load it with `modprobe overlay` (and add it to /etc/modules) then retry"))
-	}
-	if !fss["cgroup"] && !fss["cgroup2"] {
-		errs = append(errs, errors.New("the kernel has no cgroup filesystem: enable cgroups (CONFIG_CGROUPS) to run containers"))
-	}
-	return errs
-}
-
 // checkDataDir refuses a data dir written by an incompatible run, or a
 // non-empty directory that is not an iks data dir.
 func checkDataDir(env Env, s *Server) []error {

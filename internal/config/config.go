@@ -82,6 +82,9 @@ type Agent struct {
 	// Zone is the node's zone.
 	Zone  string
 	Debug bool
+	// Host is what the start-up checks found on this host (CheckHost);
+	// the daemon logs the fallbacks it takes.
+	Host []HostCheck
 }
 
 // ClusterDNS is the cluster DNS (kube-dns Service) address of the node's

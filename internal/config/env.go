@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -28,6 +29,10 @@ type Env interface {
 	// Filesystems lists the kernel's filesystem types (/proc/filesystems).
 	Filesystems() (map[string]bool, error)
 	ReadFile(path string) ([]byte, error)
+	// Stat reports an error when path does not exist.
+	Stat(path string) error
+	// LookPath finds a program in PATH, as exec.LookPath.
+	LookPath(name string) (string, error)
 }
 
 // HostEnv is the real host.
@@ -41,6 +46,15 @@ func (HostEnv) Hostname() (string, error) { return os.Hostname() }
 
 // ReadFile implements Env.
 func (HostEnv) ReadFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+// Stat implements Env.
+func (HostEnv) Stat(p string) error {
+	_, err := os.Stat(p)
+	return err
+}
+
+// LookPath implements Env.
+func (HostEnv) LookPath(name string) (string, error) { return exec.LookPath(name) }
 
 // LocalAddrs implements Env.
 func (HostEnv) LocalAddrs() ([]netip.Addr, error) {

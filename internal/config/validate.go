@@ -108,7 +108,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 		KubeletArgs: f.KubeletArgs, CgroupRoot: f.CgroupRoot, ClusterDomain: s.ClusterDomain,
 		ServiceCIDR: s.ServiceCIDR, ClusterCIDR: s.ClusterCIDR, ProxyMode: proxyMode, Debug: s.Debug,
 		GracefulRestartTime: f.Network.GracefulRestartTime, Encapsulation: f.Network.Encapsulation,
-		PublicIP: publicIP, Zone: zone}
+		PublicIP: publicIP, Zone: zone, Host: s.Agent.Host}
 	return s, nil
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,6 +18,11 @@ type fakeEnv struct {
 	busy   map[int]bool
 	fss    map[string]bool
 	unwrit string
+	// files is the host's /proc, /sys, /boot and /lib/modules as the host
+	// checks see them; nil: every path exists and reads as the real file.
+	files map[string]string
+	// noTools are the programs LookPath does not find.
+	noTools map[string]bool
 }
 
 func (f fakeEnv) EUID() int                         { return f.euid }
@@ -35,11 +41,31 @@ func (f fakeEnv) Writable(dir string) error {
 	return nil
 }
 func (f fakeEnv) Filesystems() (map[string]bool, error) { return f.fss, nil }
-func (f fakeEnv) ReadFile(p string) ([]byte, error)     { return os.ReadFile(p) }
+func (f fakeEnv) ReadFile(p string) ([]byte, error) {
+	if v, ok := f.files[p]; ok {
+		return []byte(v), nil
+	}
+	if f.files != nil && !strings.HasPrefix(p, os.TempDir()) {
+		return nil, fs.ErrNotExist
+	}
+	return os.ReadFile(p)
+}
+func (f fakeEnv) Stat(p string) error {
+	if _, ok := f.files[p]; ok || f.files == nil {
+		return nil
+	}
+	return fs.ErrNotExist
+}
+func (f fakeEnv) LookPath(name string) (string, error) {
+	if f.noTools[name] {
+		return "", errors.New("executable file not found in $PATH")
+	}
+	return "/usr/sbin/" + name, nil
+}
 
 func goodEnv() fakeEnv {
 	return fakeEnv{addrs: []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("192.168.1.9")},
-		fss: map[string]bool{"overlay": true, "cgroup": true}}
+		fss: map[string]bool{"overlay": true, "cgroup": true}, files: healthyHost()}
 }
 
 func flags(t *testing.T, args ...string) *ServerFlags {
