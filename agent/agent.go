@@ -79,7 +79,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		return out, nil
 	}
 	kl := kubelet.New(kubelet.Config{
-		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, NodeLabels: cfg.NodeLabels,
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, NodeLabels: cfg.NodeLabels, ExternalAddresses: cfg.PublicIP.IsValid(),
 		RootDir:    filepath.Join(p.AgentDir(), "kubelet"),
 		Kubeconfig: creds.Kubeconfig, BootstrapKubeconfig: creds.BootstrapKubeconfig, ClientCA: creds.ClientCA,
 		ServingCert: creds.ServingCert, ServingKey: creds.ServingKey,

@@ -22,6 +22,7 @@ import (
 	"github.com/iks-dev/iks/server/etcd"
 	"github.com/iks-dev/iks/server/lb"
 	"github.com/iks-dev/iks/server/netctl"
+	"github.com/iks-dev/iks/server/nodeaddr"
 	"github.com/iks-dev/iks/server/token"
 	"github.com/iks-dev/iks/server/tunnel"
 )
@@ -86,6 +87,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain, BlockSize: cfg.IPAMBlockSize}}, log),
 		netctl.NewBGPPeers(admin, log),
 		lb.New(lb.Config{Kubeconfig: admin, Subnets: cfg.PortableSubnets}, log),
+		nodeaddr.New(admin, nil, log),
 	}
 	addons, err := addonComponents(cfg, admin, log)
 	if err != nil {

@@ -24,8 +24,11 @@ type Config struct {
 	NodeName   string
 	NodeIP     netip.Addr
 	NodeLabels []string
-	RootDir    string
-	Kubeconfig string
+	// ExternalAddresses leaves the node's addresses to the server (a
+	// dual-homed node: private InternalIP, public ExternalIP).
+	ExternalAddresses bool
+	RootDir           string
+	Kubeconfig        string
 	// BootstrapKubeconfig, when set, makes kubelet request its client
 	// certificate with a CSR (TLS bootstrap) before using Kubeconfig.
 	BootstrapKubeconfig string
@@ -100,6 +103,11 @@ func (c Config) Args() []string {
 	}
 	if c.BootstrapKubeconfig != "" {
 		args = append(args, "--bootstrap-kubeconfig="+c.BootstrapKubeconfig)
+	}
+	if c.ExternalAddresses {
+		// The server's node-addresses controller (server/nodeaddr) sets
+		// InternalIP and ExternalIP; kubelet keeps its hands off them.
+		args = append(args, "--cloud-provider=external")
 	}
 	if len(c.NodeLabels) > 0 {
 		args = append(args, "--node-labels="+strings.Join(c.NodeLabels, ","))

@@ -133,6 +133,22 @@ func TestTopology(t *testing.T) {
 				return nil
 			})
 		}
+		// Dual-homed nodes: InternalIP private, ExternalIP public, and no
+		// uninitialized taint left (server/nodeaddr).
+		for _, w := range []*testutil.Node{w1, w2} {
+			eventually(t, time.Minute, "addresses of "+w.Name, func() error {
+				n, err := cs.CoreV1().Nodes().Get(context.Background(), w.Name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				got := fmt.Sprint(n.Status.Addresses, len(n.Spec.Taints))
+				want := fmt.Sprintf("[{InternalIP %s} {ExternalIP %s} {Hostname %s}] 0", w.IP, public[w], w.Name)
+				if got != want {
+					return fmt.Errorf("addresses and taint count %s, want %s", got, want)
+				}
+				return nil
+			})
+		}
 		out, err := w1.Command("net", "status").CombinedOutput()
 		if err != nil || !hasRow(string(out), "public", public[w1]+"/24", "10.96.4.0-24") || !strings.Contains(string(out), "Zone: z1") {
 			t.Errorf("iks net status on %s does not show its public side and zone: %v\n%s", w1.Name, err, out)
