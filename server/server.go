@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain, BlockSize: cfg.IPAMBlockSize}}, log),
 		netctl.NewBGPPeers(admin, log),
-		lb.New(lb.Config{Kubeconfig: admin, Subnets: cfg.PortableSubnets}, log),
+		lb.New(lb.Config{Kubeconfig: admin, Subnets: cfg.PortableSubnets, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log),
 		nodeaddr.New(admin, nil, log),
 	}
 	addons, err := addonComponents(cfg, admin, log)
