@@ -3,21 +3,20 @@ package routing
 import (
 	"context"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 func TestEnsureNATOutgoing(t *testing.T) {
-	requireRoot(t)
-	if _, err := exec.LookPath("iptables-restore"); err != nil {
-		t.Skip("needs iptables")
-	}
-	ns := newNS(t, "nat")
+	testutil.RequireNetns(t)
+	testutil.RequireTools(t, "iptables", "iptables-restore", "iptables-save")
+	ns := testutil.NewNetns(t, testutil.NetnsName("nat")).Name
 	ctx := context.Background()
 	cluster, service := netip.MustParsePrefix("172.30.0.0/16"), netip.MustParsePrefix("172.21.0.0/16")
 	for i := 0; i < 2; i++ { // the second call must change nothing
-		if err := inNS(t, ns, func() error { return EnsureNATOutgoing(ctx, cluster, service) }); err != nil {
+		if err := testutil.InNetns(ns, func() error { return EnsureNATOutgoing(ctx, cluster, service) }); err != nil {
 			t.Fatalf("EnsureNATOutgoing (call %d): %v", i+1, err)
 		}
 	}
@@ -33,7 +32,7 @@ func TestEnsureNATOutgoing(t *testing.T) {
 	}
 
 	// A new cluster CIDR replaces the chain's rules, keeping one jump.
-	if err := inNS(t, ns, func() error { return EnsureNATOutgoing(ctx, netip.MustParsePrefix("172.40.0.0/16"), service) }); err != nil {
+	if err := testutil.InNetns(ns, func() error { return EnsureNATOutgoing(ctx, netip.MustParsePrefix("172.40.0.0/16"), service) }); err != nil {
 		t.Fatalf("EnsureNATOutgoing with a new CIDR: %v", err)
 	}
 	rules = natRules(t, ns)
