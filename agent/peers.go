@@ -27,6 +27,8 @@ type podRouting struct {
 	kubeconfig string
 	blocks     *blockipam.Manager
 	log        *slog.Logger
+	// natBackend is the NAT outgoing backend: kube-proxy's mode.
+	natBackend func() routing.NATBackend
 
 	mu      sync.Mutex
 	peers   []routing.Peer
@@ -93,7 +95,7 @@ func (p *podRouting) Start(ctx context.Context) (err error) {
 		return err
 	}
 	nw := p.blocks.Network()
-	if err := routing.EnsureNATOutgoing(ctx, nw.PodCIDR, nw.ServiceCIDR); err != nil {
+	if err := routing.EnsureNATOutgoing(ctx, p.natBackend(), nw.PodCIDR, nw.ServiceCIDR); err != nil {
 		return err
 	}
 	if err := p.startExtras(ctx, runCtx, cs); err != nil {
