@@ -38,17 +38,20 @@ func (m *Manager) Init(ctx context.Context) error {
 
 // Start starts each component in order and, when it implements Readier,
 // waits for it to be ready before starting the next. On failure, the
-// components already started are stopped in reverse order.
+// failed component and those already started are stopped in reverse order.
 func (m *Manager) Start(ctx context.Context) error {
 	for _, c := range m.components {
 		t0 := time.Now()
+		// A component is stopped even when its Start fails: it may have
+		// started goroutines, sockets or children before failing, and
+		// Stop is idempotent.
+		m.mu.Lock()
+		m.started = append(m.started, c)
+		m.mu.Unlock()
 		if err := c.Start(ctx); err != nil {
 			err = fmt.Errorf("start %s: %w", c.Name(), err)
 			return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
 		}
-		m.mu.Lock()
-		m.started = append(m.started, c)
-		m.mu.Unlock()
 		if r, ok := c.(Readier); ok {
 			if err := r.Ready(ctx); err != nil {
 				err = fmt.Errorf("%s did not become ready: %w", c.Name(), err)
@@ -60,7 +63,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the started components in reverse order and joins their errors.
+// Stop stops the started components (a failed one included) in reverse order and joins their errors.
 // It is safe to call more than once.
 func (m *Manager) Stop(ctx context.Context) error {
 	m.mu.Lock()

@@ -101,3 +101,51 @@ func TestSuperviseStopsOnFailureAndOnCancel(t *testing.T) {
 		t.Fatalf("not stopped: %v", log)
 	}
 }
+
+// halfStart starts a goroutine, then fails: only Stop ends the goroutine.
+type halfStart struct {
+	rec
+	quit, done chan struct{}
+}
+
+func (h *halfStart) Start(ctx context.Context) error {
+	quit, done := make(chan struct{}), make(chan struct{})
+	h.quit, h.done = quit, done
+	go func() { <-quit; close(done) }()
+	_ = h.rec.Start(ctx)
+	return errors.New("second step failed")
+}
+
+func (h *halfStart) Stop(ctx context.Context) error {
+	if h.quit != nil {
+		close(h.quit)
+		h.quit = nil
+		<-h.done
+	}
+	return h.rec.Stop(ctx)
+}
+
+// A component whose Start fails half-way is stopped too (before those
+// started earlier), so what it started before failing does not leak.
+func TestManagerStopsTheComponentWhoseStartFailed(t *testing.T) {
+	var log []string
+	half := &halfStart{rec: rec{name: "b", log: &log}}
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)),
+		&rec{name: "a", log: &log}, half, &rec{name: "c", log: &log})
+	err := m.Start(context.Background())
+	if err == nil || err.Error() != "start b: second step failed" {
+		t.Fatalf("got %v, want start b: second step failed", err)
+	}
+	select {
+	case <-half.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the goroutine b started before failing is still running")
+	}
+	want := []string{"start a", "ready a", "start b", "stop b", "stop a"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v, want %v", log, want)
+	}
+	if err := m.Stop(context.Background()); err != nil || len(log) != len(want) {
+		t.Fatalf("a second Stop: err %v, log %v (nothing left to stop)", err, log)
+	}
+}

@@ -58,13 +58,6 @@ func BinPath(t testing.TB) string {
 	return ""
 }
 
-// RequireRoot skips privileged tests for non-root users.
-func RequireRoot(t testing.TB) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, cgroups, containers)")
-	}
-}
-
 // NewNode prepares namespaces, data dir and cgroup root; nothing runs yet.
 // id must be short and unique on the machine.
 func NewNode(t testing.TB, id, ip string) *Node {
