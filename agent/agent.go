@@ -95,6 +95,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)
 	prx := proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
 		Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log)
+	prxBG := component.InBackground(prx)
 	return []component.Component{
 		&component.Func{ID: "binaries", InitFn: func(context.Context) error {
 			if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
@@ -102,7 +103,9 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			}
 			return stage(p.BinDir(), exe)
 		}},
-		ctrd, kl, blocks, pn,
+		// kube-proxy needs neither the pod network nor the node's blocks:
+		// it starts beside them and is awaited where it used to start.
+		ctrd, kl, prxBG, blocks, pn,
 		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 			GracefulRestartTime: cfg.GracefulRestartTime, Encap: cfg.Encapsulation}, kubeconfig: creds.Kubeconfig,
 			blocks: blocks, log: log, extras: netExtras{socket: p.RoutingSocket()},
@@ -110,7 +113,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			// kube-proxy's Init (before any Start) picks the mode;
 			// NAT outgoing follows it, so a node never mixes backends.
 			natBackend: func() routing.NATBackend { return routing.NATBackend(prx.Mode()) }},
-		prx,
+		&component.Await{B: prxBG},
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Kubeconfig: creds.Kubeconfig}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,

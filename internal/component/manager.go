@@ -58,6 +58,10 @@ func (m *Manager) Start(ctx context.Context) error {
 				return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
 			}
 		}
+		if _, bg := c.(*Background); bg {
+			m.log.Info(fmt.Sprintf("%s starting", c.Name()), "component", c.Name())
+			continue
+		}
 		m.log.Info(fmt.Sprintf("%s ready", c.Name()), "component", c.Name(), "took", time.Since(t0).Round(time.Millisecond).String())
 	}
 	return nil
