@@ -104,7 +104,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	f.Start(runCtx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
 		cancel()
-		return errors.New("lb: service informer did not sync")
+		return fmt.Errorf("list Services from the apiserver did not complete before start-up ended: %w; check kube-apiserver's log (component=kube-apiserver) and the admin kubeconfig %s", context.Cause(ctx), c.cfg.Kubeconfig)
 	}
 	c.rebuild()
 	c.wg.Add(1)
