@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -30,7 +31,7 @@ func (m *Manager) Add(cs ...Component) { m.components = append(m.components, cs.
 func (m *Manager) Init(ctx context.Context) error {
 	for _, c := range m.components {
 		if err := c.Init(ctx); err != nil {
-			return fmt.Errorf("init %s: %w", c.Name(), err)
+			return wrap("init", c, err)
 		}
 	}
 	return nil
@@ -49,7 +50,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		m.started = append(m.started, c)
 		m.mu.Unlock()
 		if err := c.Start(ctx); err != nil {
-			err = fmt.Errorf("start %s: %w", c.Name(), err)
+			err = wrap("start", c, err)
 			return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
 		}
 		if r, ok := c.(Readier); ok {
@@ -79,7 +80,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		c := started[i]
 		t0 := time.Now()
 		if err := c.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name(), err))
+			errs = append(errs, wrap("stop", c, err))
 			continue
 		}
 		m.log.Debug("stopped", "component", c.Name(), "took", time.Since(t0).Round(time.Millisecond).String())
@@ -131,4 +132,14 @@ loop:
 	}
 	m.log.Info("stopped")
 	return runErr
+}
+
+// wrap prefixes err with the step and the component's name ("start lb:
+// ..."), once: an error that already names the component ("lb: ...")
+// gets only the step.
+func wrap(step string, c Component, err error) error {
+	if strings.HasPrefix(err.Error(), c.Name()+": ") {
+		return fmt.Errorf("%s %w", step, err)
+	}
+	return fmt.Errorf("%s %s: %w", step, c.Name(), err)
 }

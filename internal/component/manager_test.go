@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -147,5 +148,26 @@ func TestManagerStopsTheComponentWhoseStartFailed(t *testing.T) {
 	}
 	if err := m.Stop(context.Background()); err != nil || len(log) != len(want) {
 		t.Fatalf("a second Stop: err %v, log %v (nothing left to stop)", err, log)
+	}
+}
+
+// The manager names the component once: "start lb: ...", not "start lb:
+// lb: ...", and the cause stays reachable with errors.Is.
+func TestManagerNamesTheComponentOnce(t *testing.T) {
+	var log []string
+	cause := errors.New("service informer did not sync")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("lb: %w", cause), "start lb: service informer did not sync"},
+		{cause, "start lb: service informer did not sync"},
+		{fmt.Errorf("lbx: %w", cause), "start lb: lbx: service informer did not sync"},
+	} {
+		m := NewManager(slog.New(slog.DiscardHandler), &rec{name: "lb", log: &log, startErr: tc.err})
+		err := m.Start(context.Background())
+		if err == nil || err.Error() != tc.want || !errors.Is(err, cause) {
+			t.Errorf("start error %v: got %v, want %q wrapping the cause", tc.err, err, tc.want)
+		}
 	}
 }

@@ -145,7 +145,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		cancel()
-		return errors.New("the service, node and PortableSubnet informers did not sync before the start deadline: is the apiserver answering? see its log above")
+		return fmt.Errorf("list Services, Nodes and PortableSubnets from the apiserver did not complete before start-up ended: %w; check kube-apiserver's log (component=kube-apiserver) and the admin kubeconfig %s", context.Cause(ctx), c.cfg.Kubeconfig)
 	}
 	c.resync(ctx)
 	c.replace()
