@@ -12,6 +12,7 @@ import (
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/lock"
+	"github.com/iks-dev/iks/internal/nodeclaim"
 )
 
 // StopTimeout bounds a graceful stop of the agent.
@@ -47,7 +48,13 @@ func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if _, err := bootstrap.Join(ctx, cfg.ServerURL.String(), tok, credDir, log); err != nil {
+		// The node password proves to the server that the node name is
+		// this machine's; it is kept for every later join.
+		key, err := nodeclaim.LoadOrCreateKey(nodeclaim.KeyFile(p.AgentDir()))
+		if err != nil {
+			return err
+		}
+		if _, err := bootstrap.Join(ctx, cfg.ServerURL.String(), tok, credDir, bootstrap.Node{Name: cfg.NodeName, Key: key}, log); err != nil {
 			return err
 		}
 		log.Info("server verified and token accepted", "server", cfg.ServerURL.String(), "took", time.Since(t0).Round(time.Millisecond).String())
