@@ -19,8 +19,9 @@ import (
 const StopTimeout = 20 * time.Second
 
 // Run joins the cluster (on first start) and runs the node until ctx ends.
-// Nothing is written before the server's CA has been verified against the
-// token and the token has been accepted.
+// Nothing but this machine's node password (and its --with-node-id id) is
+// written before the server's CA has been verified against the token, the
+// token accepted and the node name granted to this machine.
 func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 	t0 := time.Now()
 	p := config.Paths{Root: cfg.DataDir}
@@ -29,6 +30,9 @@ func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 		return err
 	}
 	defer l.Release()
+	if err := config.SaveNodeID(cfg.DataDir, cfg.NewNodeID); err != nil {
+		return err
+	}
 
 	credDir := filepath.Join(p.AgentDir(), "cred")
 	kubeletDir := filepath.Join(p.AgentDir(), "kubelet")
