@@ -19,9 +19,9 @@ import (
 const StopTimeout = 20 * time.Second
 
 // Run joins the cluster (on first start) and runs the node until ctx ends.
-// Nothing but this machine's node password (and its --with-node-id id) is
-// written before the server's CA has been verified against the token, the
-// token accepted and the node name granted to this machine.
+// Nothing but the --with-node-id id is written before the server's CA has
+// been verified against the token and the token accepted; nothing but the
+// node password before the node name is granted to this machine.
 func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 	t0 := time.Now()
 	p := config.Paths{Root: cfg.DataDir}
@@ -54,11 +54,8 @@ func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 		}
 		// The node password proves to the server that the node name is
 		// this machine's; it is kept for every later join.
-		key, err := nodeclaim.LoadOrCreateKey(nodeclaim.KeyFile(p.AgentDir()))
-		if err != nil {
-			return err
-		}
-		if _, err := bootstrap.Join(ctx, cfg.ServerURL.String(), tok, credDir, bootstrap.Node{Name: cfg.NodeName, Key: key}, log); err != nil {
+		node := bootstrap.Node{Name: cfg.NodeName, KeyFile: nodeclaim.KeyFile(p.AgentDir())}
+		if _, err := bootstrap.Join(ctx, cfg.ServerURL.String(), tok, credDir, node, log); err != nil {
 			return err
 		}
 		log.Info("server verified and token accepted", "server", cfg.ServerURL.String(), "took", time.Since(t0).Round(time.Millisecond).String())

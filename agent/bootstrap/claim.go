@@ -2,7 +2,6 @@ package bootstrap
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 	"net/url"
@@ -30,8 +29,9 @@ type Node struct {
 	// Name is the node name; "" joins without claiming one (tests of the
 	// token check alone).
 	Name string
-	// Key is this machine's node password (nodeclaim.LoadOrCreateKey).
-	Key crypto.Signer
+	// KeyFile holds this machine's node password; it is created on the
+	// first join, once the server is verified (nodeclaim.LoadOrCreateKey).
+	KeyFile string
 }
 
 // claimName asks the server, authenticated with the bootstrap token over
@@ -45,7 +45,11 @@ func claimName(ctx context.Context, u *url.URL, caPEM []byte, tok token.Token, n
 	if err != nil {
 		return fmt.Errorf("client for %s: %w", u, err)
 	}
-	req, err := nodeclaim.NewRequest(node.Name, node.Key)
+	key, err := nodeclaim.LoadOrCreateKey(node.KeyFile)
+	if err != nil {
+		return err
+	}
+	req, err := nodeclaim.NewRequest(node.Name, key)
 	if err != nil {
 		return err
 	}

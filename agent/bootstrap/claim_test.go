@@ -2,13 +2,11 @@ package bootstrap
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -87,29 +85,21 @@ func TestJoinClaimsNodeNameAndRefusesATakenOne(t *testing.T) {
 	defer cancel()
 
 	keyFile := filepath.Join(t.TempDir(), "node-password.key")
-	first, err := nodeclaim.LoadOrCreateKey(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := join(ctx, srv.URL, tok, filepath.Join(t.TempDir(), "cred"), Node{Name: "vm", Key: first}, discard(), fast); err != nil {
+	if _, err := join(ctx, srv.URL, tok, filepath.Join(t.TempDir(), "cred"), Node{Name: "vm", KeyFile: keyFile}, discard(), fast); err != nil {
 		t.Fatalf("first machine: %v", err)
 	}
-	// The same machine again: the key is read back from its file.
-	again, err := nodeclaim.LoadOrCreateKey(keyFile)
-	if err != nil {
-		t.Fatal(err)
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("node password %s: %v (mode %v), want mode 0600", keyFile, err, fi.Mode().Perm())
 	}
-	if _, err := join(ctx, srv.URL, tok, filepath.Join(t.TempDir(), "cred"), Node{Name: "vm", Key: again}, discard(), fast); err != nil {
+	// The same machine again: the key is read back from its file.
+	if _, err := join(ctx, srv.URL, tok, filepath.Join(t.TempDir(), "cred"), Node{Name: "vm", KeyFile: keyFile}, discard(), fast); err != nil {
 		t.Fatalf("same machine rejoining with its key: %v", err)
 	}
 
 	// A clone: same name, its own key.
-	clone, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cloneKey := filepath.Join(t.TempDir(), "node-password.key")
 	dir := filepath.Join(t.TempDir(), "cred")
-	_, err = join(ctx, srv.URL, tok, dir, Node{Name: "vm", Key: clone}, discard(), fast)
+	_, err := join(ctx, srv.URL, tok, dir, Node{Name: "vm", KeyFile: cloneKey}, discard(), fast)
 	if !errors.Is(err, ErrNodeNameTaken) {
 		t.Fatalf("clone: err = %v, want ErrNodeNameTaken", err)
 	}

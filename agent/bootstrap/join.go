@@ -71,8 +71,8 @@ func join(ctx context.Context, serverURL string, tok token.Token, dir string, no
 	if dir == "" {
 		return Result{}, errors.New("join: credentials directory is empty: pass the agent's credentials dir")
 	}
-	if node.Name != "" && node.Key == nil {
-		return Result{}, errors.New("join: node " + node.Name + " has no node password key")
+	if node.Name != "" && node.KeyFile == "" {
+		return Result{}, errors.New("join: node " + node.Name + " has no node password file")
 	}
 	log = log.With("component", "join")
 	var (
