@@ -38,6 +38,7 @@ func TestJoinAndTunnel(t *testing.T) {
 	// appears, while the server is still starting. The file must appear
 	// only once the token is accepted.
 	token := waitTokenFile(t, srv, 3*time.Minute)
+	tokenAt := time.Now()
 	url := "https://" + srv.IP + ":6443"
 	for _, w := range []*testutil.Node{w1, w2} {
 		w.AsAgent(url, token).Start()
@@ -45,6 +46,7 @@ func TestJoinAndTunnel(t *testing.T) {
 	srv.WaitReady(3 * time.Minute)
 	for _, w := range []*testutil.Node{w1, w2} {
 		w.WaitReady(3 * time.Minute)
+		t.Logf("%s Ready %s after the token file appeared", w.Name, time.Since(tokenAt).Round(100*time.Millisecond))
 		if strings.Contains(w.Log(), "rejected the token") {
 			t.Errorf("%s saw its token rejected although it started only once the token file appeared:\n%s", w.Name, w.Log())
 		}

@@ -59,6 +59,7 @@ func checkTakenNameRefused(t *testing.T, cs kubernetes.Interface, nw *testutil.N
 	if err == nil {
 		t.Fatalf("a second machine joined with the taken name %s:\n%s", first.Name, out)
 	}
+	t.Logf("refused (%v): %s", err, lastLine(out))
 	for _, want := range []string{fmt.Sprintf("%q", first.Name), "--node-name NAME", "--with-node-id"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("refusal does not contain %q:\n%s", want, out)
