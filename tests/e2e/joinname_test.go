@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/nodeclaim"
 	"github.com/iks-dev/iks/tests/testutil"
 )
@@ -92,6 +93,34 @@ func checkTakenNameRefused(t *testing.T, cs kubernetes.Interface, nw *testutil.N
 		t.Fatalf("%s's agent died: %v", first.Name, err)
 	}
 	waitNodesReady(t, cs, len(before.Items), time.Minute)
+
+	// The fix the refusal names: --with-node-id gives the clone a name of
+	// its own, kept in its data dir.
+	clone.Start("--node-name", first.Name, "--with-node-id")
+	var name string
+	eventually(t, 3*time.Minute, "clone Ready with --with-node-id", func() error {
+		if exited, err := clone.Exited(); exited {
+			t.Fatalf("clone with --with-node-id exited: %v\n%s", err, clone.Log())
+		}
+		data, err := os.ReadFile(config.NodeIDFile(clone.DataDir))
+		if err != nil {
+			return err
+		}
+		name = first.Name + "-" + strings.TrimSpace(string(data))
+		if !strings.Contains(clone.Log(), "node "+name+" is Ready") {
+			return fmt.Errorf("%s not Ready yet", name)
+		}
+		return nil
+	})
+	if _, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Errorf("node %s of the clone: %v", name, err)
+	}
+	if _, err := clone.Stop(30 * time.Second); err != nil {
+		t.Error(err)
+	}
+	if err := cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Error(err)
+	}
 }
 
 func nodeHasIP(n *corev1.Node, ip string) bool {
