@@ -47,8 +47,9 @@ func TestJoinAndTunnel(t *testing.T) {
 	for _, w := range []*testutil.Node{w1, w2} {
 		w.WaitReady(3 * time.Minute)
 		t.Logf("%s Ready %s after the token file appeared", w.Name, time.Since(tokenAt).Round(100*time.Millisecond))
-		if strings.Contains(w.Log(), "rejected the token") {
-			t.Errorf("%s saw its token rejected although it started only once the token file appeared:\n%s", w.Name, w.Log())
+		if log := w.Log(); strings.Contains(log, "rejected the token") {
+			line := log[strings.Index(log, "rejected the token"):]
+			t.Errorf("%s saw its token rejected although it started only once the token file appeared: ...%s", w.Name, line[:strings.IndexByte(line+"\n", '\n')])
 		}
 	}
 	cs := srv.Client()
