@@ -19,7 +19,7 @@ import (
 )
 
 // ErrNodeNameTaken: another machine already joined with this node name.
-var ErrNodeNameTaken = errors.New("node name taken")
+var ErrNodeNameTaken = errors.New("join refused")
 
 // ClaimTimeout bounds the wait for the server to decide on a claim.
 const ClaimTimeout = 60 * time.Second
@@ -91,10 +91,10 @@ func claimName(ctx context.Context, u *url.URL, caPEM []byte, tok token.Token, n
 	if denied == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: the server refused node name %q: %s. Start this machine with a name of its own: "+
+	return fmt.Errorf("%w: %s. Start this machine with a name of its own: "+
 		"--node-name NAME, or --with-node-id to append a stable random id to the host name (cloned VMs share a host name); "+
 		"or, if the machine that had this name is gone for good, delete its node on the server "+
-		"(`iks kubectl delete node %s`) and start this agent again", ErrNodeNameTaken, node.Name, denied.Message, node.Name)
+		"(`iks kubectl delete node %s`) and start this agent again", ErrNodeNameTaken, denied.Message, node.Name)
 }
 
 // apiError classifies an API error of a join step: 401 is a rejected

@@ -151,8 +151,11 @@ func TestJoinAndTunnel(t *testing.T) {
 		}
 	})
 
+	// Made by the parent test: a subtest's temp dir is too long for
+	// containerd's socket path.
+	clone := testutil.NewNodeOn(t, "clone", nw, "b", 7).AsAgent(url, token)
 	t.Run("second machine with a taken node name is refused, the first untouched", func(t *testing.T) {
-		checkTakenNameRefused(t, cs, nw, url, token, w1)
+		checkTakenNameRefused(t, cs, clone, w1)
 	})
 
 	t.Run("agent restart re-registers with the same identity, pods untouched", func(t *testing.T) {

@@ -39,10 +39,11 @@ func waitTokenFile(t *testing.T, srv *testutil.Node, timeout time.Duration) stri
 	return ""
 }
 
-// checkTakenNameRefused starts a second machine with first's node name:
-// it must exit non-zero at join with the name and the fix, register and
-// keep nothing, and leave first's Node as it was.
-func checkTakenNameRefused(t *testing.T, cs kubernetes.Interface, nw *testutil.Network, url, token string, first *testutil.Node) {
+// checkTakenNameRefused starts a second machine, clone (an agent not yet
+// started), with first's node name: it must exit non-zero at join with
+// the name and the fix, register and keep nothing, and leave first's Node
+// as it was. Then, with --with-node-id, it joins under a name of its own.
+func checkTakenNameRefused(t *testing.T, cs kubernetes.Interface, clone, first *testutil.Node) {
 	ctx := context.Background()
 	n0, err := cs.CoreV1().Nodes().Get(ctx, first.Name, metav1.GetOptions{})
 	if err != nil {
@@ -52,7 +53,6 @@ func checkTakenNameRefused(t *testing.T, cs kubernetes.Interface, nw *testutil.N
 	if err != nil {
 		t.Fatal(err)
 	}
-	clone := testutil.NewNodeOn(t, "clone", nw, "b", 7).AsAgent(url, token)
 	out, err := runWithin(clone.Command(clone.Args("--node-name", first.Name)...), 3*time.Minute)
 	if errors.Is(err, errTimedOut) {
 		t.Fatalf("a second machine with the taken name %s neither joined nor was refused: %v\n%s", first.Name, err, out)
