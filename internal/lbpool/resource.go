@@ -8,6 +8,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // The PortableSubnet resource (portablesubnets.network.iks.io,
@@ -22,8 +24,8 @@ import (
 // zone and vlan are optional, with the meaning of CIDR@ZONE,vlan=VLAN in
 // --portable-*-subnet. The spec is immutable: delete and re-add.
 const (
-	ResourceGroup    = "network.iks.io"
-	ResourceVersion  = "v1"
+	ResourceGroup    = api.Group
+	ResourceVersion  = api.Version
 	ResourcePlural   = "portablesubnets"
 	ResourceKind     = "PortableSubnet"
 	ResourceCRDName  = ResourcePlural + "." + ResourceGroup
