@@ -122,6 +122,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	} else {
 		comps = append(comps, &component.Await{B: bgpPeers}, &component.Await{B: lbCtl})
 	}
+	comps = append(comps, &defaultServiceAccount{kubeconfig: admin})
 	m := component.NewManager(log, comps...)
 	if err := m.Init(ctx); err != nil {
 		return err
