@@ -502,9 +502,12 @@ show_log() {
 
 # node_ready: the node (NODE_NAME, or any when not named) reports Ready,
 # with a heartbeat from after this start: a node object left Ready by a
-# server that was just restarted does not count.
+# server that was just restarted does not count; and pods can be created
+# (the default ServiceAccount exists), as when the server logs its node
+# Ready.
 node_ready() {
 	[ -f "$ADMIN_KUBECONFIG" ] || return 1
+	KUBECONFIG=$ADMIN_KUBECONFIG IKS_DATA_DIR=$DATA_DIR "$BIN_DIR/iks" kubectl -n default get serviceaccount default >/dev/null 2>&1 || return 1
 	nodes=$(KUBECONFIG=$ADMIN_KUBECONFIG IKS_DATA_DIR=$DATA_DIR "$BIN_DIR/iks" kubectl get nodes -o \
 		'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{" "}{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}{"\n"}{end}' \
 		2>/dev/null) || return 1
