@@ -60,7 +60,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		BinDir:              p.BinDir(),
 		CNIConfDir:          cniConfDir,
 		ImagesDir:           p.ImagesDir(),
-		Exe:                 exe,
+		Exe:                 filepath.Join(p.BinDir(), embedded.Containerd),
 		SystemdCgroup:       systemd,
 		RestrictOOMScoreAdj: containerd.NeedsRestrictOOMScoreAdj(),
 		Debug:               cfg.Debug,
