@@ -11,6 +11,7 @@ import (
 
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/logging"
+	"github.com/iks-dev/iks/internal/profiling"
 )
 
 // runDaemon is what `iks server` and `iks agent` share: apply the config
@@ -28,5 +29,8 @@ func runDaemon(cmd *cobra.Command, configFile string, debug *bool,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if err := profiling.Start(ctx, log); err != nil {
+		return err
+	}
 	return run(ctx, log)
 }

@@ -24,6 +24,8 @@ func TestAgentJoin(t *testing.T) {
 		t.Skip("benchmark: run with `make bench`")
 	}
 	testutil.RequireRoot(t)
+	// pprof inside every node's own network namespace (loopback there).
+	t.Setenv("IKS_PPROF", pprofAddr)
 	nw := testutil.NewNetwork(t, "bench", 92)
 	srv := testutil.NewNodeOn(t, "bsrv", nw, "a", 1)
 	srv.Start()
@@ -35,6 +37,7 @@ func TestAgentJoin(t *testing.T) {
 	w := testutil.NewNodeOn(t, "bw1", nw, "b", 1).AsAgent("https://"+srv.IP+":6443", strings.TrimSpace(string(tok)))
 	join, peak := startAndMeasure(t, w)
 	idle := settleRSS(t, w, 20*time.Second)
+	heap := heapTop(t, w, 12)
 
 	cs := srv.Client()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{NodeName: w.Name,
@@ -65,10 +68,11 @@ func TestAgentJoin(t *testing.T) {
 		"agent idle PSS (tree)    %6.1f MB   (kernel Pss: pages shared with other processes divided among them)\n"+
 		"agent idle footprint     %6.1f MB   (%.2fx target; private pages + the shared binary pages once)\n"+
 		"%s"+
+		"agent Go heap in use (pprof, top):\n%s"+
 		"kubectl get (baseline)   %6.0f ms\n"+
 		"kubectl exec via tunnel  %6.0f ms   (%.2fx the baseline)\n",
 		join.Seconds(), join.Seconds()/2, mb(peak), mb(idle.RSS), mb(idle.RSS)/250, mb(idle.RSS)/479,
-		mb(idle.PSS), mb(idle.Footprint), mb(idle.Footprint)/250, breakdown(idle.Procs),
+		mb(idle.PSS), mb(idle.Footprint), mb(idle.Footprint)/250, idle.Breakdown, heap,
 		ms(get), ms(exec), exec.Seconds()/get.Seconds())
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -61,6 +62,48 @@ func breakdown(ps []procMem) string {
 	for _, p := range ps {
 		fmt.Fprintf(&b, "  %-26s pid %-7s RSS %6.1f MB  PSS %6.1f MB  private %6.1f MB\n",
 			p.Name, p.PID, mb(p.RSS), mb(p.PSS), mb(p.Private))
+		for _, m := range topMappings(p.PID, 3) {
+			fmt.Fprintf(&b, "      %-22s %s  RSS %6.1f MB  private %6.1f MB\n", m.Name, m.Perms, mb(m.RSS), mb(m.Private))
+		}
 	}
 	return b.String()
+}
+
+// mapping is one line of /proc/PID/smaps with its resident size.
+type mapping struct {
+	Name         string // file path, [heap], [anon] ...
+	Perms        string
+	RSS, Private int64
+}
+
+// topMappings returns the n mappings of pid with the largest RSS: where a
+// process's memory goes (the binary's text, its embedded data, Go heap).
+func topMappings(pid string, n int) []mapping {
+	data, err := os.ReadFile(filepath.Join("/proc", pid, "smaps"))
+	if err != nil {
+		return nil
+	}
+	var ms []mapping
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			m := mapping{Name: "[anon]", Perms: f[1]}
+			if len(f) > 5 {
+				m.Name = filepath.Base(f[5])
+			}
+			ms = append(ms, m)
+		case len(ms) > 0 && len(f) >= 2 && f[0] == "Rss:":
+			ms[len(ms)-1].RSS = kb(f[1])
+		case len(ms) > 0 && len(f) >= 2 && (f[0] == "Private_Clean:" || f[0] == "Private_Dirty:"):
+			ms[len(ms)-1].Private += kb(f[1])
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].RSS > ms[j].RSS })
+	return ms[:min(n, len(ms))]
+}
+
+func kb(s string) int64 {
+	v, _ := strconv.ParseInt(s, 10, 64)
+	return v << 10
 }

@@ -50,7 +50,7 @@ func TestStartupAndMemory(t *testing.T) {
 		fmt.Sprintf("idle RSS (tree)        %6.1f MB   (target <= 600 MB: %.2fx of target)", mb(idle.RSS), mb(idle.RSS)/600),
 		fmt.Sprintf("idle PSS (tree)        %6.1f MB   (kernel Pss: pages shared with other processes divided among them)", mb(idle.PSS)),
 		fmt.Sprintf("idle footprint (tree)  %6.1f MB   (private pages + the shared binary pages once)", mb(idle.Footprint)),
-		"idle per process:\n" + strings.TrimRight(breakdown(idle.Procs), "\n"),
+		"idle per process:\n" + strings.TrimRight(idle.Breakdown, "\n"),
 	}
 	fmt.Println("\n== iks server benchmark ==\n" + strings.Join(report, "\n"))
 }
@@ -90,7 +90,7 @@ func startAndMeasure(t *testing.T, n *testutil.Node) (time.Duration, int64) {
 // and the per-process breakdown of the last sample.
 type idleMem struct {
 	RSS, PSS, Footprint int64
-	Procs               []procMem
+	Breakdown           string // per process and its largest mappings
 }
 
 // settleRSS waits d, then averages five samples a second apart of the
@@ -105,7 +105,7 @@ func settleRSS(t *testing.T, n *testutil.Node, d time.Duration) idleMem {
 		time.Sleep(time.Second)
 	}
 	m.RSS, m.PSS, m.Footprint = m.RSS/5, m.PSS/5, m.Footprint/5
-	m.Procs = treeProcs(n.DataDir)
+	m.Breakdown = breakdown(treeProcs(n.DataDir))
 	return m
 }
 
