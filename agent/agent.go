@@ -67,14 +67,19 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 	}, log)
 	// The pause image and the add-on images (CoreDNS), imported and pinned
 	// on every node: air-gapped, nothing is pulled.
-	ctrd.Embedded = func() (map[string][]byte, error) {
-		out := map[string][]byte{}
-		for _, name := range []string{embedded.PauseImage, embedded.CoreDNSArchive} {
-			data, err := embedded.Image(name)
-			if err != nil {
-				return nil, err
+	ctrd.Embedded = func() ([]containerd.EmbeddedImage, error) {
+		m, err := embedded.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		var out []containerd.EmbeddedImage
+		for _, archive := range []string{embedded.PauseArchive, embedded.CoreDNSArchive} {
+			a, ok := m[archive]
+			if !ok {
+				return nil, fmt.Errorf("embedded image %s missing from the manifest: build iks with `make`", archive)
 			}
-			out[name] = data
+			out = append(out, containerd.EmbeddedImage{Archive: archive, Image: a.Image, SHA256: a.SHA256,
+				Data: func() ([]byte, error) { return embedded.Image(archive) }})
 		}
 		return out, nil
 	}

@@ -34,8 +34,8 @@ const (
 	Containerd = "containerd"
 )
 
-// pauseArchive is the asset name of the pause image archive.
-const pauseArchive = "pause.tar"
+// PauseArchive is the asset name of the pause image archive (PauseImage).
+const PauseArchive = "pause.tar"
 
 // CoreDNSArchive is the asset name of the CoreDNS image archive; its image
 // name (iks.local/coredns:VERSION) comes from the manifest, see ImageName.
@@ -53,7 +53,7 @@ func newEmbeddedStore() *store {
 		// fs.Sub fails only for an invalid path; "assets" is valid.
 		panic(err)
 	}
-	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, pauseArchive, CoreDNSArchive}}
+	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, PauseArchive, CoreDNSArchive}}
 }
 
 // Stage decompresses every embedded binary into binDir with mode 0755 and

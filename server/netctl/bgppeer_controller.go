@@ -105,11 +105,10 @@ func (b *BGPPeers) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("watch BGPPeers: %w", err)
 	}
+	// Not waited for: the controller only reports invalid peers, and a CRD
+	// just served by a starting apiserver may answer 404 for a moment, which
+	// costs the informer a 1 s retry that must not delay the node's start.
 	f.Start(runCtx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		cancel()
-		return fmt.Errorf("BGPPeer informer did not sync")
-	}
 	return nil
 }
 

@@ -35,17 +35,22 @@ func TestStartupAndMemory(t *testing.T) {
 	})
 
 	first, peak := startAndMeasure(t, n)
+	firstPhases := phases(n.Log())
 	idle := settleRSS(t, n, 30*time.Second)
 	if _, err := n.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	off := len(n.Log())
 	warm, _ := startAndMeasure(t, n)
+	warmPhases := phases(n.Log()[off:])
 
 	report := []string{
 		fmt.Sprintf("binary size            %6.1f MB   (target <= 150 MB: %.2fx; issue 12 baseline 235.5 MB: %.2fx)", mb(st.Size()), mb(st.Size())/150, mb(st.Size())/235.5),
 		fmt.Sprintf("process start baseline %6.2f s    (iks --version)", base.Seconds()),
 		fmt.Sprintf("first start to Ready   %6.2f s    (target <= 6 s: %.2fx; %.1fx the baseline)", first.Seconds(), first.Seconds()/6, first.Seconds()/base.Seconds()),
 		fmt.Sprintf("warm restart to Ready  %6.2f s    (target <= 3 s: %.2fx; %.2fx first start)", warm.Seconds(), warm.Seconds()/3, warm.Seconds()/first.Seconds()),
+		"  phases, first start:  " + firstPhases,
+		"  phases, warm restart: " + warmPhases,
 		fmt.Sprintf("peak RSS (tree)        %6.1f MB   (server + containerd + shims, during first start)", mb(peak)),
 		fmt.Sprintf("idle RSS (tree)        %6.1f MB   (target <= 600 MB: %.2fx of target)", mb(idle.RSS), mb(idle.RSS)/600),
 		fmt.Sprintf("idle PSS (tree)        %6.1f MB   (kernel Pss: pages shared with other processes divided among them)", mb(idle.PSS)),
