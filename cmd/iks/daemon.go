@@ -11,6 +11,7 @@ import (
 
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/logging"
+	"github.com/iks-dev/iks/internal/memtune"
 	"github.com/iks-dev/iks/internal/profiling"
 )
 
@@ -29,6 +30,7 @@ func runDaemon(cmd *cobra.Command, configFile string, debug *bool,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	memtune.Apply(log)
 	if err := profiling.Start(ctx, log); err != nil {
 		return err
 	}
