@@ -65,7 +65,7 @@ func TestAgentJoin(t *testing.T) {
 	fmt.Printf("\n== iks agent benchmark ==\n"+
 		"agent start to Ready     %6.2f s   (target <= 2 s: %.2fx)\n"+
 		"  phases: %s\n"+
-		"agent peak RSS (tree)    %6.1f MB\n"+
+		"agent peak RSS (tree)    %6.1f MB   (%s)\n"+
 		"agent idle RSS (tree)    %6.1f MB   (target <= 250 MB: %.2fx; issue 12 baseline 479 MB: %.2fx)\n"+
 		"agent idle PSS (tree)    %6.1f MB   (kernel Pss: pages shared with other processes divided among them)\n"+
 		"agent idle footprint     %6.1f MB   (%.2fx target; private pages + the shared binary pages once)\n"+
@@ -73,7 +73,7 @@ func TestAgentJoin(t *testing.T) {
 		"agent Go heap in use (pprof, top):\n%s"+
 		"kubectl get (baseline)   %6.0f ms\n"+
 		"kubectl exec via tunnel  %6.0f ms   (%.2fx the baseline)\n",
-		join.Seconds(), join.Seconds()/2, joinPhases, mb(peak), mb(idle.RSS), mb(idle.RSS)/250, mb(idle.RSS)/479,
+		join.Seconds(), join.Seconds()/2, joinPhases, mb(peak.RSS), peak.Procs, mb(idle.RSS), mb(idle.RSS)/250, mb(idle.RSS)/479,
 		mb(idle.PSS), mb(idle.Footprint), mb(idle.Footprint)/250, idle.Breakdown, heap,
 		ms(get), ms(exec), exec.Seconds()/get.Seconds())
 }

@@ -107,3 +107,35 @@ func kb(s string) int64 {
 	v, _ := strconv.ParseInt(s, 10, 64)
 	return v << 10
 }
+
+func sumRSS(ps []procMem) int64 {
+	var total int64
+	for _, p := range ps {
+		total += p.RSS
+	}
+	return total
+}
+
+// byRole summarises a tree as "iks server 310 MB, iks-cni x3 290 MB, ...",
+// largest first.
+func byRole(ps []procMem) string {
+	rss, count := map[string]int64{}, map[string]int{}
+	for _, p := range ps {
+		rss[p.Name] += p.RSS
+		count[p.Name]++
+	}
+	roles := make([]string, 0, len(rss))
+	for r := range rss {
+		roles = append(roles, r)
+	}
+	sort.Slice(roles, func(i, j int) bool { return rss[roles[i]] > rss[roles[j]] })
+	parts := make([]string, len(roles))
+	for i, r := range roles {
+		name := r
+		if count[r] > 1 {
+			name = fmt.Sprintf("%s x%d", r, count[r])
+		}
+		parts[i] = fmt.Sprintf("%s %.0f MB", name, mb(rss[r]))
+	}
+	return strings.Join(parts, ", ")
+}
