@@ -43,13 +43,6 @@ type Credentials struct {
 
 // Components returns the agent's components in start order.
 func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]component.Component, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("locate the iks binary: %w", err)
-	}
-	if exe, err = filepath.EvalSymlinks(exe); err != nil {
-		return nil, fmt.Errorf("locate the iks binary: %w", err)
-	}
 	p := config.Paths{Root: cfg.DataDir}
 	systemd := containerd.UseSystemdCgroup()
 	cniConfDir := filepath.Join(p.AgentDir(), "etc", "cni", "net.d")
@@ -103,7 +96,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
 				return err
 			}
-			return stage(p.BinDir(), exe)
+			return stage(p.BinDir())
 		}},
 		ctrd, kl, blocks, pn,
 		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
@@ -119,30 +112,15 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 	}, nil
 }
 
-// stage writes the carried binaries into binDir and links the CNI plugin
-// name containerd executes to the iks binary.
-func stage(binDir, exe string) error {
+// stage writes the carried binaries (runc, containerd, the CNI plugin, ...)
+// into binDir. It replaces what an older iks left at bin/iks-cni (a
+// symlink to the iks binary) with the carried plugin.
+func stage(binDir string) error {
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", binDir, err)
 	}
-	if _, err := embedded.Stage(binDir); err != nil {
-		return err
-	}
-	for _, name := range []string{"iks-cni"} {
-		link := filepath.Join(binDir, name)
-		if cur, err := os.Readlink(link); err == nil && cur == exe {
-			continue
-		}
-		tmp := link + ".tmp"
-		_ = os.Remove(tmp)
-		if err := os.Symlink(exe, tmp); err != nil {
-			return fmt.Errorf("link %s: %w", link, err)
-		}
-		if err := os.Rename(tmp, link); err != nil {
-			return fmt.Errorf("link %s: %w", link, err)
-		}
-	}
-	return nil
+	_, err := embedded.Stage(binDir)
+	return err
 }
 
 // nodeReady waits until the node reports Ready.

@@ -1,5 +1,5 @@
 // Package embedded holds what the iks binary carries besides its own code:
-// static runc, containerd, containerd-shim-runc-v2, crictl and portmap CNI plugin
+// static runc, containerd, containerd-shim-runc-v2, the iks CNI plugin, crictl and portmap CNI plugin
 // binaries and the pause and CoreDNS images, all built from source by
 // scripts/build-assets.sh (run by `make`) and stored zstd-compressed with a
 // manifest of their SHA-256 digests.
@@ -32,6 +32,9 @@ const (
 	// Containerd is the containerd daemon the agent supervises, a separate
 	// binary (as in k3s) so that it does not map and initialise all of iks.
 	Containerd = "containerd"
+	// CNI is the iks CNI plugin (cmd/iks-cni), a separate small binary so
+	// that each pod add/delete does not start all of iks.
+	CNI = "iks-cni"
 )
 
 // PauseArchive is the asset name of the pause image archive (PauseImage).
@@ -53,7 +56,7 @@ func newEmbeddedStore() *store {
 		// fs.Sub fails only for an invalid path; "assets" is valid.
 		panic(err)
 	}
-	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, PauseArchive, CoreDNSArchive}}
+	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, CNI, PauseArchive, CoreDNSArchive}}
 }
 
 // Stage decompresses every embedded binary into binDir with mode 0755 and
