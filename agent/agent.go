@@ -43,13 +43,6 @@ type Credentials struct {
 
 // Components returns the agent's components in start order.
 func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]component.Component, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("locate the iks binary: %w", err)
-	}
-	if exe, err = filepath.EvalSymlinks(exe); err != nil {
-		return nil, fmt.Errorf("locate the iks binary: %w", err)
-	}
 	p := config.Paths{Root: cfg.DataDir}
 	systemd := containerd.UseSystemdCgroup()
 	cniConfDir := filepath.Join(p.AgentDir(), "etc", "cni", "net.d")
@@ -60,21 +53,26 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		BinDir:              p.BinDir(),
 		CNIConfDir:          cniConfDir,
 		ImagesDir:           p.ImagesDir(),
-		Exe:                 exe,
+		Exe:                 filepath.Join(p.BinDir(), embedded.Containerd),
 		SystemdCgroup:       systemd,
 		RestrictOOMScoreAdj: containerd.NeedsRestrictOOMScoreAdj(),
 		Debug:               cfg.Debug,
 	}, log)
 	// The pause image and the add-on images (CoreDNS), imported and pinned
 	// on every node: air-gapped, nothing is pulled.
-	ctrd.Embedded = func() (map[string][]byte, error) {
-		out := map[string][]byte{}
-		for _, name := range []string{embedded.PauseImage, embedded.CoreDNSArchive} {
-			data, err := embedded.Image(name)
-			if err != nil {
-				return nil, err
+	ctrd.Embedded = func() ([]containerd.EmbeddedImage, error) {
+		m, err := embedded.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		var out []containerd.EmbeddedImage
+		for _, archive := range []string{embedded.PauseArchive, embedded.CoreDNSArchive} {
+			a, ok := m[archive]
+			if !ok {
+				return nil, fmt.Errorf("embedded image %s missing from the manifest: build iks with `make`", archive)
 			}
-			out[name] = data
+			out = append(out, containerd.EmbeddedImage{Archive: archive, Image: a.Image, SHA256: a.SHA256,
+				Data: func() ([]byte, error) { return embedded.Image(archive) }})
 		}
 		return out, nil
 	}
@@ -101,7 +99,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
 				return err
 			}
-			return stage(p.BinDir(), exe)
+			return stage(p.BinDir())
 		}},
 		// kube-proxy needs neither the pod network nor the node's blocks:
 		// it starts beside them and is awaited where it used to start.
@@ -118,33 +116,19 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Kubeconfig: creds.Kubeconfig}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,
 			ClientCert: creds.TunnelCert, ClientKey: creds.TunnelKey, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, log),
+		&memoryTrim{log: log},
 	}, nil
 }
 
-// stage writes the carried binaries into binDir and links the CNI plugin
-// name containerd executes to the iks binary.
-func stage(binDir, exe string) error {
+// stage writes the carried binaries (runc, containerd, the CNI plugin, ...)
+// into binDir. It replaces what an older iks left at bin/iks-cni (a
+// symlink to the iks binary) with the carried plugin.
+func stage(binDir string) error {
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", binDir, err)
 	}
-	if _, err := embedded.Stage(binDir); err != nil {
-		return err
-	}
-	for _, name := range []string{"iks-cni"} {
-		link := filepath.Join(binDir, name)
-		if cur, err := os.Readlink(link); err == nil && cur == exe {
-			continue
-		}
-		tmp := link + ".tmp"
-		_ = os.Remove(tmp)
-		if err := os.Symlink(exe, tmp); err != nil {
-			return fmt.Errorf("link %s: %w", link, err)
-		}
-		if err := os.Rename(tmp, link); err != nil {
-			return fmt.Errorf("link %s: %w", link, err)
-		}
-	}
-	return nil
+	_, err := embedded.Stage(binDir)
+	return err
 }
 
 // nodeReady waits until the node reports Ready.

@@ -1,5 +1,5 @@
 // Package embedded holds what the iks binary carries besides its own code:
-// static runc, containerd-shim-runc-v2, crictl and portmap CNI plugin
+// static runc, containerd, containerd-shim-runc-v2, the iks CNI plugin, crictl and portmap CNI plugin
 // binaries and the pause and CoreDNS images, all built from source by
 // scripts/build-assets.sh (run by `make`) and stored zstd-compressed with a
 // manifest of their SHA-256 digests.
@@ -29,10 +29,16 @@ const (
 	// Shim is containerd's runc shim, kept a separate small binary so that
 	// every running pod does not cost a copy of all of iks in memory.
 	Shim = "containerd-shim-runc-v2"
+	// Containerd is the containerd daemon the agent supervises, a separate
+	// binary (as in k3s) so that it does not map and initialise all of iks.
+	Containerd = "containerd"
+	// CNI is the iks CNI plugin (cmd/iks-cni), a separate small binary so
+	// that each pod add/delete does not start all of iks.
+	CNI = "iks-cni"
 )
 
-// pauseArchive is the asset name of the pause image archive.
-const pauseArchive = "pause.tar"
+// PauseArchive is the asset name of the pause image archive (PauseImage).
+const PauseArchive = "pause.tar"
 
 // CoreDNSArchive is the asset name of the CoreDNS image archive; its image
 // name (iks.local/coredns:VERSION) comes from the manifest, see ImageName.
@@ -50,7 +56,7 @@ func newEmbeddedStore() *store {
 		// fs.Sub fails only for an invalid path; "assets" is valid.
 		panic(err)
 	}
-	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, pauseArchive, CoreDNSArchive}}
+	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, CNI, PauseArchive, CoreDNSArchive}}
 }
 
 // Stage decompresses every embedded binary into binDir with mode 0755 and

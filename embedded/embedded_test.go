@@ -293,7 +293,7 @@ func TestEmbeddedAssets(t *testing.T) {
 		t.Error("pause image is empty")
 	}
 	imgs := Images()
-	for _, name := range []string{pauseArchive, CoreDNSArchive} {
+	for _, name := range []string{PauseArchive, CoreDNSArchive} {
 		if len(imgs[name]) == 0 {
 			t.Errorf("image %s missing from Images (have %d images)", name, len(imgs))
 		}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# bench.sh — benchmarks (`make bench`): start-up time to node Ready, RSS of
-# the server's process tree, binary size, kube-proxy rule sync for 1,000
+# bench.sh — benchmarks (`make bench`): start-up time to node Ready with its
+# phases, RSS and PSS of the server's and the agent's process trees per
+# process, the agent's Go heap (pprof), binary size by section, asset and
+# module, kube-proxy rule sync for 1,000
 # Services, pod-to-pod TCP throughput (same node, same subnet, cross
 # subnet, with tcpsend/tcpsink of tests/images/httpd; no extra package);
 # each printed with its target and

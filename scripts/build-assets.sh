@@ -8,6 +8,12 @@
 #   portmap       containernetworking/plugins        static CNI meta plugin
 #   containerd-shim-runc-v2  containerd's runc shim  static; a separate small
 #                 binary, so each shim does not carry (and initialise) all of iks
+#   containerd    containerd v2 daemon (CRI included)   static, CGO off, without the
+#                 btrfs, devmapper, zfs snapshotters and tracing (as k3s carries
+#                 it in its data dir): the agent runs it as a child, and a separate
+#                 ~40 MB binary costs far less memory than re-executing all of iks
+#   iks-cni       this repo's cmd/iks-cni, the CNI plugin: static, CGO off; its
+#                 own binary so that every pod add/delete does not start all of iks
 #   pause.tar     this repo's cmd/pause packed as the OCI image iks.local/pause:1
 #   coredns.tar   github.com/coredns/coredns with a reduced plugin set (see
 #                 COREDNS_PLUGINS), static, packed as iks.local/coredns:VERSION
@@ -205,6 +211,40 @@ build_shim() {
 	install_asset $name binary "$CONTAINERD_VERSION" "$key" "$WORK/out/$name"
 }
 
+build_containerd() {
+	local key src=$WORK/containerd-daemon name=containerd
+	[[ -n $CONTAINERD_VERSION ]] || die "cannot read the containerd version from go.mod"
+	key=$(input_key $name "$CONTAINERD_VERSION")
+	if up_to_date $name "$key"; then log "$name $CONTAINERD_VERSION: up to date"; return; fi
+	log "$name $CONTAINERD_VERSION: building"
+	fetch_module github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$src"
+	(cd "$src" && rm -rf vendor && CGO_ENABLED=0 go build -mod=mod -trimpath \
+		-tags "urfave_cli_no_docs no_btrfs no_devmapper no_zfs no_tracing" \
+		-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+		-o "$WORK/out/$name" ./cmd/containerd)
+	check_static "$WORK/out/$name"
+	check_version "$WORK/out/$name" "$CONTAINERD_VERSION" --version
+	install_asset $name binary "$CONTAINERD_VERSION" "$key" "$WORK/out/$name"
+}
+
+build_cni() {
+	local key f inputs=(go.mod go.sum) dir
+	# Every source of this repository that the plugin is built from.
+	while read -r dir; do
+		for f in "$dir"/*.go; do
+			[[ $f == *_test.go ]] || inputs+=("${f#"$ROOT"/}")
+		done
+	done < <(cd "$ROOT" && go list -deps -f '{{if not .Standard}}{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}{{end}}' ./cmd/iks-cni)
+	key=$(cd "$ROOT" && input_key iks-cni 1 "${inputs[@]}")
+	if up_to_date iks-cni "$key"; then log "iks-cni: up to date"; return; fi
+	log "iks-cni: building"
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$WORK/out/iks-cni" ./cmd/iks-cni)
+	check_static "$WORK/out/iks-cni"
+	# Without CNI_COMMAND a CNI plugin prints its name and versions.
+	check_version "$WORK/out/iks-cni" "iks pod network plugin"
+	install_asset iks-cni binary "$(cd "$ROOT" && git describe --tags --always --dirty 2>/dev/null || echo dev)" "$key" "$WORK/out/iks-cni"
+}
+
 build_pause() {
 	local key f inputs=(go.mod)
 	for f in "$ROOT"/cmd/pause/*.go "$ROOT"/internal/ociimage/*.go "$ROOT"/scripts/mkimage/*.go; do
@@ -291,7 +331,9 @@ build_runc
 build_crictl
 build_portmap
 build_shim
+build_containerd
+build_cni
 build_pause
 build_coredns
-write_manifest runc crictl portmap containerd-shim-runc-v2 pause.tar coredns.tar
+write_manifest runc crictl portmap containerd-shim-runc-v2 containerd iks-cni pause.tar coredns.tar
 log "assets in $OUT ready after $((SECONDS - start))s"

@@ -148,12 +148,19 @@ func (m *Manager) Ready(ctx context.Context) error {
 		return err
 	}
 	t0 := time.Now()
-	err = kubeutil.Poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
+	var lastWarn time.Time
+	var lastMsg string
+	// A short interval: at start the first attempts fail only until kubelet
+	// has registered the Node that owns the blocks, a fraction of a second.
+	err = kubeutil.Poll(ctx, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
 		err := m.reconcile(ctx, true)
 		if err == nil {
 			return true, nil
 		}
-		m.log.Warn("cannot set up this node's address blocks yet; retrying", "err", err)
+		if msg := err.Error(); msg != lastMsg || time.Since(lastWarn) > 5*time.Second {
+			m.log.Warn("cannot set up this node's address blocks yet; retrying", "err", err)
+			lastMsg, lastWarn = msg, time.Now()
+		}
 		// A restart while the server is away: go on with the blocks the
 		// node had; the loop checks them with the API once it answers.
 		return time.Since(t0) > cacheAfter && m.useStoredBlocks(), nil

@@ -1,5 +1,6 @@
 // Package containerd runs containerd v2 as a supervised child process
-// re-executed from the iks binary, writes its configuration, and imports
+// (the separate static binary iks carries and stages in its bin
+// directory), writes its configuration, and imports
 // the images iks carries plus any side-loaded archives.
 package containerd
 
@@ -29,7 +30,7 @@ type Config struct {
 	BinDir        string // runc and CNI plugins
 	CNIConfDir    string
 	ImagesDir     string // side-loaded *.tar archives
-	Exe           string // the iks binary to re-exec
+	Exe           string // the containerd binary (staged from embedded)
 	SystemdCgroup bool
 	// RestrictOOMScoreAdj is needed where the process lacks
 	// CAP_SYS_RESOURCE (or runs in a user namespace): runc could not lower

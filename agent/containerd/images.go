@@ -30,29 +30,50 @@ var criLabels = map[string]string{
 	"io.cri-containerd.pinned": "pinned",
 }
 
-// EmbeddedImages returns image archives carried by the binary (the pause
-// image); set by the agent from the embedded package.
-type EmbeddedImages func() (map[string][]byte, error)
+// EmbeddedImage is one image archive carried by the binary.
+type EmbeddedImage struct {
+	Archive string // asset name, e.g. "pause.tar"
+	Image   string // image name, e.g. "iks.local/pause:1"
+	SHA256  string // digest of the archive: an unchanged one is not imported again
+	// Data returns the decompressed, verified archive.
+	Data func() ([]byte, error)
+}
 
-// importImages imports the embedded archives and every *.tar in the
-// images dir whose size and mtime changed since the last import.
+// EmbeddedImages lists the image archives carried by the binary (the pause
+// and CoreDNS images); set by the agent from the embedded package.
+type EmbeddedImages func() ([]EmbeddedImage, error)
+
+// importImages imports the embedded archives not imported yet (or changed,
+// or deleted from containerd since) and every *.tar in the images dir
+// whose size and mtime changed since the last import.
 func (c *Containerd) importImages(ctx context.Context, cl *client.Client) error {
 	ctx = namespaces.WithNamespace(ctx, Namespace)
 	t0 := time.Now()
 	n := 0
+	seen := c.loadImported()
 	if c.Embedded != nil {
 		imgs, err := c.Embedded()
 		if err != nil {
 			return fmt.Errorf("embedded images: %w", err)
 		}
-		for name, data := range imgs {
-			if err := importArchive(ctx, cl, bytes.NewReader(data)); err != nil {
-				return fmt.Errorf("import embedded image %s: %w", name, err)
+		for _, img := range imgs {
+			key := "embedded:" + img.Archive
+			if seen[key] == img.SHA256 && img.Image != "" {
+				if _, err := cl.ImageService().Get(ctx, img.Image); err == nil {
+					continue
+				}
 			}
+			data, err := img.Data()
+			if err != nil {
+				return fmt.Errorf("embedded image %s: %w", img.Archive, err)
+			}
+			if err := importArchive(ctx, cl, bytes.NewReader(data)); err != nil {
+				return fmt.Errorf("import embedded image %s: %w", img.Archive, err)
+			}
+			seen[key] = img.SHA256
 			n++
 		}
 	}
-	seen := c.loadImported()
 	entries, err := os.ReadDir(c.cfg.ImagesDir)
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("read images dir: %w", err)

@@ -102,8 +102,8 @@ func (c *Containerd) supervise(started chan<- error) {
 }
 
 func (c *Containerd) spawn() (*exec.Cmd, error) {
-	cmd := exec.Command(c.cfg.Exe, "containerd", "--config", c.cfg.ConfigPath())
-	cmd.Env = append(os.Environ(), "PATH="+c.cfg.BinDir+":"+os.Getenv("PATH"), "IKS_CHILD=containerd")
+	cmd := exec.Command(c.cfg.Exe, "--config", c.cfg.ConfigPath())
+	cmd.Env = append(os.Environ(), "PATH="+c.cfg.BinDir+":"+os.Getenv("PATH"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StderrPipe()
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/logging"
+	"github.com/iks-dev/iks/internal/memtune"
+	"github.com/iks-dev/iks/internal/profiling"
 )
 
 // runDaemon is what `iks server` and `iks agent` share: apply the config
@@ -28,5 +30,9 @@ func runDaemon(cmd *cobra.Command, configFile string, debug *bool,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	memtune.Apply(log)
+	if err := profiling.Start(ctx, log); err != nil {
+		return err
+	}
 	return run(ctx, log)
 }

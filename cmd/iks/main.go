@@ -1,6 +1,7 @@
 // Command iks is IBM Cloud Kubernetes Service in a box: one binary that is
 // the server, the agent and the tools (kubectl, crictl, ctr), and that
-// the agent re-executes as containerd and containerd runs as the CNI plugin.
+// containerd runs as the CNI plugin. containerd itself is a separate
+// binary iks carries (see package embedded).
 package main
 
 import (
@@ -23,13 +24,8 @@ func run(args []string) int {
 		return runCrictl(args[1:])
 	case "ctr":
 		return runCtr(args)
-	case "containerd":
-		return runContainerd(args)
 	case "iks-cni":
 		return runCNI()
-	}
-	if len(args) > 1 && args[1] == "containerd" {
-		return runContainerd(append([]string{"containerd"}, args[2:]...))
 	}
 	if err := newRoot().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

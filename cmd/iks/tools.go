@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	_ "github.com/containerd/containerd/v2/cmd/containerd/builtins" // containerd plugins, CRI included
-	containerdcmd "github.com/containerd/containerd/v2/cmd/containerd/command"
 	ctrapp "github.com/containerd/containerd/v2/cmd/ctr/app"
 	"github.com/spf13/pflag"
 	"k8s.io/component-base/cli"
@@ -101,15 +99,6 @@ func runCtr(args []string) int {
 	}
 	if err := ctrapp.New().Run(args); err != nil {
 		fmt.Fprintln(os.Stderr, "ctr:", err)
-		return 1
-	}
-	return 0
-}
-
-// runContainerd is the containerd daemon, re-executed by the agent.
-func runContainerd(args []string) int {
-	if err := containerdcmd.App().Run(args); err != nil {
-		fmt.Fprintln(os.Stderr, "containerd:", err)
 		return 1
 	}
 	return 0

@@ -113,10 +113,10 @@ func (b *BGPPeers) Start(ctx context.Context) (err error) {
 		}}); err != nil {
 		return fmt.Errorf("watch BGPPeers: %w", err)
 	}
+	// Not waited for: the controller only reports invalid peers, and a CRD
+	// just served by a starting apiserver may answer 404 for a moment, which
+	// costs the informer a 1 s retry that must not delay the node's start.
 	f.Start(runCtx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		return fmt.Errorf("list BGPPeers (%s) did not complete before start-up ended: %w; check the apiserver log for the CRD %s", bgppeer.GVR.GroupResource(), context.Cause(ctx), bgppeer.GVR.GroupResource())
-	}
 	return nil
 }
 

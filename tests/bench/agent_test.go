@@ -24,6 +24,8 @@ func TestAgentJoin(t *testing.T) {
 		t.Skip("benchmark: run with `make bench`")
 	}
 	testutil.RequireRoot(t)
+	// pprof inside every node's own network namespace (loopback there).
+	t.Setenv("IKS_PPROF", pprofAddr)
 	nw := testutil.NewNetwork(t, "bench", 92)
 	srv := testutil.NewNodeOn(t, "bsrv", nw, "a", 1)
 	srv.Start()
@@ -34,7 +36,9 @@ func TestAgentJoin(t *testing.T) {
 	}
 	w := testutil.NewNodeOn(t, "bw1", nw, "b", 1).AsAgent("https://"+srv.IP+":6443", strings.TrimSpace(string(tok)))
 	join, peak := startAndMeasure(t, w)
-	idle, idlePSS := settleRSS(t, w, 20*time.Second)
+	joinPhases := phases(w.Log())
+	idle := settleRSS(t, w, 20*time.Second)
+	heap := heapTop(t, w, 12)
 
 	cs := srv.Client()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{NodeName: w.Name,
@@ -59,13 +63,18 @@ func TestAgentJoin(t *testing.T) {
 	get := median(t, 10, func() error { _, err := srv.Kubectl("get", "pod", "p"); return err })
 	exec := median(t, 10, func() error { _, err := srv.Kubectl("exec", "p", "--", "/pause", "-v"); return err })
 	fmt.Printf("\n== iks agent benchmark ==\n"+
-		"agent start to Ready     %6.2f s   (target <= 10 s: %.2fx)\n"+
-		"agent peak RSS (tree)    %6.1f MB\n"+
-		"agent idle RSS (tree)    %6.1f MB   (target <= 250 MB: %.2fx; k3s agent ~275 MB)\n"+
+		"agent start to Ready     %6.2f s   (target <= 2 s: %.2fx)\n"+
+		"  phases: %s\n"+
+		"agent peak RSS (tree)    %6.1f MB   (%s)\n"+
+		"agent idle RSS (tree)    %6.1f MB   (target <= 250 MB: %.2fx; issue 12 baseline 479 MB: %.2fx)\n"+
+		"agent idle PSS (tree)    %6.1f MB   (kernel Pss: pages shared with other processes divided among them)\n"+
 		"agent idle footprint     %6.1f MB   (%.2fx target; private pages + the shared binary pages once)\n"+
+		"%s"+
+		"agent Go heap in use (pprof, top):\n%s"+
 		"kubectl get (baseline)   %6.0f ms\n"+
 		"kubectl exec via tunnel  %6.0f ms   (%.2fx the baseline)\n",
-		join.Seconds(), join.Seconds()/10, mb(peak), mb(idle), mb(idle)/250, mb(idlePSS), mb(idlePSS)/250,
+		join.Seconds(), join.Seconds()/2, joinPhases, mb(peak.RSS), peak.Procs, mb(idle.RSS), mb(idle.RSS)/250, mb(idle.RSS)/479,
+		mb(idle.PSS), mb(idle.Footprint), mb(idle.Footprint)/250, idle.Breakdown, heap,
 		ms(get), ms(exec), exec.Seconds()/get.Seconds())
 }
 
