@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/iks-dev/iks/agent/blockipam"
+	"github.com/iks-dev/iks/agent/cni"
 	"github.com/iks-dev/iks/agent/containerd"
 	"github.com/iks-dev/iks/agent/kubelet"
 	"github.com/iks-dev/iks/agent/lbspeaker"
+	"github.com/iks-dev/iks/agent/netpol"
 	"github.com/iks-dev/iks/agent/podnet"
 	"github.com/iks-dev/iks/agent/proxy"
 	"github.com/iks-dev/iks/agent/routing"
@@ -107,6 +109,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			topo: nodeTopology{NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Zone: cfg.Zone, UserLabels: cfg.NodeLabels}},
 		proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
 			Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log),
+		netpol.New(netpol.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, VethPrefix: cni.HostVethPrefix}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Kubeconfig: creds.Kubeconfig}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,

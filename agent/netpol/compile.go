@@ -1,0 +1,235 @@
+package netpol
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Names of the fixed chains and sets of the table.
+const (
+	ChainForward    = "forward"
+	ChainInput      = "input"
+	ChainPodIngress = "pod-ingress"
+	ChainPodEgress  = "pod-egress"
+	SetLocalPods    = "local-pods"
+	SetIngressIso   = "ingress-isolated"
+	SetEgressIso    = "egress-isolated"
+
+	// allowMark is the packet mark bit a policy chain sets on an Allow
+	// before it returns; the dispatch chain clears it and returns.
+	allowMark   = "0x00100000"
+	allowUnmark = "0xffefffff"
+
+	typeAddr     = "ipv4_addr"
+	typeAddrPort = "ipv4_addr . inet_proto . inet_service"
+)
+
+// Set is a named nftables set in a Program.
+type Set struct {
+	Type     string
+	Interval bool
+	Comment  string
+	// Elements by their nft text (key parts joined by " . ").
+	Elements map[string][]string
+}
+
+// Chain is a regular chain of a Program (the base chains' hooks are
+// fixed in nft.go).
+type Chain struct {
+	Comment string
+	Rules   []string
+}
+
+// Program is the whole table content the engine programs.
+type Program struct {
+	Chains map[string]*Chain
+	Sets   map[string]*Set
+}
+
+func (p *Program) set(name, typ string, interval bool, comment string) *Set {
+	s, ok := p.Sets[name]
+	if !ok {
+		s = &Set{Type: typ, Interval: interval, Comment: comment, Elements: map[string][]string{}}
+		p.Sets[name] = s
+	}
+	return s
+}
+
+func (s *Set) add(key ...string) { s.Elements[strings.Join(key, " . ")] = key }
+
+// Compile builds the Program that enforces policies on node's endpoints.
+// vethPrefix is the prefix of the host side of pod veths ("cali").
+func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string) *Program {
+	p := &Program{Chains: map[string]*Chain{}, Sets: map[string]*Set{}}
+	var local []*Endpoint
+	localPods := p.set(SetLocalPods, typeAddr, false, "this node's pods known to the policy engine")
+	for _, e := range endpoints {
+		if e.Node == node {
+			local = append(local, e)
+			localPods.add(e.IP.String())
+		}
+	}
+	isoIn := p.set(SetIngressIso, typeAddr, false, "local pods selected by an ingress policy")
+	isoEg := p.set(SetEgressIso, typeAddr, false, "local pods selected by an egress policy")
+	pods := "\"" + vethPrefix + "*\""
+	p.Chains[ChainForward] = &Chain{Rules: []string{
+		"ct state established,related accept",
+		"iifname " + pods + " jump " + ChainPodEgress,
+		"oifname " + pods + " jump " + ChainPodIngress,
+	}}
+	p.Chains[ChainInput] = &Chain{Rules: []string{
+		"ct state established,related accept",
+		"iifname " + pods + " jump " + ChainPodEgress,
+	}}
+	ingress := &Chain{Comment: "policies of the destination pod"}
+	egress := &Chain{Comment: "policies of the source pod"}
+	if len(policies) > 0 {
+		// No window: while a policy exists, a local pod the engine does not
+		// know yet (its IP not yet in the API) gets no traffic through;
+		// the node's own traffic (output hook) is not filtered.
+		ingress.Rules = append(ingress.Rules, "ip daddr != @"+SetLocalPods+" counter drop")
+		egress.Rules = append(egress.Rules, "ip saddr != @"+SetLocalPods+" counter drop")
+	}
+	clear := "meta mark set meta mark & " + allowUnmark
+	ingress.Rules = append(ingress.Rules, clear)
+	egress.Rules = append(egress.Rules, clear)
+	SortPolicies(policies)
+	for _, pol := range policies {
+		id := policyName(pol.ID)
+		var selected []*Endpoint
+		for _, e := range local {
+			if pol.Selects.Matches(e) {
+				selected = append(selected, e)
+			}
+		}
+		sel := p.set(id+"-sel", typeAddr, false, "pods selected by "+pol.ID)
+		for _, e := range selected {
+			sel.add(e.IP.String())
+		}
+		for _, d := range []Direction{Ingress, Egress} {
+			rules, applies := pol.Rules(d)
+			if !applies {
+				continue
+			}
+			chain, iso, disp, own := id+"-in", isoIn, ingress, "ip daddr"
+			if d == Egress {
+				chain, iso, disp, own = id+"-eg", isoEg, egress, "ip saddr"
+			}
+			for _, e := range selected {
+				iso.add(e.IP.String())
+			}
+			c := &Chain{Comment: fmt.Sprintf("%s %s", pol.ID, d)}
+			for i, r := range rules {
+				c.Rules = append(c.Rules, compileRule(p, pol, d, fmt.Sprintf("%s-%s%d", id, d[:1], i), r, selected, endpoints)...)
+			}
+			p.Chains[chain] = c
+			disp.Rules = append(disp.Rules,
+				own+" @"+id+"-sel jump "+chain,
+				"meta mark & "+allowMark+" != 0 "+clear+" return")
+		}
+	}
+	ingress.Rules = append(ingress.Rules, "ip daddr @"+SetIngressIso+" counter drop")
+	egress.Rules = append(egress.Rules, "ip saddr @"+SetEgressIso+" counter drop")
+	p.Chains[ChainPodIngress] = ingress
+	p.Chains[ChainPodEgress] = egress
+	return p
+}
+
+// compileRule returns the nft rules of one policy rule; name prefixes its
+// sets. The peer is the source for ingress, the destination for egress;
+// named ports resolve on the destination pod: a selected pod for
+// ingress, any pod for egress.
+func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selected, all []*Endpoint) []string {
+	peer := "ip saddr"
+	if d == Egress {
+		peer = "ip daddr"
+	}
+	peerMatches := []string{""}
+	if r.Peers != nil {
+		peerMatches = nil
+		var selectors []*Selector
+		var ranges []Range
+		for _, pr := range r.Peers {
+			if pr.Selector != nil {
+				selectors = append(selectors, pr.Selector)
+			}
+			ranges = append(ranges, pr.Ranges...)
+		}
+		if len(selectors) > 0 {
+			s := p.set(name+"-pods", typeAddr, false, fmt.Sprintf("%s %s peers", pol.ID, d))
+			for _, e := range all {
+				for _, sel := range selectors {
+					if sel.Matches(e) {
+						s.add(e.IP.String())
+						break
+					}
+				}
+			}
+			peerMatches = append(peerMatches, peer+" @"+name+"-pods ")
+		}
+		if rs := mergeRanges(ranges); len(rs) > 0 {
+			s := p.set(name+"-nets", typeAddr, true, fmt.Sprintf("%s %s ipBlocks", pol.ID, d))
+			for _, rg := range rs {
+				if rg.From == rg.To {
+					s.add(rg.From.String())
+				} else {
+					s.add(rg.From.String() + "-" + rg.To.String())
+				}
+			}
+			peerMatches = append(peerMatches, peer+" @"+name+"-nets ")
+		}
+	}
+	portMatches := []string{""}
+	if r.Ports != nil {
+		portMatches = nil
+		var named []Port
+		for _, pt := range r.Ports {
+			switch {
+			case pt.Name != "":
+				named = append(named, pt)
+			case pt.Port == 0:
+				portMatches = append(portMatches, "meta l4proto "+pt.Protocol+" ")
+			case pt.EndPort > pt.Port:
+				portMatches = append(portMatches, fmt.Sprintf("meta l4proto %s th dport %d-%d ", pt.Protocol, pt.Port, pt.EndPort))
+			default:
+				portMatches = append(portMatches, fmt.Sprintf("meta l4proto %s th dport %d ", pt.Protocol, pt.Port))
+			}
+		}
+		if len(named) > 0 {
+			s := p.set(name+"-np", typeAddrPort, false, fmt.Sprintf("%s %s named ports", pol.ID, d))
+			dst := selected
+			if d == Egress {
+				dst = all
+			}
+			for _, e := range dst {
+				for _, np := range e.Ports {
+					for _, want := range named {
+						if np.Name == want.Name && np.Protocol == want.Protocol {
+							s.add(e.IP.String(), np.Protocol, fmt.Sprint(np.Port))
+						}
+					}
+				}
+			}
+			portMatches = append(portMatches, "ip daddr . meta l4proto . th dport @"+name+"-np ")
+		}
+	}
+	verdict := "meta mark set meta mark | " + allowMark + " return"
+	if r.Action == Deny {
+		verdict = "counter drop"
+	}
+	var out []string
+	for _, pm := range peerMatches {
+		for _, po := range portMatches {
+			out = append(out, pm+po+verdict)
+		}
+	}
+	return out
+}
+
+// policyName is the short, stable nft name of a policy ID.
+func policyName(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return "p" + hex.EncodeToString(h[:5])
+}
