@@ -153,3 +153,17 @@ func SortPolicies(ps []*Policy) {
 		return a.ID < b.ID
 	})
 }
+
+// Applying returns, in evaluation order, the policies that select e in
+// direction d (ingress or egress). None means e is not isolated in d.
+func Applying(policies []*Policy, e *Endpoint, d Direction) []*Policy {
+	ps := append([]*Policy(nil), policies...)
+	SortPolicies(ps)
+	var out []*Policy
+	for _, p := range ps {
+		if _, applies := p.Rules(d); applies && p.Selects.Matches(e) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
