@@ -90,7 +90,11 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 		// know yet (its IP not yet in the API) gets no traffic through;
 		// the node's own traffic (output hook) is not filtered.
 		ingress.Rules = append(ingress.Rules, "ip daddr != @"+SetLocalPods+" counter drop")
-		egress.Rules = append(egress.Rules, "ip saddr != @"+SetLocalPods+" counter drop")
+		egress.Rules = append(egress.Rules, "ip saddr != @"+SetLocalPods+" counter drop",
+			// Anti-spoofing (strict reverse path): a pod may only send
+			// from the address routed to its own veth, so it cannot wear
+			// another pod's policies.
+			"fib saddr . iif oif missing counter drop")
 	}
 	clear := "meta mark set meta mark & " + allowUnmark
 	ingress.Rules = append(ingress.Rules, clear)

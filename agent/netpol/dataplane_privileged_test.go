@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -24,8 +25,9 @@ import (
 // with the host end cali<name>, a /32, a host route, the gateway
 // 169.254.1.1 as a permanent neighbour.
 type testPod struct {
-	ns *testutil.Netns
-	ip string
+	ns  *testutil.Netns
+	ip  string
+	udp chan string // datagrams received by serveUDP
 }
 
 func wirePod(t *testing.T, host *testutil.Netns, id, name, ip string) *testPod {
@@ -70,6 +72,27 @@ func serve(t *testing.T, ns *testutil.Netns, port int) {
 					}
 				}
 			}()
+		}
+	}()
+}
+
+// serveUDP passes the datagrams p receives on port to p.udp.
+func serveUDP(t *testing.T, p *testPod, port int) {
+	t.Helper()
+	pc, err := p.ns.ListenPacket("udp", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	p.udp = make(chan string, 16)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			p.udp <- string(buf[:n])
 		}
 	}()
 }
@@ -135,6 +158,8 @@ func TestDataplane(t *testing.T) {
 	serve(t, web.ns, 9090)
 	serve(t, other.ns, 8080)
 	serve(t, stray.ns, 8080)
+	serveUDP(t, web, 8081)
+	webUDP := web.ip + ":8081"
 
 	var w *Writer
 	if err := inHost(host, func() error {
@@ -194,11 +219,21 @@ func TestDataplane(t *testing.T) {
 	allow := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "allow"},
 		Spec: networkingv1.NetworkPolicySpec{PodSelector: *sel("app", "web"),
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{PodSelector: sel("role", "client")}},
-				Ports: []networkingv1.NetworkPolicyPort{{Port: portName("http")}}}}}}
+				Ports: []networkingv1.NetworkPolicyPort{{Port: portName("http")}, {Protocol: proto(corev1.ProtocolUDP), Port: portNum(8081)}}}}}}
 	apply(denyAll, allow)
 	want(client.ns, "client", webHTTP, true)
 	want(client.ns, "client", webOther, false)
 	want(other.ns, "other", webHTTP, false)
+	// other wears client's address (allowed to web's UDP port) for a
+	// one-way datagram: the reverse path check drops it.
+	if err := sendUDP(client.ns, client.ip, webUDP, web); err != nil {
+		t.Errorf("client -> web UDP: %v", err)
+	}
+	testutil.MustRun(t, "ip", "-n", other.ns.Name, "addr", "add", client.ip+"/32", "dev", "eth0")
+	if err := sendUDP(other.ns, client.ip, webUDP, web); err == nil {
+		t.Errorf("other spoofing %s reached web", client.ip)
+	}
+	testutil.MustRun(t, "ip", "-n", other.ns.Name, "addr", "del", client.ip+"/32", "dev", "eth0")
 
 	labels["other"] = map[string]string{"role": "client"}
 	apply(denyAll, allow)
@@ -216,4 +251,32 @@ func TestDataplane(t *testing.T) {
 
 	apply()
 	want(client.ns, "client after all policies are gone", webOther, true)
+}
+
+// sendUDP sends one datagram from ns with source address src to addr and
+// reports whether web's UDP listener got it within a second.
+func sendUDP(ns *testutil.Netns, src, addr string, web *testPod) error {
+	msg := fmt.Sprintf("from %s %d", src, time.Now().UnixNano())
+	if err := inHost(ns, func() error {
+		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte(msg))
+		return err
+	}); err != nil {
+		return err
+	}
+	deadline := time.After(time.Second)
+	for {
+		select {
+		case got := <-web.udp:
+			if got == msg {
+				return nil
+			}
+		case <-deadline:
+			return fmt.Errorf("datagram %q not received", msg)
+		}
+	}
 }
