@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -16,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/knftables"
 
 	"github.com/iks-dev/iks/tests/testutil"
 )
@@ -161,13 +162,21 @@ func TestDataplane(t *testing.T) {
 	serveUDP(t, web, 8081)
 	webUDP := web.ip + ":8081"
 
-	var w *Writer
-	if err := inHost(host, func() error {
-		nft, err := knftables.New(knftables.InetFamily, TableName)
-		w = NewWriter(nft)
-		return err
-	}); err != nil {
-		t.Skipf("nftables unusable: %v", err)
+	// The engine's Init: nftables checked, the table closed until the
+	// first sync.
+	e := New(Config{NodeName: node}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := inHost(host, func() error { return e.Init(context.Background()) }); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	if e.writer == nil {
+		t.Skip("nftables unusable here")
+	}
+	w := e.writer
+	if err := reach(client.ns, web.ip+":8080"); err == nil {
+		t.Error("client -> web open before the first sync, want it held")
+	}
+	if err := reach(host, web.ip+":8080"); err != nil {
+		t.Errorf("node -> web before the first sync: %v, want open", err)
 	}
 	labels := map[string]map[string]string{"web": {"app": "web"}, "client": {"role": "client"}, "other": {"role": "other"}}
 	apply := func(nps ...*networkingv1.NetworkPolicy) {

@@ -71,6 +71,35 @@ func (e *Engine) Init(ctx context.Context) error {
 	}
 	e.nft = nft
 	e.writer = NewWriter(nft)
+	return e.closeUntilSynced(ctx)
+}
+
+// closeUntilSynced installs, when the node has no policy table yet (first
+// start, reboot), one that drops new pod traffic until the first sync
+// replaces it: kubelet may start pods before the engine knows the
+// policies, and no pod may talk before its policy is in place. The node's
+// own traffic to its pods (probes) passes. A table left by the previous
+// run stays in force until the first sync replaces it.
+func (e *Engine) closeUntilSynced(ctx context.Context) error {
+	if _, err := e.nft.List(ctx, "chains"); err == nil || !knftables.IsNotFound(err) {
+		return nil
+	}
+	pods := "\"" + e.cfg.VethPrefix + "*\""
+	tx := e.nft.NewTransaction()
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("iks: network policy, closed until the first sync")})
+	for name, hook := range baseChains {
+		tx.Add(&knftables.Chain{Name: name, Type: knftables.PtrTo(knftables.FilterType),
+			Hook: knftables.PtrTo(hook), Priority: knftables.PtrTo(knftables.FilterPriority)})
+		tx.Add(&knftables.Rule{Chain: name, Rule: "ct state established,related accept"})
+		tx.Add(&knftables.Rule{Chain: name, Rule: "iifname " + pods + " drop"})
+		if name == ChainForward {
+			tx.Add(&knftables.Rule{Chain: name, Rule: "oifname " + pods + " drop"})
+		}
+	}
+	if err := e.nft.Run(ctx, tx); err != nil {
+		return fmt.Errorf("install the closed network policy table: %w", err)
+	}
+	e.log.Info("pod traffic held until the network policies are programmed")
 	return nil
 }
 
