@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 )
 
@@ -71,6 +73,7 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 			localPods.add(e.IP.String())
 		}
 	}
+	all, localIx := newIndex(endpoints), newIndex(local)
 	isoIn := p.set(SetIngressIso, typeAddr, false, "local pods selected by an ingress policy")
 	isoEg := p.set(SetEgressIso, typeAddr, false, "local pods selected by an egress policy")
 	pods := "\"" + vethPrefix + "*\""
@@ -103,11 +106,7 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 	for _, pol := range policies {
 		id := policyName(pol.ID)
 		var selected []*Endpoint
-		for _, e := range local {
-			if pol.Selects.Matches(e) {
-				selected = append(selected, e)
-			}
-		}
+		localIx.each(&pol.Selects, func(e *Endpoint) { selected = append(selected, e) })
 		sel := p.set(id+"-sel", typeAddr, false, "pods selected by "+pol.ID)
 		for _, e := range selected {
 			sel.add(e.IP.String())
@@ -126,7 +125,7 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 			}
 			c := &Chain{Comment: fmt.Sprintf("%s %s", pol.ID, d)}
 			for i, r := range rules {
-				c.Rules = append(c.Rules, compileRule(p, pol, d, fmt.Sprintf("%s-%s%d", id, d[:1], i), r, selected, endpoints)...)
+				c.Rules = append(c.Rules, compileRule(p, pol, d, fmt.Sprintf("%s-%s%d", id, d[:1], i), r, selected, all)...)
 			}
 			p.Chains[chain] = c
 			disp.Rules = append(disp.Rules,
@@ -145,7 +144,7 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 // sets. The peer is the source for ingress, the destination for egress;
 // named ports resolve on the destination pod: a selected pod for
 // ingress, any pod for egress.
-func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selected, all []*Endpoint) []string {
+func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selected []*Endpoint, all *index) []string {
 	peer := "ip saddr"
 	if d == Egress {
 		peer = "ip daddr"
@@ -162,16 +161,16 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, sele
 			ranges = append(ranges, pr.Ranges...)
 		}
 		if len(selectors) > 0 {
-			s := p.set(name+"-pods", typeAddr, false, fmt.Sprintf("%s %s peers", pol.ID, d))
-			for _, e := range all {
+			// Rules with the same peer selectors share one set.
+			key := selectorsKey(selectors)
+			setName := "s" + hash(key)
+			if _, done := p.Sets[setName]; !done {
+				s := p.set(setName, typeAddr, false, truncate("pods: "+key, 120))
 				for _, sel := range selectors {
-					if sel.Matches(e) {
-						s.add(e.IP.String())
-						break
-					}
+					all.each(sel, func(e *Endpoint) { s.add(e.IP.String()) })
 				}
 			}
-			peerMatches = append(peerMatches, peer+" @"+name+"-pods ")
+			peerMatches = append(peerMatches, peer+" @"+setName+" ")
 		}
 		if rs := mergeRanges(ranges); len(rs) > 0 {
 			s := p.set(name+"-nets", typeAddr, true, fmt.Sprintf("%s %s ipBlocks", pol.ID, d))
@@ -203,13 +202,13 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, sele
 		}
 		if len(named) > 0 {
 			s := p.set(name+"-np", typeAddrPort, false, fmt.Sprintf("%s %s named ports", pol.ID, d))
-			dst := selected
-			if d == Egress {
-				dst = all
-			}
-			for _, e := range dst {
-				for _, np := range e.Ports {
-					for _, want := range named {
+			for _, want := range named {
+				dst := selected
+				if d == Egress {
+					dst = all.byPort[want.Name]
+				}
+				for _, e := range dst {
+					for _, np := range e.Ports {
 						if np.Name == want.Name && np.Protocol == want.Protocol {
 							s.add(e.IP.String(), np.Protocol, fmt.Sprint(np.Port))
 						}
@@ -233,7 +232,36 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, sele
 }
 
 // policyName is the short, stable nft name of a policy ID.
-func policyName(id string) string {
-	h := sha256.Sum256([]byte(id))
-	return "p" + hex.EncodeToString(h[:5])
+func policyName(id string) string { return "p" + hash(id) }
+
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:5])
+}
+
+// selectorsKey is the canonical text of a union of selectors.
+func selectorsKey(sels []*Selector) string {
+	parts := make([]string, 0, len(sels))
+	for _, s := range sels {
+		ns, pods := "*", "*"
+		if s.Namespaces != nil {
+			ns = "{" + s.Namespaces.String() + "}"
+		}
+		if s.Namespace != "" {
+			ns = s.Namespace
+		}
+		if s.Pods != nil {
+			pods = "{" + s.Pods.String() + "}"
+		}
+		parts = append(parts, "ns "+ns+" pods "+pods)
+	}
+	sort.Strings(parts)
+	return strings.Join(slices.Compact(parts), " | ")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }

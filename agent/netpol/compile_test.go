@@ -61,6 +61,20 @@ func wantElems(t *testing.T, p *Program, set string, want ...string) {
 	}
 }
 
+// ruleSet is the first set rule i of chain names.
+func ruleSet(t *testing.T, p *Program, chain string, i int) string {
+	t.Helper()
+	c, ok := p.Chains[chain]
+	if !ok || len(c.Rules) <= i {
+		t.Fatalf("chain %s has no rule %d", chain, i)
+	}
+	_, after, ok := strings.Cut(c.Rules[i], "@")
+	if !ok {
+		t.Fatalf("rule %q names no set", c.Rules[i])
+	}
+	return strings.Fields(after)[0]
+}
+
 func chainHas(t *testing.T, p *Program, chain string, want ...string) {
 	t.Helper()
 	c, ok := p.Chains[chain]
@@ -113,10 +127,11 @@ func TestIngressPodSelectorAndPort(t *testing.T) {
 	wantElems(t, p, id+"-sel", "172.30.0.2")
 	wantElems(t, p, SetIngressIso, "172.30.0.2")
 	wantElems(t, p, SetEgressIso)
-	wantElems(t, p, id+"-i0-pods", "172.30.1.3")
+	peers := ruleSet(t, p, id+"-in", 0)
+	wantElems(t, p, peers, "172.30.1.3")
 	chainHas(t, p, id+"-in",
-		"ip saddr @"+id+"-i0-pods meta l4proto tcp th dport 80 meta mark set meta mark | 0x00100000 return",
-		"ip saddr @"+id+"-i0-pods meta l4proto udp th dport 53-60 meta mark set meta mark | 0x00100000 return")
+		"ip saddr @"+peers+" meta l4proto tcp th dport 80 meta mark set meta mark | 0x00100000 return",
+		"ip saddr @"+peers+" meta l4proto udp th dport 53-60 meta mark set meta mark | 0x00100000 return")
 	chainHas(t, p, ChainPodIngress, "ip daddr != @local-pods counter drop", "ip daddr @"+id+"-sel jump "+id+"-in",
 		"ip daddr @ingress-isolated counter drop")
 	if _, ok := p.Chains[id+"-eg"]; ok {
@@ -136,9 +151,15 @@ func TestNamespaceSelectors(t *testing.T) {
 	p := compileObjs(t, pods, namespaces, np)
 	id := policyName("knp:other/ns")
 	wantElems(t, p, id+"-sel", "172.30.0.5")
-	wantElems(t, p, id+"-i0-pods", "172.30.0.2", "172.30.1.2", "172.30.1.3")
-	wantElems(t, p, id+"-i1-pods", "172.30.1.3", "172.30.1.4")
-	chainHas(t, p, id+"-in", "ip saddr @"+id+"-i0-pods meta mark set meta mark | 0x00100000 return")
+	wantElems(t, p, ruleSet(t, p, id+"-in", 0), "172.30.0.2", "172.30.1.2", "172.30.1.3")
+	wantElems(t, p, ruleSet(t, p, id+"-in", 1), "172.30.1.3", "172.30.1.4")
+	// Another policy with the same peers shares the set.
+	np2 := np.DeepCopy()
+	np2.Name = "ns2"
+	p = compileObjs(t, pods, namespaces, np, np2)
+	if a, b := ruleSet(t, p, id+"-in", 0), ruleSet(t, p, policyName("knp:other/ns2")+"-in", 0); a != b {
+		t.Errorf("same peers, different sets %s and %s", a, b)
+	}
 }
 
 func TestIPBlockExcept(t *testing.T) {

@@ -30,7 +30,8 @@ func TestWriterIncremental(t *testing.T) {
 		t.Fatalf("first apply: %+v %v, want a full one", st, err)
 	}
 	id := policyName("knp:app/web")
-	if el, _ := fake.ListElements(ctx, "set", id+"-i0-pods"); len(el) != 1 || el[0].Key[0] != "172.30.1.3" {
+	peers := ruleSet(t, w.last, id+"-in", 0)
+	if el, _ := fake.ListElements(ctx, "set", peers); len(el) != 1 || el[0].Key[0] != "172.30.1.3" {
 		t.Fatalf("peer set after the first apply: %+v", el)
 	}
 
@@ -48,7 +49,7 @@ func TestWriterIncremental(t *testing.T) {
 	if st.Full || st.Chains != 0 || st.Added != 2 || st.Deleted != 1 {
 		t.Errorf("pod changes: %+v, want no chain touched, 2 elements added (peer, local-pods), 1 deleted", st)
 	}
-	el, _ := fake.ListElements(ctx, "set", id+"-i0-pods")
+	el, _ := fake.ListElements(ctx, "set", peers)
 	if len(el) != 1 || el[0].Key[0] != "172.30.0.7" {
 		t.Errorf("peer set after the label change: %+v, want only 172.30.0.7", el)
 	}
@@ -74,7 +75,7 @@ func TestWriterIncremental(t *testing.T) {
 	chains, _ := fake.List(ctx, "chain")
 	sets, _ := fake.List(ctx, "set")
 	for _, n := range append(chains, sets...) {
-		if strings.HasPrefix(n, id) {
+		if strings.HasPrefix(n, id) || n == peers {
 			t.Errorf("%s left after the policy was deleted", n)
 		}
 	}
