@@ -92,15 +92,17 @@ func diff(tx *knftables.Transaction, old, p *Program) Stats {
 			tx.Add(setObj(name, s))
 			o = &Set{}
 		}
-		for _, k := range sortedKeys(o.Elements) {
+		// Element order within a transaction does not matter: no sorting
+		// (sets may hold thousands of pods).
+		for k, key := range o.Elements {
 			if _, keep := s.Elements[k]; !keep {
-				tx.Delete(&knftables.Element{Set: name, Key: o.Elements[k]})
+				tx.Delete(&knftables.Element{Set: name, Key: key})
 				st.Deleted++
 			}
 		}
-		for _, k := range sortedKeys(s.Elements) {
+		for k, key := range s.Elements {
 			if _, had := o.Elements[k]; !had {
-				tx.Add(&knftables.Element{Set: name, Key: s.Elements[k]})
+				tx.Add(&knftables.Element{Set: name, Key: key})
 				st.Added++
 			}
 		}
