@@ -298,8 +298,10 @@ func (e *Engine) Ready(ctx context.Context) error {
 	}
 }
 
-// Healthy reports a failing programming.
-func (e *Engine) Healthy() error {
+// LastError is the last programming failure (nil after a success). A
+// failure is retried with back-off and is no reason to stop the node (no
+// Healthy): the table keeps its last good state meanwhile.
+func (e *Engine) LastError() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.err
