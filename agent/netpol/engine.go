@@ -203,8 +203,12 @@ func (e *Engine) sync(ctx context.Context, list lister) error {
 	if err != nil {
 		return err
 	}
+	level := slog.LevelDebug // incremental changes follow every pod change
+	if st.Full || st.Chains > 0 {
+		level = slog.LevelInfo
+	}
 	if st.Full || st.Chains+st.Added+st.Deleted > 0 {
-		e.log.Info("network policy programmed", "policies", len(policies), "pods", len(endpoints), "full", st.Full,
+		e.log.Log(ctx, level, "network policy programmed", "policies", len(policies), "pods", len(endpoints), "full", st.Full,
 			"chains", st.Chains, "added", st.Added, "deleted", st.Deleted,
 			"compile", compiled.Round(time.Microsecond), "total", time.Since(start).Round(time.Microsecond))
 	}
