@@ -160,15 +160,19 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, sele
 			}
 			ranges = append(ranges, pr.Ranges...)
 		}
-		if len(selectors) > 0 {
-			// Rules with the same peer selectors share one set.
-			key := selectorsKey(selectors)
+		// One set per distinct selector, shared by every rule and policy
+		// naming it (as Calico's IP sets): a pod change touches few sets.
+		seen := map[string]bool{}
+		for _, sel := range selectors {
+			key := selectorsKey([]*Selector{sel})
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
 			setName := "s" + hash(key)
 			if _, done := p.Sets[setName]; !done {
 				s := p.set(setName, typeAddr, false, truncate("pods: "+key, 120))
-				for _, sel := range selectors {
-					all.each(sel, func(e *Endpoint) { s.add(e.IP.String()) })
-				}
+				all.each(sel, func(e *Endpoint) { s.add(e.IP.String()) })
 			}
 			peerMatches = append(peerMatches, peer+" @"+setName+" ")
 		}
