@@ -107,9 +107,14 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 		id := policyName(pol.ID)
 		var selected []*Endpoint
 		localIx.each(&pol.Selects, func(e *Endpoint) { selected = append(selected, e) })
-		sel := p.set(id+"-sel", typeAddr, false, "pods selected by "+pol.ID)
-		for _, e := range selected {
-			sel.add(e.IP.String())
+		// Policies with the same selector share the set of selected pods.
+		selKey := selectorsKey([]*Selector{&pol.Selects})
+		selName := "l" + hash(selKey)
+		if _, done := p.Sets[selName]; !done {
+			sel := p.set(selName, typeAddr, false, truncate("local pods: "+selKey, 120))
+			for _, e := range selected {
+				sel.add(e.IP.String())
+			}
 		}
 		for _, d := range []Direction{Ingress, Egress} {
 			rules, applies := pol.Rules(d)
@@ -125,11 +130,11 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 			}
 			c := &Chain{Comment: fmt.Sprintf("%s %s", pol.ID, d)}
 			for i, r := range rules {
-				c.Rules = append(c.Rules, compileRule(p, pol, d, fmt.Sprintf("%s-%s%d", id, d[:1], i), r, selected, all)...)
+				c.Rules = append(c.Rules, compileRule(p, pol, d, fmt.Sprintf("%s-%s%d", id, d[:1], i), r, selKey, selected, all)...)
 			}
 			p.Chains[chain] = c
 			disp.Rules = append(disp.Rules,
-				own+" @"+id+"-sel jump "+chain,
+				own+" @"+selName+" jump "+chain,
 				"meta mark & "+allowMark+" != 0 "+clear+" return")
 		}
 	}
@@ -144,7 +149,7 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 // sets. The peer is the source for ingress, the destination for egress;
 // named ports resolve on the destination pod: a selected pod for
 // ingress, any pod for egress.
-func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selected []*Endpoint, all *index) []string {
+func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selKey string, selected []*Endpoint, all *index) []string {
 	peer := "ip saddr"
 	if d == Egress {
 		peer = "ip daddr"
@@ -205,7 +210,23 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, sele
 			}
 		}
 		if len(named) > 0 {
-			s := p.set(name+"-np", typeAddrPort, false, fmt.Sprintf("%s %s named ports", pol.ID, d))
+			// Shared by rules naming the same ports on the same pods: for
+			// ingress the policy's selected pods, for egress any pod.
+			var names []string
+			for _, n := range named {
+				names = append(names, n.Protocol+"/"+n.Name)
+			}
+			sort.Strings(names)
+			key := "egress " + strings.Join(names, ",")
+			if d == Ingress {
+				key = "ingress " + strings.Join(names, ",") + " on " + selKey
+			}
+			npName := "n" + hash(key)
+			portMatches = append(portMatches, "ip daddr . meta l4proto . th dport @"+npName+" ")
+			if _, done := p.Sets[npName]; done {
+				named = nil
+			}
+			s := p.set(npName, typeAddrPort, false, truncate("named ports: "+key, 120))
 			for _, want := range named {
 				dst := selected
 				if d == Egress {
@@ -219,7 +240,6 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, sele
 					}
 				}
 			}
-			portMatches = append(portMatches, "ip daddr . meta l4proto . th dport @"+name+"-np ")
 		}
 	}
 	verdict := "meta mark set meta mark | " + allowMark + " return"

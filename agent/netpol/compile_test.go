@@ -75,6 +75,22 @@ func ruleSet(t *testing.T, p *Program, chain string, i int) string {
 	return strings.Fields(after)[0]
 }
 
+// selSet is the set of pods the dispatch chain tests before jumping to
+// policy chain.
+func selSet(t *testing.T, p *Program, chain string) string {
+	t.Helper()
+	for _, disp := range []string{ChainPodIngress, ChainPodEgress} {
+		for _, r := range p.Chains[disp].Rules {
+			if strings.HasSuffix(r, " jump "+chain) {
+				_, after, _ := strings.Cut(r, "@")
+				return strings.Fields(after)[0]
+			}
+		}
+	}
+	t.Fatalf("no dispatch to %s", chain)
+	return ""
+}
+
 func chainHas(t *testing.T, p *Program, chain string, want ...string) {
 	t.Helper()
 	c, ok := p.Chains[chain]
@@ -124,7 +140,7 @@ func TestIngressPodSelectorAndPort(t *testing.T) {
 	id := policyName("knp:app/allow-client")
 	// Only the local web pod is a target; the peer is the client of the
 	// policy's namespace only, wherever it runs.
-	wantElems(t, p, id+"-sel", "172.30.0.2")
+	wantElems(t, p, selSet(t, p, id+"-in"), "172.30.0.2")
 	wantElems(t, p, SetIngressIso, "172.30.0.2")
 	wantElems(t, p, SetEgressIso)
 	peers := ruleSet(t, p, id+"-in", 0)
@@ -132,7 +148,7 @@ func TestIngressPodSelectorAndPort(t *testing.T) {
 	chainHas(t, p, id+"-in",
 		"ip saddr @"+peers+" meta l4proto tcp th dport 80 meta mark set meta mark | 0x00100000 return",
 		"ip saddr @"+peers+" meta l4proto udp th dport 53-60 meta mark set meta mark | 0x00100000 return")
-	chainHas(t, p, ChainPodIngress, "ip daddr != @local-pods counter drop", "ip daddr @"+id+"-sel jump "+id+"-in",
+	chainHas(t, p, ChainPodIngress, "ip daddr != @local-pods counter drop", "ip daddr @"+selSet(t, p, id+"-in")+" jump "+id+"-in",
 		"ip daddr @ingress-isolated counter drop")
 	if _, ok := p.Chains[id+"-eg"]; ok {
 		t.Error("an ingress-only policy got an egress chain")
@@ -150,7 +166,7 @@ func TestNamespaceSelectors(t *testing.T) {
 			}}}
 	p := compileObjs(t, pods, namespaces, np)
 	id := policyName("knp:other/ns")
-	wantElems(t, p, id+"-sel", "172.30.0.5")
+	wantElems(t, p, selSet(t, p, id+"-in"), "172.30.0.5")
 	wantElems(t, p, ruleSet(t, p, id+"-in", 0), "172.30.0.2", "172.30.1.2", "172.30.1.3")
 	wantElems(t, p, ruleSet(t, p, id+"-in", 1), "172.30.1.3", "172.30.1.4")
 	// Another policy with the same peers shares the set.
@@ -180,7 +196,8 @@ func TestIPBlockExcept(t *testing.T) {
 	wantElems(t, p, SetEgressIso, "172.30.0.2")
 	wantElems(t, p, SetIngressIso)
 	chainHas(t, p, id+"-eg", "ip daddr @"+id+"-e0-nets meta mark set meta mark | 0x00100000 return")
-	chainHas(t, p, ChainPodEgress, "ip saddr @"+id+"-sel jump "+id+"-eg", "ip saddr @egress-isolated counter drop")
+	wantElems(t, p, selSet(t, p, id+"-eg"), "172.30.0.2")
+	chainHas(t, p, ChainPodEgress, "ip saddr @egress-isolated counter drop")
 }
 
 func TestNamedPorts(t *testing.T) {
@@ -194,9 +211,10 @@ func TestNamedPorts(t *testing.T) {
 	p := compileObjs(t, pods, namespaces, np)
 	id := policyName("knp:app/named")
 	// Ingress: resolved on the selected (local) pods; egress: on any pod.
-	wantElems(t, p, id+"-i0-np", "172.30.0.2 . tcp . 8080")
-	wantElems(t, p, id+"-e0-np", "172.30.0.2 . tcp . 8080", "172.30.1.2 . tcp . 9090")
-	chainHas(t, p, id+"-in", "ip daddr . meta l4proto . th dport @"+id+"-i0-np meta mark set meta mark | 0x00100000 return")
+	inNP := ruleSet(t, p, id+"-in", 0)
+	wantElems(t, p, inNP, "172.30.0.2 . tcp . 8080")
+	wantElems(t, p, ruleSet(t, p, id+"-eg", 1), "172.30.0.2 . tcp . 8080", "172.30.1.2 . tcp . 9090")
+	chainHas(t, p, id+"-in", "ip daddr . meta l4proto . th dport @"+inNP+" meta mark set meta mark | 0x00100000 return")
 	chainHas(t, p, id+"-eg", "meta l4proto sctp meta mark set meta mark | 0x00100000 return")
 }
 
@@ -214,7 +232,7 @@ func TestDefaultDenyAndStacked(t *testing.T) {
 	chainHas(t, p, a+"-in", "meta mark set meta mark | 0x00100000 return")
 	// Both dispatched, allow (sorted by ID) first.
 	rules := p.Chains[ChainPodIngress].Rules
-	ia, id := slices.Index(rules, "ip daddr @"+a+"-sel jump "+a+"-in"), slices.Index(rules, "ip daddr @"+d+"-sel jump "+d+"-in")
+	ia, id := slices.Index(rules, "ip daddr @"+selSet(t, p, a+"-in")+" jump "+a+"-in"), slices.Index(rules, "ip daddr @"+selSet(t, p, d+"-in")+" jump "+d+"-in")
 	if ia < 0 || id < 0 || ia > id {
 		t.Errorf("dispatch order wrong (allow %d, deny %d):\n%s", ia, id, strings.Join(rules, "\n"))
 	}

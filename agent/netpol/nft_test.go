@@ -79,6 +79,9 @@ func TestWriterIncremental(t *testing.T) {
 			t.Errorf("%s left after the policy was deleted", n)
 		}
 	}
+	if strings.Join(sets, ",") != strings.Join(sortedKeys(map[string]bool{SetLocalPods: true, SetIngressIso: true, SetEgressIso: true}), ",") {
+		t.Errorf("sets left after the last policy was deleted: %v", sets)
+	}
 	if el, _ := fake.ListElements(ctx, "set", SetIngressIso); len(el) != 0 {
 		t.Errorf("isolated pods after the delete: %+v", el)
 	}
