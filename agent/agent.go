@@ -95,6 +95,9 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 	pn := podnet.New(podnet.Config{ConfDir: cniConfDir, IPAMDir: ipamDir, AgentSocket: socket,
 		MTU:     func() (int, error) { return routing.PodMTU(cfg.NodeIP, cfg.Encapsulation) },
 		LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)
+	prx := proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
+		Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log)
+	prxBG := component.InBackground(prx)
 	return []component.Component{
 		&component.Func{ID: "binaries", InitFn: func(context.Context) error {
 			if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
@@ -102,13 +105,17 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			}
 			return stage(p.BinDir(), exe)
 		}},
-		ctrd, kl, blocks, pn,
+		// kube-proxy needs neither the pod network nor the node's blocks:
+		// it starts beside them and is awaited where it used to start.
+		ctrd, kl, prxBG, blocks, pn,
 		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 			GracefulRestartTime: cfg.GracefulRestartTime, Encap: cfg.Encapsulation}, kubeconfig: creds.Kubeconfig,
 			blocks: blocks, log: log, extras: netExtras{socket: p.RoutingSocket()},
-			topo: nodeTopology{NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Zone: cfg.Zone, UserLabels: cfg.NodeLabels}},
-		proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
-			Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log),
+			topo: nodeTopology{NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Zone: cfg.Zone, UserLabels: cfg.NodeLabels},
+			// kube-proxy's Init (before any Start) picks the mode;
+			// NAT outgoing follows it, so a node never mixes backends.
+			natBackend: func() routing.NATBackend { return routing.NATBackend(prx.Mode()) }},
+		&component.Await{B: prxBG},
 		netpol.New(netpol.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, VethPrefix: cni.HostVethPrefix}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Kubeconfig: creds.Kubeconfig}, log),

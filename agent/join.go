@@ -12,14 +12,16 @@ import (
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/lock"
+	"github.com/iks-dev/iks/internal/nodeclaim"
 )
 
 // StopTimeout bounds a graceful stop of the agent.
 const StopTimeout = 20 * time.Second
 
 // Run joins the cluster (on first start) and runs the node until ctx ends.
-// Nothing is written before the server's CA has been verified against the
-// token and the token has been accepted.
+// Nothing but the --with-node-id id is written before the server's CA has
+// been verified against the token and the token accepted; nothing but the
+// node password before the node name is granted to this machine.
 func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 	t0 := time.Now()
 	p := config.Paths{Root: cfg.DataDir}
@@ -28,6 +30,9 @@ func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 		return err
 	}
 	defer l.Release()
+	if err := config.SaveNodeID(cfg.DataDir, cfg.NewNodeID); err != nil {
+		return err
+	}
 
 	credDir := filepath.Join(p.AgentDir(), "cred")
 	kubeletDir := filepath.Join(p.AgentDir(), "kubelet")
@@ -47,7 +52,10 @@ func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if _, err := bootstrap.Join(ctx, cfg.ServerURL.String(), tok, credDir, log); err != nil {
+		// The node password proves to the server that the node name is
+		// this machine's; it is kept for every later join.
+		node := bootstrap.Node{Name: cfg.NodeName, KeyFile: nodeclaim.KeyFile(p.AgentDir())}
+		if _, err := bootstrap.Join(ctx, cfg.ServerURL.String(), tok, credDir, node, log); err != nil {
 			return err
 		}
 		log.Info("server verified and token accepted", "server", cfg.ServerURL.String(), "took", time.Since(t0).Round(time.Millisecond).String())

@@ -50,6 +50,7 @@ func (p *podRouting) startExtras(ctx, runCtx context.Context, cs kubernetes.Inte
 		return fmt.Errorf("dynamic client: %w", err)
 	}
 	f := dynamicinformer.NewDynamicSharedInformerFactory(dc, 10*time.Minute)
+	p.factories = append(p.factories, f)
 	inf := f.ForResource(bgppeer.GVR).Informer()
 	h := func(any) { p.notify() }
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: h, DeleteFunc: h,
@@ -85,8 +86,10 @@ func (p *podRouting) startExtras(ctx, runCtx context.Context, cs kubernetes.Inte
 }
 
 func (p *podRouting) stopExtras(ctx context.Context) error {
-	if p.extras.status != nil {
-		return p.extras.status.Close(ctx)
+	s := p.extras.status
+	p.extras.status = nil
+	if s != nil {
+		return s.Close(ctx)
 	}
 	return nil
 }

@@ -27,21 +27,29 @@ type podRouting struct {
 	kubeconfig string
 	blocks     *blockipam.Manager
 	log        *slog.Logger
+	// natBackend is the NAT outgoing backend: kube-proxy's mode.
+	natBackend func() routing.NATBackend
 
 	mu      sync.Mutex
 	peers   []routing.Peer
 	changed chan struct{}
 	router  *routing.Router
 	cancel  context.CancelFunc
-	extras  netExtras // status socket, annotations, BGPPeers (netextras.go)
-	topo    nodeTopology
+	// factories are the informer factories Start started; Stop waits
+	// for their goroutines.
+	factories []informerFactory
+	extras    netExtras // status socket, annotations, BGPPeers (netextras.go)
+	topo      nodeTopology
 }
 
 func (p *podRouting) Name() string { return "routing" }
 
 func (p *podRouting) Init(context.Context) error { return nil }
 
-func (p *podRouting) Start(ctx context.Context) error {
+// Start watches Nodes, starts the router, NAT outgoing and the extras.
+// A failure half-way undoes what started (informers, router, status
+// socket): a failed Start leaves nothing running.
+func (p *podRouting) Start(ctx context.Context) (err error) {
 	subnet, err := routing.NodeSubnet(p.cfg.NodeIP)
 	if err != nil {
 		return err
@@ -53,7 +61,13 @@ func (p *podRouting) Start(ctx context.Context) error {
 	p.changed = make(chan struct{}, 1)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, p.Stop(context.WithoutCancel(ctx)))
+		}
+	}()
 	f := informers.NewSharedInformerFactory(cs, 10*time.Minute)
+	p.factories = append(p.factories, f)
 	inf := f.Core().V1().Nodes().Informer()
 	h := func(any) { p.refresh(inf.GetStore()) }
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: h, DeleteFunc: h,
@@ -63,29 +77,32 @@ func (p *podRouting) Start(ctx context.Context) error {
 	p.extras.nodeStore = inf.GetStore()
 	f.Start(runCtx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		return fmt.Errorf("node informer did not sync")
+		return fmt.Errorf("list Nodes from the apiserver (kubeconfig %s) did not complete before start-up ended: %w; check the apiserver and the kubelet credentials", p.kubeconfig, context.Cause(ctx))
 	}
 	p.refresh(inf.GetStore())
 	cfg := p.cfg
 	cfg.NodeSubnet = subnet
 	cfg.Peers = p
 	cfg.LocalBlocks = p.blocks.Blocks
-	p.router = routing.New(cfg, p.log)
-	p.blocks.OnChange(p.router.Resync)
-	if err := p.router.Init(ctx); err != nil {
+	router := routing.New(cfg, p.log)
+	if err := router.Init(ctx); err != nil {
 		return err
 	}
-	if err := p.router.Start(ctx); err != nil {
+	p.mu.Lock()
+	p.router = router
+	p.mu.Unlock()
+	p.blocks.OnChange(router.Resync)
+	if err := router.Start(ctx); err != nil {
 		return err
 	}
 	nw := p.blocks.Network()
-	if err := routing.EnsureNATOutgoing(ctx, nw.PodCIDR, nw.ServiceCIDR); err != nil {
+	if err := routing.EnsureNATOutgoing(ctx, p.natBackend(), nw.PodCIDR, nw.ServiceCIDR); err != nil {
 		return err
 	}
 	if err := p.startExtras(ctx, runCtx, cs); err != nil {
 		return err
 	}
-	p.log.Info("pod routing up", "component", "routing", "encapsulation", p.router.Encapsulation(), "subnet", subnet.String())
+	p.log.Info("pod routing up", "component", "routing", "encapsulation", router.Encapsulation(), "subnet", subnet.String())
 	return nil
 }
 
@@ -131,19 +148,34 @@ func (p *podRouting) Peers() []routing.Peer {
 func (p *podRouting) Changed() <-chan struct{} { return p.changed }
 
 func (p *podRouting) Healthy() error {
-	if p.router == nil {
+	p.mu.Lock()
+	r := p.router
+	p.mu.Unlock()
+	if r == nil {
 		return nil
 	}
-	return p.router.Healthy()
+	return r.Healthy()
 }
 
+// Stop undoes Start, also a failed one: extras, router, informers. It is
+// idempotent.
 func (p *podRouting) Stop(ctx context.Context) error {
 	err := p.stopExtras(ctx)
-	if p.router != nil {
-		err = errors.Join(err, p.router.Stop(ctx))
+	p.mu.Lock()
+	r := p.router
+	p.mu.Unlock()
+	if r != nil {
+		err = errors.Join(err, r.Stop(ctx))
 	}
 	if p.cancel != nil {
 		p.cancel()
 	}
+	for _, f := range p.factories {
+		f.Shutdown()
+	}
+	p.factories = nil
 	return err
 }
+
+// informerFactory is what Stop needs of a (typed or dynamic) factory.
+type informerFactory interface{ Shutdown() }

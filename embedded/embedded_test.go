@@ -13,6 +13,8 @@ import (
 	"testing/fstest"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 // testAsset is an uncompressed asset for a synthetic assets directory.
@@ -268,7 +270,7 @@ func TestEmbeddedAssets(t *testing.T) {
 		if !strings.Contains(err.Error(), "build iks with `make`") {
 			t.Errorf("missing-assets error does not say how to fix it: %v", err)
 		}
-		t.Skip("no embedded assets (built without `make`):", err)
+		testutil.Unavailable(t, "no embedded assets (built without `make`): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

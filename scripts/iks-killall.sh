@@ -3,7 +3,7 @@
 # server, containerd, the containerd shims and every pod process; then
 # unmounts what they mounted, deletes the pod interfaces (cali*), the
 # iptables chains and rules named CNI-*, KUBE-* and IKS-*, the iks.vxlan
-# tunnel and its routes, the nftables tables of
+# tunnel and its routes, the nftables tables of NAT outgoing (ip iks-nat),
 # kube-proxy, iks and the portmap plugin, and the kubepods cgroups.
 #
 # Processes are ours when their executable is the installed iks binary or a

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/iks-dev/iks/agent"
@@ -58,6 +59,11 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if !cfg.BindAddress.IsUnspecified() {
 		agentBind = cfg.BindAddress
 	}
+	// Controllers that install a CRD start in the background: the local
+	// node does not wait for them, only the parts that use them do.
+	bgpPeers := component.InBackground(netctl.NewBGPPeers(admin, log))
+	lbCtl := component.InBackground(lb.New(lb.Config{Kubeconfig: admin, Subnets: cfg.PortableSubnets,
+		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log))
 	comps := []component.Component{
 		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
 			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug}, log),
@@ -85,8 +91,8 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		csrapprove.New(csrapprove.Config{Kubeconfig: admin}, log),
 		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain, BlockSize: cfg.IPAMBlockSize}}, log),
-		netctl.NewBGPPeers(admin, log),
-		lb.New(lb.Config{Kubeconfig: admin, Subnets: cfg.PortableSubnets}, log),
+		bgpPeers,
+		lbCtl,
 		nodeaddr.New(admin, nil, log),
 	}
 	addons, err := addonComponents(cfg, admin, log)
@@ -103,9 +109,20 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		// containerd needs nothing from the control plane: it starts
+		// beside etcd and the apiserver, and kubelet waits for it.
+		ctrd, ac := component.Hoist(ac, "containerd")
+		if ctrd != nil {
+			comps = append([]component.Component{ctrd}, comps...)
+		}
+		ac = insertBefore(ac, "routing", &component.Await{B: bgpPeers})
+		ac = insertBefore(ac, "lb-speaker", &component.Await{B: lbCtl})
 		comps = append(comps, ac...)
 		comps = append(comps, &nodeRole{kubeconfig: admin, node: cfg.NodeName, log: log})
+	} else {
+		comps = append(comps, &component.Await{B: bgpPeers}, &component.Await{B: lbCtl})
 	}
+	comps = append(comps, &defaultServiceAccount{kubeconfig: admin})
 	m := component.NewManager(log, comps...)
 	if err := m.Init(ctx); err != nil {
 		return err
@@ -127,4 +144,14 @@ func kubeconfigHint(cfg *config.Server) string {
 		return cfg.AdminKubeconfig
 	}
 	return kubeconfigPath(cfg, "admin")
+}
+
+// insertBefore puts c before the component named name (at the end when
+// there is none).
+func insertBefore(cs []component.Component, name string, c component.Component) []component.Component {
+	i := slices.IndexFunc(cs, func(x component.Component) bool { return x.Name() == name })
+	if i < 0 {
+		return append(cs, c)
+	}
+	return slices.Insert(cs, i, c)
 }

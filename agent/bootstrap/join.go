@@ -21,7 +21,16 @@ import (
 const (
 	MinRetryDelay = time.Second
 	MaxRetryDelay = 30 * time.Second
+	// RejectGrace is how long after its first attempt Join retries a
+	// rejected token: a server that is still starting refuses a valid
+	// token until the token's Secret reaches its authenticator.
+	RejectGrace = time.Minute
 )
+
+// retryPolicy is how Join retries; tests shorten it.
+type retryPolicy struct {
+	minDelay, maxDelay, rejectGrace time.Duration
+}
 
 // File names Join writes in its directory.
 const (
@@ -45,35 +54,51 @@ type Result struct {
 	Attempts int
 }
 
-// Join verifies the server with Verify, retrying while it is unreachable
-// or starting (delays from MinRetryDelay doubling to MaxRetryDelay, one log
-// line per attempt) until ctx ends. A CA mismatch or a rejected token fails
-// at once. Only after success does it write, atomically, <dir>/ca.crt and
-// <dir>/bootstrap.kubeconfig; on any failure nothing is written.
-func Join(ctx context.Context, serverURL string, tok token.Token, dir string, log *slog.Logger) (Result, error) {
-	return join(ctx, serverURL, tok, dir, log, MinRetryDelay, MaxRetryDelay)
+// Join verifies the server with Verify and, when node.Name is set, claims
+// the node name for this machine (see package nodeclaim). It retries while
+// the server is unreachable or starting (delays from MinRetryDelay doubling
+// to MaxRetryDelay, one log line per attempt) until ctx ends; a rejected
+// token is retried the same way during RejectGrace after the first
+// attempt. A CA mismatch, a token still rejected after that or a node name
+// taken by another machine fails. Only after success does it write,
+// atomically, <dir>/ca.crt and <dir>/bootstrap.kubeconfig; on any failure
+// nothing is written there.
+func Join(ctx context.Context, serverURL string, tok token.Token, dir string, node Node, log *slog.Logger) (Result, error) {
+	return join(ctx, serverURL, tok, dir, node, log, retryPolicy{MinRetryDelay, MaxRetryDelay, RejectGrace})
 }
 
-func join(ctx context.Context, serverURL string, tok token.Token, dir string, log *slog.Logger, minDelay, maxDelay time.Duration) (Result, error) {
+func join(ctx context.Context, serverURL string, tok token.Token, dir string, node Node, log *slog.Logger, p retryPolicy) (Result, error) {
 	if dir == "" {
 		return Result{}, errors.New("join: credentials directory is empty: pass the agent's credentials dir")
+	}
+	if node.Name != "" && node.KeyFile == "" {
+		return Result{}, errors.New("join: node " + node.Name + " has no node password file")
 	}
 	log = log.With("component", "join")
 	var (
 		caPEM []byte
 		err   error
 		n     int
+		start = time.Now()
 	)
-	for delay := minDelay; ; delay = nextDelay(delay, maxDelay) {
+	for delay := p.minDelay; ; delay = nextDelay(delay, p.maxDelay) {
 		n++
-		caPEM, err = Verify(ctx, serverURL, tok)
+		caPEM, err = attempt(ctx, serverURL, tok, node)
 		if err == nil {
 			break
 		}
-		if !isTransient(err) {
+		elapsed := time.Since(start)
+		switch {
+		case isTransient(err):
+			log.Warn(fmt.Sprintf("%v; retrying in %s", err, delay), "attempt", n)
+		case errors.Is(err, ErrTokenRejected) && elapsed < p.rejectGrace:
+			// The last retry comes when the grace ends.
+			delay = min(delay, p.rejectGrace-elapsed)
+			log.Warn(fmt.Sprintf("%v; the server may still be starting: retrying in %s (for up to %s)",
+				err, delay.Round(time.Millisecond), p.rejectGrace), "attempt", n)
+		default:
 			return Result{}, err
 		}
-		log.Warn(fmt.Sprintf("%v; retrying in %s", err, delay), "attempt", n)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -87,8 +112,24 @@ func join(ctx context.Context, serverURL string, tok token.Token, dir string, lo
 		return Result{}, err
 	}
 	log.Info("server verified against the token's CA and token accepted", "server", serverURL,
-		"ca", res.CACert, "kubeconfig", res.BootstrapKubeconfig)
+		"ca", res.CACert, "kubeconfig", res.BootstrapKubeconfig, "node", node.Name)
 	return res, nil
+}
+
+// attempt runs Verify and, when a node name is given, claims it.
+func attempt(ctx context.Context, serverURL string, tok token.Token, node Node) ([]byte, error) {
+	caPEM, err := Verify(ctx, serverURL, tok)
+	if err != nil || node.Name == "" {
+		return caPEM, err
+	}
+	u, err := parseServerURL(serverURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := claimName(ctx, u, caPEM, tok, node); err != nil {
+		return nil, err
+	}
+	return caPEM, nil
 }
 
 // nextDelay doubles d up to maxDelay.

@@ -41,7 +41,7 @@ func TestJoinMatchingCA(t *testing.T) {
 	srv := serve(t, api, []tls.Certificate{ca.serving}, nil)
 	dir := filepath.Join(t.TempDir(), "cred")
 
-	res, err := Join(context.Background(), srv.URL, tok, dir, discard())
+	res, err := Join(context.Background(), srv.URL, tok, dir, Node{}, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestJoinRefusesAnotherClustersCA(t *testing.T) {
 	srv := serve(t, api, []tls.Certificate{ca.serving}, nil)
 	dir := filepath.Join(t.TempDir(), "cred")
 
-	_, err := Join(context.Background(), srv.URL, tok, dir, discard())
+	_, err := Join(context.Background(), srv.URL, tok, dir, Node{}, discard())
 	if !errors.Is(err, ErrCAMismatch) {
 		t.Fatalf("err = %v, want ErrCAMismatch", err)
 	}
@@ -129,7 +129,7 @@ func TestJoinRefusesHostNotInCertificate(t *testing.T) {
 	api := &fakeAPI{accept: tok.Bootstrap()}
 	srv := serve(t, api, []tls.Certificate{ca.serving}, nil)
 	url := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) // cert has only the IP
-	_, err := Join(context.Background(), url, tok, t.TempDir(), discard())
+	_, err := Join(context.Background(), url, tok, t.TempDir(), Node{}, discard())
 	if !errors.Is(err, ErrUntrustedServer) || !strings.Contains(err.Error(), "--tls-san") {
 		t.Fatalf("err = %v, want ErrUntrustedServer", err)
 	}
@@ -138,6 +138,9 @@ func TestJoinRefusesHostNotInCertificate(t *testing.T) {
 	}
 }
 
+// fast retries within milliseconds and retries a rejected token for 50ms.
+var fast = retryPolicy{minDelay: time.Millisecond, maxDelay: 2 * time.Millisecond, rejectGrace: 50 * time.Millisecond}
+
 func TestJoinRejectedToken(t *testing.T) {
 	ca := newTestCA(t)
 	tok := ca.token(t)
@@ -145,9 +148,14 @@ func TestJoinRejectedToken(t *testing.T) {
 	srv := serve(t, api, []tls.Certificate{ca.serving}, nil)
 	dir := filepath.Join(t.TempDir(), "cred")
 
-	_, err := Join(context.Background(), srv.URL, tok, dir, discard())
+	sink := testlog.New()
+	start := time.Now()
+	_, err := join(context.Background(), srv.URL, tok, dir, Node{}, slog.New(sink), fast)
 	if !errors.Is(err, ErrTokenRejected) {
 		t.Fatalf("err = %v, want ErrTokenRejected", err)
+	}
+	if took := time.Since(start); took < fast.rejectGrace {
+		t.Errorf("gave up after %s, before the %s grace for a starting server", took, fast.rejectGrace)
 	}
 	if msg := err.Error(); !strings.Contains(msg, "wrong, expired or deleted") || !strings.Contains(msg, "iks token create") {
 		t.Errorf("error %q does not say what to do", msg)
@@ -155,10 +163,39 @@ func TestJoinRejectedToken(t *testing.T) {
 	if strings.Contains(err.Error(), tok.Secret) {
 		t.Error("error leaks the token secret")
 	}
-	if n := api.requests.Load(); n != 1 {
-		t.Errorf("rejected token was tried %d times, want 1 (no retries)", n)
+	if n := api.requests.Load(); n < 2 {
+		t.Errorf("rejected token was tried %d times, want retries during the grace", n)
+	}
+	if msg := sink.Wait(t, context.Background(), "may still be starting"); !strings.Contains(msg, "retrying in") {
+		t.Errorf("retry log line %q does not give the delay", msg)
 	}
 	assertNothingWritten(t, dir)
+}
+
+func TestJoinRetriesTokenRejectedByStartingServer(t *testing.T) {
+	ca := newTestCA(t)
+	tok := ca.token(t)
+	// 401 three times (the token's Secret has not reached the
+	// authenticator yet), then the real answer.
+	api := &fakeAPI{accept: tok.Bootstrap(), status: func(n int32) int {
+		if n <= 3 {
+			return http.StatusUnauthorized
+		}
+		return 0
+	}}
+	srv := serve(t, api, []tls.Certificate{ca.serving}, nil)
+	dir := filepath.Join(t.TempDir(), "cred")
+	p := retryPolicy{minDelay: time.Millisecond, maxDelay: 2 * time.Millisecond, rejectGrace: time.Minute}
+	res, err := join(context.Background(), srv.URL, tok, dir, Node{}, discard(), p)
+	if err != nil {
+		t.Fatalf("join = %v; want success once the server accepts the token", err)
+	}
+	if res.Attempts != 4 {
+		t.Errorf("attempts = %d, want 4 (three 401s, then accepted)", res.Attempts)
+	}
+	if _, err := os.Stat(res.BootstrapKubeconfig); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestJoinWaitsForUnreachableServer(t *testing.T) {
@@ -182,7 +219,7 @@ func TestJoinWaitsForUnreachableServer(t *testing.T) {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := Join(ctx, "https://"+addr, tok, dir, slog.New(sink))
+		res, err := Join(ctx, "https://"+addr, tok, dir, Node{}, slog.New(sink))
 		done <- outcome{res, err}
 	}()
 
@@ -225,7 +262,7 @@ func TestJoinRetriesStartingServerAndGivesUpWithContext(t *testing.T) {
 		return 0
 	}}
 	srv := serve(t, api, []tls.Certificate{ca.serving}, nil)
-	res, err := join(context.Background(), srv.URL, tok, t.TempDir(), discard(), time.Millisecond, 2*time.Millisecond)
+	res, err := join(context.Background(), srv.URL, tok, t.TempDir(), Node{}, discard(), fast)
 	if err != nil || res.Attempts != 3 {
 		t.Fatalf("join = %+v, %v; want success on attempt 3", res, err)
 	}
@@ -237,7 +274,7 @@ func TestJoinRetriesStartingServerAndGivesUpWithContext(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cred")
 	errc := make(chan error, 1)
 	go func() {
-		_, err := join(ctx, srv.URL, tok, dir, slog.New(sink), time.Millisecond, 2*time.Millisecond)
+		_, err := join(ctx, srv.URL, tok, dir, Node{}, slog.New(sink), fast)
 		errc <- err
 	}()
 	sink.Wait(t, context.Background(), "503")

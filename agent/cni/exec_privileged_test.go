@@ -10,6 +10,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 func resultJSON(r *types100.Result) (string, error) {
@@ -21,7 +22,7 @@ func resultJSON(r *types100.Result) (string, error) {
 // a symlink named iks-cni (here to the test binary, whose TestMain calls
 // PluginMain) with a conflist, from the node's network namespace.
 func TestPluginThroughLibcni(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

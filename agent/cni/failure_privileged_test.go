@@ -15,10 +15,11 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/iks-dev/iks/agent/ipam"
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 func TestAddFailureLeavesNothingBehind(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	t.Run("block exhausted", func(t *testing.T) {
 		hostNS := newHostNS(t)
 		dataDir := filepath.Join(t.TempDir(), "ipam")
@@ -65,7 +66,7 @@ func TestAddFailureLeavesNothingBehind(t *testing.T) {
 }
 
 func TestDelToleratesMissingNetns(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	hostNS := newHostNS(t)
 	dataDir := filepath.Join(t.TempDir(), "ipam")
 	conf := testConf(t, dataDir, 0, "172.30.10.0/24")
@@ -98,7 +99,7 @@ func TestDelToleratesMissingNetns(t *testing.T) {
 }
 
 func TestCheckDetectsBrokenWiring(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	hostNS := newHostNS(t)
 	dataDir := filepath.Join(t.TempDir(), "ipam")
 	p := newPod(t, "ctr-check", testConf(t, dataDir, 0, "172.30.11.0/24"))

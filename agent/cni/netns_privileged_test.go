@@ -25,13 +25,6 @@ const (
 	hostAddr = "192.0.2.1"
 )
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-}
-
 // newNetNS creates a network namespace that is removed when the test ends.
 func newNetNS(t *testing.T) ns.NetNS {
 	t.Helper()

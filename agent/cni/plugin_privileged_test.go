@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/iks-dev/iks/agent/ipam"
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 // pod is one pod attachment made by a test.
@@ -120,7 +121,7 @@ func dialEcho(t *testing.T, n ns.NetNS, addr string) netip.Addr {
 }
 
 func TestAddWiresPodAndDelRemovesIt(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	hostNS := newHostNS(t)
 	dataDir := filepath.Join(t.TempDir(), "ipam")
 	block := netip.MustParsePrefix("172.30.5.0/29")

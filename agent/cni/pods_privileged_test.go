@@ -7,11 +7,12 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/iks-dev/iks/tests/testutil"
 	"github.com/vishvananda/netlink"
 )
 
 func TestTwoPodsGetDistinctAddressesAndTalk(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	hostNS := newHostNS(t)
 	conf := testConf(t, filepath.Join(t.TempDir(), "ipam"), 1400, "172.30.6.0/24")
 	a, b := newPod(t, "ctr-a", conf), newPod(t, "ctr-b", conf)
@@ -45,7 +46,7 @@ func TestTwoPodsGetDistinctAddressesAndTalk(t *testing.T) {
 // MTU falls back to 1500, proxy ARP cannot answer for the gateway, and the
 // static neighbour entry keeps pod-to-pod traffic working.
 func TestPodsWorkWithoutHostDefaultRoute(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	hostNS := newNetNS(t)
 	// Only lo, up as on any real node: without a local address the kernel
 	// has no local routing table and treats every neighbour as broadcast.
@@ -75,7 +76,7 @@ func TestPodsWorkWithoutHostDefaultRoute(t *testing.T) {
 }
 
 func TestRepeatedAddKeepsAddressAndRewires(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	hostNS := newHostNS(t)
 	p := newPod(t, "ctr-retry", testConf(t, filepath.Join(t.TempDir(), "ipam"), 0, "172.30.9.0/24"))
 	_, first := mustAdd(t, hostNS, p.args)

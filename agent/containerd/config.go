@@ -14,6 +14,8 @@ import (
 	"text/template"
 
 	"github.com/iks-dev/iks/embedded"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // PauseImage is the sandbox image built from this repository.
@@ -104,11 +106,7 @@ func (c Config) WriteConfig() error {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	tmp := c.ConfigPath() + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	return os.Rename(tmp, c.ConfigPath())
+	return fsutil.WriteFileAtomic(c.ConfigPath(), data, 0o600)
 }
 
 // capSysResource is the bit of CAP_SYS_RESOURCE in the capability sets.

@@ -15,6 +15,8 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/platforms"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // Namespace is the containerd namespace the CRI plugin (and so kubelet) uses.
@@ -117,8 +119,8 @@ func (c *Containerd) loadImported() map[string]string {
 
 func (c *Containerd) saveImported(m map[string]string) {
 	data, _ := json.Marshal(m)
-	tmp := c.importedPath() + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err == nil {
-		_ = os.Rename(tmp, c.importedPath())
+	if err := fsutil.WriteFileAtomic(c.importedPath(), data, 0o600); err != nil {
+		// Only costs a re-import at the next start.
+		c.log.Warn("cannot record the imported images; they are imported again at the next start", "err", err)
 	}
 }

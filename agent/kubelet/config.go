@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/iks-dev/iks/internal/logging"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // Config of the kubelet.
@@ -129,11 +131,7 @@ func (c Config) WriteConfig() error {
 	if err != nil {
 		return fmt.Errorf("marshal kubelet config: %w", err)
 	}
-	tmp := c.configPath() + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	return os.Rename(tmp, c.configPath())
+	return fsutil.WriteFileAtomic(c.configPath(), data, 0o600)
 }
 
 // ResolvConf returns the resolv.conf pods should inherit: the host's,

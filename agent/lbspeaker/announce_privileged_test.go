@@ -7,30 +7,19 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/iks-dev/iks/tests/testutil"
 	"golang.org/x/sys/unix"
 )
 
 // The privileged test builds two fresh named network namespaces, "node"
 // and "peer", joined by a veth pair, and removes them at the end. Nothing
 // touches the machine's own namespace.
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-}
 
 func run(t *testing.T, args ...string) string {
 	t.Helper()
@@ -41,47 +30,9 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func newNS(t *testing.T, suffix string) string {
-	t.Helper()
-	name := fmt.Sprintf("ikslb%d%s", os.Getpid()%100000, suffix)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("remove namespace %s: %v: %s", name, err, out)
-		}
-	})
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
-}
-
-// inNS runs fn on a locked thread inside namespace ns. Sockets opened by
-// fn stay in ns.
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			errc <- err
-			return
-		}
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("enter %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 func TestAnnouncerAddsIPSendsGARPAndRemoves(t *testing.T) {
-	requireRoot(t)
-	node, peer := newNS(t, "n"), newNS(t, "p")
+	testutil.RequireNetns(t)
+	node, peer := testutil.NewNetns(t, testutil.NetnsName("n")).Name, testutil.NewNetns(t, testutil.NetnsName("p")).Name
 	run(t, "ip", "link", "add", "n0", "netns", node, "type", "veth", "peer", "name", "p0", "netns", peer)
 	run(t, "ip", "-n", node, "addr", "add", "10.199.0.2/24", "dev", "n0")
 	run(t, "ip", "-n", peer, "addr", "add", "10.199.0.1/24", "dev", "p0")
@@ -97,7 +48,7 @@ func TestAnnouncerAddsIPSendsGARPAndRemoves(t *testing.T) {
 
 	// Capture ARP on the peer side with a raw socket.
 	var capFD int
-	if err := inNS(peer, func() error {
+	if err := testutil.InNetns(peer, func() error {
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
 		capFD = fd
 		return err
@@ -110,7 +61,7 @@ func TestAnnouncerAddsIPSendsGARPAndRemoves(t *testing.T) {
 	}
 
 	var a *Announcer
-	if err := inNS(node, func() (err error) {
+	if err := testutil.InNetns(node, func() (err error) {
 		a, err = NewAnnouncer(netip.MustParseAddr("10.199.0.2"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		return err
 	}); err != nil {
@@ -149,7 +100,7 @@ func TestAnnouncerAddsIPSendsGARPAndRemoves(t *testing.T) {
 	}
 	// The node's kernel answers ARP for the IP: the peer reaches it.
 	var ln net.Listener
-	if err := inNS(node, func() (err error) { ln, err = net.Listen("tcp", lbIP.String()+":0"); return err }); err != nil {
+	if err := testutil.InNetns(node, func() (err error) { ln, err = net.Listen("tcp", lbIP.String()+":0"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
@@ -158,7 +109,7 @@ func TestAnnouncerAddsIPSendsGARPAndRemoves(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if err := inNS(peer, func() error {
+	if err := testutil.InNetns(peer, func() error {
 		c, err := net.DialTimeout("tcp", ln.Addr().String(), 3*time.Second)
 		if err == nil {
 			c.Close()

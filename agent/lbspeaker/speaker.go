@@ -9,6 +9,7 @@ package lbspeaker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -97,7 +98,10 @@ func (s *Speaker) Init(context.Context) error { return nil }
 
 // Start opens the uplink, starts the informers and the loop. It does not
 // wait for the pools: a server without portable subnets publishes none.
-func (s *Speaker) Start(ctx context.Context) error {
+//
+// A failure after the uplink is open closes it again: a failed Start
+// leaves no raw socket and no informer behind.
+func (s *Speaker) Start(ctx context.Context) (err error) {
 	cs, err := kubeutil.WaitClientset(ctx, s.cfg.Kubeconfig)
 	if err != nil {
 		return err
@@ -115,6 +119,11 @@ func (s *Speaker) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.Stop(context.WithoutCancel(ctx)))
+		}
+	}()
 	s.f = informers.NewSharedInformerFactory(cs, 10*time.Minute)
 	s.cmF = informers.NewSharedInformerFactoryWithOptions(cs, 10*time.Minute, informers.WithNamespace(lbpool.ConfigMapNamespace),
 		informers.WithTweakListOptions(func(o *metav1ListOptions) {
@@ -125,8 +134,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	for _, inf := range []cache.SharedIndexInformer{s.f.Core().V1().Services().Informer(), s.f.Core().V1().Nodes().Informer(),
 		s.f.Discovery().V1().EndpointSlices().Informer(), s.cmF.Core().V1().ConfigMaps().Informer()} {
 		if _, err := inf.AddEventHandler(h); err != nil {
-			cancel()
-			return fmt.Errorf("lb speaker: watch: %w", err)
+			return fmt.Errorf("watch %T: %w", inf, err)
 		}
 	}
 	s.f.Start(runCtx.Done())
@@ -300,8 +308,13 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.cancel = nil
+	for _, f := range []informers.SharedInformerFactory{s.f, s.cmF} {
+		if f != nil {
+			f.Shutdown()
+		}
+	}
 	if len(errs) > 0 {
-		return fmt.Errorf("lb speaker: withdraw: %v", errs)
+		return errors.Join(fmt.Errorf("withdraw LoadBalancer IPs: %w", errors.Join(errs...)), s.closeAnnouncers())
 	}
 	return s.closeAnnouncers()
 }

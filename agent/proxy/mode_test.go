@@ -2,12 +2,13 @@ package proxy
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/iks-dev/iks/internal/config"
+
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 func TestResolveModeUnknown(t *testing.T) {
@@ -20,9 +21,8 @@ func TestResolveModeUnknown(t *testing.T) {
 // Auto picks nftables exactly when kube-proxy's nftables check passes; the
 // check leaves no table behind (nft --check).
 func TestResolveModeAuto(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (nft talks to the kernel)")
-	}
+	testutil.RequireRoot(t)
+	testutil.RequireTools(t, "nftables", "nft")
 	ctx := context.Background()
 	mode, reason, err := ResolveMode(ctx, config.ProxyModeAuto)
 	if err != nil {

@@ -36,7 +36,7 @@ protocol bgp n2 from node { neighbor 10.123.1.12 as 64512; }
 // expects the wrong AS for BIRD and never gets Established, and its status
 // names the NOTIFICATION.
 func TestExternalPeerBIRD(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireNetns(t)
 	m := newMeshNet(t)
 	pfx, addr := netip.MustParsePrefix, netip.MustParseAddr
 	bird := testutil.StartBIRD(t, m.r, birdConf)

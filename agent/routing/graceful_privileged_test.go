@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iks-dev/iks/tests/testutil"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -83,7 +84,7 @@ func peerRoute(n *testNode, dst string) (RouteStatus, error) {
 // removed once the restart time has passed; a peer removed from the peer
 // list (its Node deleted) is withdrawn at once.
 func TestGracefulRestart(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireNetns(t)
 	m := newMeshNet(t)
 	pfx, addr := netip.MustParsePrefix, netip.MustParseAddr
 	const gr = 12 * time.Second

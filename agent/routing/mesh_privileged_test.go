@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 // meshNet builds the test topology: a router namespace with a bridge for
@@ -22,7 +24,8 @@ type meshNet struct {
 
 func newMeshNet(t *testing.T) meshNet {
 	t.Helper()
-	m := meshNet{r: newNS(t, "r"), n1: newNS(t, "n1"), n2: newNS(t, "n2"), n3: newNS(t, "n3")}
+	ns := func(suffix string) string { return testutil.NewNetns(t, testutil.NetnsName(suffix)).Name }
+	m := meshNet{r: ns("r"), n1: ns("n1"), n2: ns("n2"), n3: ns("n3")}
 	run(t, "ip", "-n", m.r, "link", "add", "br0", "type", "bridge")
 	run(t, "ip", "-n", m.r, "addr", "add", "10.123.1.1/24", "dev", "br0")
 	run(t, "ip", "-n", m.r, "link", "set", "br0", "up")
@@ -64,7 +67,7 @@ func wantRoute(t *testing.T, ns, dst, gw, dev string, onlink bool) error {
 func echoServer(t *testing.T, ns, addr string) {
 	t.Helper()
 	var ln net.Listener
-	if err := inNS(t, ns, func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
+	if err := testutil.InNetns(ns, func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
 		t.Fatalf("listen on %s in %s: %v", addr, ns, err)
 	}
 	t.Cleanup(func() { ln.Close() })
@@ -89,7 +92,7 @@ func echoServer(t *testing.T, ns, addr string) {
 // echo dials dst from src inside ns and checks the echo.
 func echo(t *testing.T, ns, src, dst string) error {
 	t.Helper()
-	return inNS(t, ns, func() error {
+	return testutil.InNetns(ns, func() error {
 		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
 		c, err := d.Dial("tcp4", dst)
 		if err != nil {
@@ -109,7 +112,7 @@ func echo(t *testing.T, ns, src, dst string) error {
 }
 
 func TestMeshCrossSubnet(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireNetns(t)
 	m := newMeshNet(t)
 	pfx, addr := netip.MustParsePrefix, netip.MustParseAddr
 	peers := []Peer{{Name: "n1", IP: addr("10.123.1.11")}, {Name: "n2", IP: addr("10.123.1.12")}, {Name: "n3", IP: addr("10.123.2.13")}}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 // TestRestartKeepsRoutesAndSwitchesEncap stops a node's router (its routes
@@ -12,7 +14,7 @@ import (
 // Encap=Always mode and checks the same-subnet route moves to the tunnel
 // while a stale route is pruned once the peer is back.
 func TestRestartKeepsRoutesAndSwitchesEncap(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireNetns(t)
 	m := newMeshNet(t)
 	pfx, addr := netip.MustParsePrefix, netip.MustParseAddr
 	peers := []Peer{{Name: "n1", IP: addr("10.123.1.11")}, {Name: "n2", IP: addr("10.123.1.12")}}

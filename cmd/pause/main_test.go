@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 // TestMain lets the test binary act as pause when re-executed by a test.
@@ -68,7 +70,7 @@ func TestExitsZeroOnTermination(t *testing.T) {
 func TestReapCollectsExitedChildren(t *testing.T) {
 	truePath, err := exec.LookPath("true")
 	if err != nil {
-		t.Skip("no `true` binary:", err)
+		testutil.Unavailable(t, "no `true` binary: %v", err)
 	}
 	var pids []int
 	for range 3 {

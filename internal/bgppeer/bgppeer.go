@@ -19,12 +19,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // API coordinates.
 const (
-	Group    = "network.iks.io"
-	Version  = "v1"
+	Group    = api.Group
+	Version  = api.Version
 	Resource = "bgppeers"
 	Kind     = "BGPPeer"
 )

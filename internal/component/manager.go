@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -30,7 +31,7 @@ func (m *Manager) Add(cs ...Component) { m.components = append(m.components, cs.
 func (m *Manager) Init(ctx context.Context) error {
 	for _, c := range m.components {
 		if err := c.Init(ctx); err != nil {
-			return fmt.Errorf("init %s: %w", c.Name(), err)
+			return wrap("init", c, err)
 		}
 	}
 	return nil
@@ -38,29 +39,36 @@ func (m *Manager) Init(ctx context.Context) error {
 
 // Start starts each component in order and, when it implements Readier,
 // waits for it to be ready before starting the next. On failure, the
-// components already started are stopped in reverse order.
+// failed component and those already started are stopped in reverse order.
 func (m *Manager) Start(ctx context.Context) error {
 	for _, c := range m.components {
 		t0 := time.Now()
-		if err := c.Start(ctx); err != nil {
-			err = fmt.Errorf("start %s: %w", c.Name(), err)
-			return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
-		}
+		// A component is stopped even when its Start fails: it may have
+		// started goroutines, sockets or children before failing, and
+		// Stop is idempotent.
 		m.mu.Lock()
 		m.started = append(m.started, c)
 		m.mu.Unlock()
+		if err := c.Start(ctx); err != nil {
+			err = wrap("start", c, err)
+			return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
+		}
 		if r, ok := c.(Readier); ok {
 			if err := r.Ready(ctx); err != nil {
 				err = fmt.Errorf("%s did not become ready: %w", c.Name(), err)
 				return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
 			}
 		}
+		if _, bg := c.(*Background); bg {
+			m.log.Info(fmt.Sprintf("%s starting", c.Name()), "component", c.Name())
+			continue
+		}
 		m.log.Info(fmt.Sprintf("%s ready", c.Name()), "component", c.Name(), "took", time.Since(t0).Round(time.Millisecond).String())
 	}
 	return nil
 }
 
-// Stop stops the started components in reverse order and joins their errors.
+// Stop stops the started components (a failed one included) in reverse order and joins their errors.
 // It is safe to call more than once.
 func (m *Manager) Stop(ctx context.Context) error {
 	m.mu.Lock()
@@ -72,7 +80,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		c := started[i]
 		t0 := time.Now()
 		if err := c.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name(), err))
+			errs = append(errs, wrap("stop", c, err))
 			continue
 		}
 		m.log.Debug("stopped", "component", c.Name(), "took", time.Since(t0).Round(time.Millisecond).String())
@@ -124,4 +132,14 @@ loop:
 	}
 	m.log.Info("stopped")
 	return runErr
+}
+
+// wrap prefixes err with the step and the component's name ("start lb:
+// ..."), once: an error that already names the component ("lb: ...")
+// gets only the step.
+func wrap(step string, c Component, err error) error {
+	if strings.HasPrefix(err.Error(), c.Name()+": ") {
+		return fmt.Errorf("%s %w", step, err)
+	}
+	return fmt.Errorf("%s %s: %w", step, c.Name(), err)
 }

@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -99,5 +100,74 @@ func TestSuperviseStopsOnFailureAndOnCancel(t *testing.T) {
 	}
 	if log[len(log)-1] != "stop b" {
 		t.Fatalf("not stopped: %v", log)
+	}
+}
+
+// halfStart starts a goroutine, then fails: only Stop ends the goroutine.
+type halfStart struct {
+	rec
+	quit, done chan struct{}
+}
+
+func (h *halfStart) Start(ctx context.Context) error {
+	quit, done := make(chan struct{}), make(chan struct{})
+	h.quit, h.done = quit, done
+	go func() { <-quit; close(done) }()
+	_ = h.rec.Start(ctx)
+	return errors.New("second step failed")
+}
+
+func (h *halfStart) Stop(ctx context.Context) error {
+	if h.quit != nil {
+		close(h.quit)
+		h.quit = nil
+		<-h.done
+	}
+	return h.rec.Stop(ctx)
+}
+
+// A component whose Start fails half-way is stopped too (before those
+// started earlier), so what it started before failing does not leak.
+func TestManagerStopsTheComponentWhoseStartFailed(t *testing.T) {
+	var log []string
+	half := &halfStart{rec: rec{name: "b", log: &log}}
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)),
+		&rec{name: "a", log: &log}, half, &rec{name: "c", log: &log})
+	err := m.Start(context.Background())
+	if err == nil || err.Error() != "start b: second step failed" {
+		t.Fatalf("got %v, want start b: second step failed", err)
+	}
+	select {
+	case <-half.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the goroutine b started before failing is still running")
+	}
+	want := []string{"start a", "ready a", "start b", "stop b", "stop a"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v, want %v", log, want)
+	}
+	if err := m.Stop(context.Background()); err != nil || len(log) != len(want) {
+		t.Fatalf("a second Stop: err %v, log %v (nothing left to stop)", err, log)
+	}
+}
+
+// The manager names the component once: "start lb: ...", not "start lb:
+// lb: ...", and the cause stays reachable with errors.Is.
+func TestManagerNamesTheComponentOnce(t *testing.T) {
+	var log []string
+	cause := errors.New("service informer did not sync")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("lb: %w", cause), "start lb: service informer did not sync"},
+		{cause, "start lb: service informer did not sync"},
+		{fmt.Errorf("lbx: %w", cause), "start lb: lbx: service informer did not sync"},
+	} {
+		m := NewManager(slog.New(slog.DiscardHandler), &rec{name: "lb", log: &log, startErr: tc.err})
+		err := m.Start(context.Background())
+		if err == nil || err.Error() != tc.want || !errors.Is(err, cause) {
+			t.Errorf("start error %v: got %v, want %q wrapping the cause", tc.err, err, tc.want)
+		}
 	}
 }

@@ -32,6 +32,8 @@ type AgentFlags struct {
 	ProxyMode     string
 	Network       NetworkFlags
 	Debug         bool
+	// WithNodeID appends a stable random id to the node name.
+	WithNodeID bool
 }
 
 // AddFlags registers the agent flags on fs; --server and --token default
@@ -52,6 +54,7 @@ func (f *AgentFlags) AddFlags(fs *pflag.FlagSet) {
 	addProxyModeFlag(fs, &f.ProxyMode)
 	f.Network.AddFlags(fs)
 	fs.BoolVar(&f.Debug, "debug", false, "verbose logs, including the embedded Kubernetes components")
+	fs.BoolVar(&f.WithNodeID, "with-node-id", false, "append a random id, made once and kept in the data dir, to the node name (for machines sharing a host name, e.g. cloned VMs)")
 }
 
 // Joining is the validated configuration of `iks agent`.
@@ -59,6 +62,9 @@ type Joining struct {
 	Agent
 	ServerURL *url.URL
 	Token     string // validated by the bootstrap code, which owns its format
+	// NewNodeID is the id --with-node-id made on this first start: record
+	// it with SaveNodeID before using the name.
+	NewNodeID string
 }
 
 // Validate checks the agent values and the host; it writes nothing.
@@ -103,6 +109,16 @@ func (f *AgentFlags) Validate(env Env) (*Joining, error) {
 			bad("cannot read the host name (%v); pass --node-name", err)
 		}
 		name = strings.ToLower(h)
+	}
+	if f.WithNodeID && filepath.IsAbs(f.DataDir) {
+		id, fresh, err := nodeID(dataDir)
+		if err != nil {
+			bad("--with-node-id: %v", err)
+		}
+		name += "-" + id
+		if fresh {
+			j.NewNodeID = id
+		}
 	}
 	if e := validation.IsDNS1123Subdomain(name); len(e) > 0 {
 		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", name, strings.Join(e, "; "))

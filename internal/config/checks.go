@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // ClusterInfoFormat is the data-dir format this iks writes and understands.
@@ -116,11 +118,7 @@ func (s *Server) RecordClusterInfo() error {
 	}
 	data, _ := json.MarshalIndent(ClusterInfo{Format: ClusterInfoFormat, ClusterCIDR: s.ClusterCIDR.String(),
 		ServiceCIDR: s.ServiceCIDR.String(), ClusterDomain: s.ClusterDomain, IPAMBlockSize: s.IPAMBlockSize}, "", "  ")
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	return os.Rename(tmp, p)
+	return fsutil.WriteFileAtomic(p, append(data, '\n'), 0o600)
 }
 
 // Paths returns the data-dir layout.

@@ -62,10 +62,11 @@ type hostTool struct {
 }
 
 var hostTools = []hostTool{
-	{name: "iptables", pkg: "iptables", required: true, use: "NAT outgoing, hostPort (portmap), kube-proxy iptables mode"},
-	{name: "iptables-save", pkg: "iptables", required: true, use: "kube-proxy iptables mode, portmap"},
-	{name: "iptables-restore", pkg: "iptables", required: true, use: "NAT outgoing chain (atomic load), kube-proxy iptables mode"},
-	{name: "nft", pkg: "nftables", use: "kube-proxy nftables mode, network policy", fallback: "kube-proxy iptables mode; NetworkPolicies are not enforced"},
+	{name: "nft", pkg: "nftables", use: "kube-proxy nftables mode, NAT outgoing (table ip iks-nat), hostPort (portmap), network policy",
+		fallback: "iptables mode (kube-proxy, NAT outgoing and portmap on iptables); NetworkPolicies are not enforced"},
+	{name: "iptables", pkg: "iptables", use: "iptables mode: kube-proxy, NAT outgoing, hostPort (portmap)", fallback: "nftables mode (nft)"},
+	{name: "iptables-save", pkg: "iptables", use: "iptables mode: kube-proxy, portmap", fallback: "nftables mode (nft)"},
+	{name: "iptables-restore", pkg: "iptables", use: "iptables mode: kube-proxy, NAT outgoing chain", fallback: "nftables mode (nft)"},
 	{name: "mount", pkg: "mount", required: true, use: "kubelet mounts pod volumes"},
 	{name: "umount", pkg: "mount", required: true, use: "kubelet unmounts pod volumes"},
 	{name: "modprobe", pkg: "kmod", use: "the iks systemd unit loads overlay and br_netfilter",
@@ -153,6 +154,12 @@ func CheckHost(env Env) []HostCheck {
 			c.State, c.Detail = Missing, "not in PATH"
 		}
 		add(c)
+	}
+	// Packet rules need one of the two front-ends.
+	if missing(out, "nft") && (missing(out, "iptables") || missing(out, "iptables-restore")) {
+		add(HostCheck{Kind: "tool", Name: "nft or iptables", Required: true, State: Missing,
+			Use: "kube-proxy, NAT outgoing and hostPort rules", Detail: "neither nft nor iptables/iptables-restore is in PATH",
+			Fix: "install one: apt-get install nftables (preferred) or apt-get install iptables (or sudo ./install.sh)"})
 	}
 	return out
 }

@@ -80,9 +80,11 @@ func TestHostChecksMissing(t *testing.T) {
 		fallback string   // a missing optional check and its fallback
 	}{
 		{name: "nft", edit: func(e *fakeEnv) { e.noTools = map[string]bool{"nft": true} },
-			fallback: "nft: kube-proxy iptables mode"},
+			fallback: "nft: iptables mode"},
 		{name: "iptables", edit: func(e *fakeEnv) { e.noTools = map[string]bool{"iptables": true, "iptables-restore": true} },
-			wantErr: []string{"tool iptables is missing", "tool iptables-restore is missing", "apt-get install iptables", "NAT outgoing"}},
+			fallback: "iptables: nftables mode"},
+		{name: "neither nft nor iptables", edit: func(e *fakeEnv) { e.noTools = map[string]bool{"nft": true, "iptables-restore": true} },
+			wantErr: []string{"tool nft or iptables is missing", "apt-get install nftables", "NAT outgoing"}},
 		{name: "mount", edit: func(e *fakeEnv) { e.noTools = map[string]bool{"mount": true} },
 			wantErr: []string{"tool mount is missing", "apt-get install mount"}},
 		{name: "veth", edit: func(e *fakeEnv) { e.files["/proc/config.gz"] = gz("# CONFIG_VETH is not set\nCONFIG_NF_TABLES=y\n") },
@@ -165,12 +167,12 @@ func TestHostChecksModuleLists(t *testing.T) {
 func TestValidateRunsHostChecks(t *testing.T) {
 	env := hostEnv(func(e *fakeEnv) { e.noTools = map[string]bool{"iptables": true, "nft": true} })
 	_, err := flags(t).Validate(env)
-	if err == nil || !strings.Contains(err.Error(), "tool iptables is missing") || strings.Contains(err.Error(), "nft") {
-		t.Errorf("server: %v, want iptables (required) refused and nothing about nft (optional)", err)
+	if err == nil || !strings.Contains(err.Error(), "tool nft or iptables is missing") || strings.Contains(err.Error(), "tool nft is missing") {
+		t.Errorf("server: %v, want 'nft or iptables' (required) refused and neither alone (optional)", err)
 	}
 	_, err = agentFlags(t, "--server", "https://10.0.0.1", "--token", "x").Validate(env)
-	if err == nil || !strings.Contains(err.Error(), "tool iptables is missing") {
-		t.Errorf("agent: %v, want iptables refused", err)
+	if err == nil || !strings.Contains(err.Error(), "tool nft or iptables is missing") {
+		t.Errorf("agent: %v, want the missing packet-rule tools refused", err)
 	}
 	if _, err := flags(t, "--disable-agent").Validate(env); err != nil {
 		t.Errorf("server --disable-agent: %v, want no node checks", err)

@@ -14,12 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // API group, version and the IPAMBlock resource.
 const (
-	Group           = "network.iks.io"
-	Version         = "v1"
+	Group           = api.Group
+	Version         = api.Version
 	IPAMBlockKind   = "IPAMBlock"
 	IPAMBlockList   = "IPAMBlockList"
 	IPAMBlockPlural = "ipamblocks"

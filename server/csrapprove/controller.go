@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
 	certv1 "k8s.io/api/certificates/v1"
@@ -97,6 +98,7 @@ func (a *Approver) Start(ctx context.Context) error {
 	if _, err := nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    a.nodeChanged,
 		UpdateFunc: a.nodeUpdated,
+		DeleteFunc: a.nodeDeleted,
 	}); err != nil {
 		return fmt.Errorf("csr-approver: node informer: %w", err)
 	}
@@ -129,7 +131,7 @@ func (a *Approver) Stop(context.Context) error {
 }
 
 func (a *Approver) enqueueCSR(obj any) {
-	if csr, ok := obj.(*certv1.CertificateSigningRequest); ok && isPendingServing(csr) {
+	if csr, ok := obj.(*certv1.CertificateSigningRequest); ok && (isPendingServing(csr) || isPendingClaim(csr)) {
 		a.queue.Add(csr.Name)
 	}
 }
@@ -182,8 +184,14 @@ func (a *Approver) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer a.queue.Done(name)
-	if err := a.sync(ctx, name); err != nil {
-		a.log.Warn("approving kubelet serving CSR failed; retrying", "csr", name, "err", err)
+	var err error
+	if node, ok := strings.CutPrefix(name, nodeKeyPrefix); ok {
+		err = a.releaseName(ctx, node)
+	} else {
+		err = a.sync(ctx, name)
+	}
+	if err != nil {
+		a.log.Warn("deciding on a CSR or releasing a node name failed; retrying", "key", name, "err", err)
 		a.queue.AddRateLimited(name)
 		return true
 	}
@@ -199,6 +207,9 @@ func (a *Approver) sync(ctx context.Context, name string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if isPendingClaim(csr) {
+		return a.syncClaim(ctx, csr)
 	}
 	if !isPendingServing(csr) {
 		return nil

@@ -16,6 +16,11 @@
 //     its [InternalIPAnnotation] or [ProvidedNodeIPAnnotation].
 //
 // Anything else stays pending, and one log line says why.
+//
+// It also decides on node-name claims (see package nodeclaim): the first
+// machine to claim a name owns it until its Node is deleted; a claim of
+// that name with another machine's key is denied, with the reason in the
+// CSR's Denied condition, which the joining agent reports.
 package csrapprove
 
 import (

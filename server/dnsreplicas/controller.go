@@ -49,6 +49,9 @@ type Controller struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// observed, when set (tests), is called after every successful sync
+	// with the usable node count it saw and the replicas it wants.
+	observed func(ready int, want int32)
 }
 
 // New returns the controller.
@@ -141,7 +144,7 @@ func (c *Controller) loop(ctx context.Context, cs kubernetes.Interface, nodes co
 	}
 }
 
-func (c *Controller) sync(ctx context.Context, cs kubernetes.Interface, nodes corelisters.NodeLister, deps appslisters.DeploymentLister) error {
+func (c *Controller) sync(ctx context.Context, cs kubernetes.Interface, nodes corelisters.NodeLister, deps appslisters.DeploymentLister) (err error) {
 	d, err := deps.Deployments(c.cfg.Namespace).Get(c.cfg.Deployment)
 	if apierrors.IsNotFound(err) {
 		return nil // not deployed (yet): its creation triggers a sync
@@ -160,6 +163,13 @@ func (c *Controller) sync(ctx context.Context, cs kubernetes.Interface, nodes co
 		}
 	}
 	want := Want(ready, c.cfg.Max)
+	if c.observed != nil {
+		defer func() {
+			if err == nil {
+				c.observed(ready, want)
+			}
+		}()
+	}
 	if d.Spec.Replicas != nil && *d.Spec.Replicas == want {
 		return nil
 	}

@@ -65,6 +65,29 @@ func TestControllerFollowsReadyNodes(t *testing.T) {
 		node("c", true, corev1.Taint{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}),
 	)
 	c := New(Config{Namespace: "kube-system", Deployment: "coredns", Max: 2}, slog.New(slog.DiscardHandler))
+	seen := make(chan int, 100)
+	c.observed = func(ready int, _ int32) {
+		select {
+		case seen <- ready:
+		default: // the test only waits for the latest counts
+		}
+	}
+	// synced waits until the controller has finished a sync that counted
+	// n usable nodes: whatever it wanted to write is written by then.
+	synced := func(n int) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case got := <-seen:
+				if got == n {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("the controller never synced with %d usable nodes", n)
+			}
+		}
+	}
 	if err := c.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +98,7 @@ func TestControllerFollowsReadyNodes(t *testing.T) {
 	ctx := context.Background()
 
 	// One schedulable Ready node (b is NotReady, c tainted): stays 1.
-	time.Sleep(200 * time.Millisecond) // let a wrong update happen, if any
+	synced(1)
 	if got := replicas(t, cs); got != 1 {
 		t.Fatalf("replicas %d with one usable node, want 1", got)
 	}
@@ -88,7 +111,7 @@ func TestControllerFollowsReadyNodes(t *testing.T) {
 	if _, err := cs.CoreV1().Nodes().Update(ctx, node("c", true), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	synced(3)
 	if got := replicas(t, cs); got != 2 {
 		t.Fatalf("replicas %d with three nodes, want the maximum 2", got)
 	}

@@ -99,6 +99,15 @@ func (e *Etcd) Start(context.Context) error {
 	return nil
 }
 
+// readyTimeout bounds how long Ready waits for the member.
+const readyTimeout = 2 * time.Minute
+
+// readyHint names where to look when the member does not come up.
+func (e *Etcd) readyHint() string {
+	return fmt.Sprintf("the log lines with component=etcd say why (iks server --debug shows etcd's info log too); "+
+		"check that no other process holds ports 2379/2380 (ss -ltnp 'sport = :2379') and that %s belongs to this cluster and its disk is not full", e.cfg.DataDir)
+}
+
 // Ready waits until the member serves clients.
 func (e *Etcd) Ready(ctx context.Context) error {
 	e.mu.Lock()
@@ -110,9 +119,9 @@ func (e *Etcd) Ready(ctx context.Context) error {
 	case err := <-et.Err():
 		return fmt.Errorf("etcd failed: %w", err)
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for etcd: %w", ctx.Err())
-	case <-time.After(2 * time.Minute):
-		return fmt.Errorf("etcd not ready after 2m")
+		return fmt.Errorf("waiting for etcd to serve clients on %s: %w; %s", ClientURL, ctx.Err(), e.readyHint())
+	case <-time.After(readyTimeout):
+		return fmt.Errorf("etcd did not serve clients on %s within %s; %s", ClientURL, readyTimeout, e.readyHint())
 	}
 }
 
@@ -121,7 +130,7 @@ func (e *Etcd) Healthy() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.etcd == nil {
-		return fmt.Errorf("not running")
+		return fmt.Errorf("etcd is not running (stopped, or its start failed: see the etcd error logged before); restart iks server")
 	}
 	select {
 	case err := <-e.etcd.Err():

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -35,8 +36,13 @@ import (
 type Config struct {
 	Kubeconfig string // admin
 	Subnets    []lbpool.Subnet
-	// Client, when set, is used instead of Kubeconfig (tests).
-	Client kubernetes.Interface
+	// ClusterCIDR and ServiceCIDR are refused in PortableSubnets.
+	ClusterCIDR, ServiceCIDR netip.Prefix
+	// Client, when set, is used instead of Kubeconfig (tests); Dynamic,
+	// when set too, serves the PortableSubnet resources (their CRD is
+	// then assumed installed).
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface
 }
 
 // Controller is the component allocating LoadBalancer IPs.
@@ -53,6 +59,11 @@ type Controller struct {
 	recorder   record.EventRecorder
 	broadcast  record.EventBroadcaster
 	alloc      *Allocator
+	// subnets are the pools in use: the flags' and the PortableSubnet
+	// resources' (subnets.go); forcePlace re-places them after a change.
+	subnets    []lbpool.Subnet
+	forcePlace bool
+	resources  cache.GenericLister
 	// warned remembers the last warning per service, so a periodic resync
 	// does not repeat the same event.
 	warned map[string]string
@@ -65,7 +76,7 @@ type Controller struct {
 
 // New returns the controller.
 func New(cfg Config, log *slog.Logger) *Controller {
-	return &Controller{cfg: cfg, log: log.With("component", "lb"), alloc: NewAllocator(cfg.Subnets), warned: map[string]string{},
+	return &Controller{cfg: cfg, log: log.With("component", "lb"), alloc: NewAllocator(cfg.Subnets), warned: map[string]string{}, subnets: cfg.Subnets,
 		unplaced: map[string]netip.Addr{}}
 }
 
@@ -86,7 +97,11 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 	}
 	c.cs = cs
-	if err := EnsureAPIObjects(ctx, cs, c.cfg.Subnets); err != nil {
+	dyn, err := c.resourceClient(ctx)
+	if err != nil {
+		return err
+	}
+	if err := EnsureAPIObjects(ctx, cs, c.subnets); err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -119,10 +134,20 @@ func (c *Controller) Start(ctx context.Context) error {
 		return fmt.Errorf("watch services: %w", err)
 	}
 	f.Start(runCtx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced, nodes.Informer().HasSynced) {
-		cancel()
-		return errors.New("the service and node informers did not sync before the start deadline: is the apiserver answering? see its log above")
+	synced := []cache.InformerSynced{inf.Informer().HasSynced, nodes.Informer().HasSynced}
+	if dyn != nil {
+		hs, err := c.watchResources(runCtx, dyn)
+		if err != nil {
+			cancel()
+			return err
+		}
+		synced = append(synced, hs)
 	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		cancel()
+		return fmt.Errorf("list Services, Nodes and PortableSubnets from the apiserver did not complete before start-up ended: %w; check kube-apiserver's log (component=kube-apiserver) and the admin kubeconfig %s", context.Cause(ctx), c.cfg.Kubeconfig)
+	}
+	c.resync(ctx)
 	c.replace()
 	c.rebuild()
 	c.wg.Add(1)
@@ -130,7 +155,7 @@ func (c *Controller) Start(ctx context.Context) error {
 		defer c.wg.Done()
 		wait.UntilWithContext(runCtx, c.work, time.Second)
 	}()
-	c.log.Info("LoadBalancer controller running", "subnets", subnetStrings(c.cfg.Subnets))
+	c.log.Info("LoadBalancer controller running", "subnets", subnetStrings(c.subnets))
 	return nil
 }
 
@@ -169,7 +194,7 @@ func (c *Controller) rebuild() {
 			continue
 		}
 		for _, ip := range statusIPs(s) {
-			if _, ok := lbpool.Find(c.cfg.Subnets, ip); !ok {
+			if _, ok := lbpool.Find(c.subnets, ip); !ok {
 				continue
 			}
 			if err := c.alloc.Assign(key(s), ip); err != nil {
@@ -202,6 +227,10 @@ func (c *Controller) work(ctx context.Context) {
 
 // sync reconciles one Service, or the placement of the subnets.
 func (c *Controller) sync(ctx context.Context, k string) error {
+	if k == subnetsKey {
+		c.resync(ctx)
+		return nil
+	}
 	if k == placementKey {
 		if c.replace() {
 			for _, s := range c.managedServices() {
@@ -251,7 +280,7 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 	if err := c.setStatus(ctx, svc, ip); err != nil {
 		return err
 	}
-	s, _ := lbpool.Find(c.cfg.Subnets, ip)
+	s, _ := lbpool.Find(c.subnets, ip)
 	c.recorder.Eventf(svc, corev1.EventTypeNormal, "LoadBalancerIPAllocated", "allocated %s from the %s portable subnet %s", ip, s.Kind, s.Prefix)
 	c.log.Info("LoadBalancer IP allocated", "service", k, "ip", ip, "pool", s.Kind, "subnet", s.Prefix)
 	return nil
@@ -296,7 +325,7 @@ func (c *Controller) warn(svc *corev1.Service, reason, msg string) {
 // ownsStatus reports whether the status names an IP of the pools.
 func (c *Controller) ownsStatus(svc *corev1.Service) bool {
 	for _, ip := range statusIPs(svc) {
-		if _, ok := lbpool.Find(c.cfg.Subnets, ip); ok {
+		if _, ok := lbpool.Find(c.subnets, ip); ok {
 			return true
 		}
 	}

@@ -115,8 +115,8 @@ func (c *Controller) replace() bool {
 	if err != nil {
 		return false
 	}
-	ps := lbpool.Place(c.cfg.Subnets, nodes)
-	if c.placements != nil && reflect.DeepEqual(ps, c.placements) {
+	ps := lbpool.Place(c.subnets, nodes)
+	if c.placements != nil && reflect.DeepEqual(ps, c.placements) && !c.forcePlace {
 		return false
 	}
 	for _, p := range ps {
@@ -127,7 +127,7 @@ func (c *Controller) replace() bool {
 			c.log.Info("portable subnet placed", "subnet", p.Subnet.String(), "type", p.Subnet.Kind, "nodes", p.Nodes, "zones", p.Zones, "vlans", p.VLANs)
 		}
 	}
-	c.placements = ps
+	c.placements, c.forcePlace = ps, false
 	c.alloc.SetPlacement(ps)
 	return true
 }

@@ -6,6 +6,7 @@ package netctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -42,6 +43,7 @@ type BGPPeers struct {
 	log        *slog.Logger
 
 	cancel      context.CancelFunc
+	factory     dynamicinformer.DynamicSharedInformerFactory
 	broadcaster record.EventBroadcaster
 	mu          sync.Mutex
 	reported    map[string]string // name -> "uid/generation" already reported
@@ -58,8 +60,9 @@ func (b *BGPPeers) Name() string { return "bgppeers" }
 // Init implements component.Component.
 func (b *BGPPeers) Init(context.Context) error { return nil }
 
-// Start installs the CRD and the RBAC, then watches BGPPeers.
-func (b *BGPPeers) Start(ctx context.Context) error {
+// Start installs the CRD and the RBAC, then watches BGPPeers. A failure
+// after the event broadcaster started stops it and the informer again.
+func (b *BGPPeers) Start(ctx context.Context) (err error) {
 	rc, err := kubeutil.RESTConfig(b.kubeconfig)
 	if err != nil {
 		return err
@@ -82,12 +85,18 @@ func (b *BGPPeers) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, b.Stop(context.WithoutCancel(ctx)))
+		}
+	}()
 	b.broadcaster = record.NewBroadcaster()
 	b.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
 	rec := b.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "iks-bgppeers"})
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b.cancel = cancel
 	f := dynamicinformer.NewDynamicSharedInformerFactory(dc, 10*time.Minute)
+	b.factory = f
 	inf := f.ForResource(bgppeer.GVR).Informer()
 	check := func(o any) {
 		if u, ok := o.(*unstructured.Unstructured); ok {
@@ -102,13 +111,11 @@ func (b *BGPPeers) Start(ctx context.Context) error {
 				b.mu.Unlock()
 			}
 		}}); err != nil {
-		cancel()
 		return fmt.Errorf("watch BGPPeers: %w", err)
 	}
 	f.Start(runCtx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		cancel()
-		return fmt.Errorf("BGPPeer informer did not sync")
+		return fmt.Errorf("list BGPPeers (%s) did not complete before start-up ended: %w; check the apiserver log for the CRD %s", bgppeer.GVR.GroupResource(), context.Cause(ctx), bgppeer.GVR.GroupResource())
 	}
 	return nil
 }
@@ -137,8 +144,13 @@ func (b *BGPPeers) Stop(context.Context) error {
 	if b.cancel != nil {
 		b.cancel()
 	}
+	if b.factory != nil {
+		b.factory.Shutdown()
+		b.factory = nil
+	}
 	if b.broadcaster != nil {
 		b.broadcaster.Shutdown()
+		b.broadcaster = nil
 	}
 	return nil
 }

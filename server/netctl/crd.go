@@ -16,6 +16,7 @@ import (
 	apiext "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/iks-dev/iks/internal/kubeutil"
 )
@@ -76,4 +77,13 @@ func EnsureCRD(ctx context.Context, client apiext.Interface, crd *apiextv1.Custo
 		return fmt.Errorf("CustomResourceDefinition %s not established (last: %s): %w", crd.Name, last, err)
 	}
 	return nil
+}
+
+// APIExtensionsClient returns a client for CustomResourceDefinitions.
+func APIExtensionsClient(rc *rest.Config) (apiext.Interface, error) {
+	c, err := apiext.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("apiextensions client: %w", err)
+	}
+	return c, nil
 }

@@ -181,4 +181,3 @@ func external(as []corev1.NodeAddress) string {
 	}
 	return ""
 }
-

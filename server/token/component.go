@@ -29,18 +29,25 @@ type Config struct {
 	Kubeconfig string
 	// Client, when set, is used instead of Kubeconfig (tests).
 	Client kubernetes.Interface
+	// Probe, when set, replaces the check that the apiserver accepts the
+	// token (tests); by default a GET /api authenticated with the token
+	// must succeed.
+	Probe func(context.Context, Token) error
 }
 
-// Tokens is the server component that records the server's join token and,
-// once the apiserver is ready, makes it usable: it ensures the token's
-// bootstrap Secret (no expiry) and the RBAC that lets join tokens
-// bootstrap kubelets. Start it after kube-apiserver.
+// Tokens is the server component that makes the server's join token
+// usable and then records it: it ensures the token's bootstrap Secret (no
+// expiry) and the RBAC that lets join tokens bootstrap kubelets, waits
+// until the apiserver accepts the token, and only then writes
+// <data-dir>/server/token, so that an agent started the instant the file
+// appears is not refused. Start it after kube-apiserver.
 type Tokens struct {
 	cfg Config
 	log *slog.Logger
 
-	mu  sync.Mutex
-	tok Token
+	mu       sync.Mutex
+	tok      Token
+	recorded bool
 }
 
 // New returns the component.
@@ -51,18 +58,19 @@ func New(cfg Config, log *slog.Logger) *Tokens {
 // Name implements component.Component.
 func (t *Tokens) Name() string { return "tokens" }
 
-// Init writes <data-dir>/server/token on the first start and checks it
-// (and --token) on later ones.
+// Init picks the server's token: the one recorded in
+// <data-dir>/server/token, checked against --token, or on the first start
+// a new one (derived from --token, or random), which Start records.
 func (t *Tokens) Init(context.Context) error {
 	if t.cfg.Kubeconfig == "" && t.cfg.Client == nil {
 		return errors.New("tokens: no admin kubeconfig configured: set Config.Kubeconfig")
 	}
-	tok, err := EnsureServerToken(t.cfg.DataDir, t.cfg.CAHash, t.cfg.FromFlag)
+	tok, recorded, err := ResolveServerToken(t.cfg.DataDir, t.cfg.CAHash, t.cfg.FromFlag)
 	if err != nil {
 		return err
 	}
 	t.mu.Lock()
-	t.tok = tok
+	t.tok, t.recorded = tok, recorded
 	t.mu.Unlock()
 	return nil
 }
@@ -98,6 +106,24 @@ func (t *Tokens) Start(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)
+	}
+	probe := t.cfg.Probe
+	if probe == nil {
+		probe = func(ctx context.Context, tok Token) error { return probeToken(ctx, t.cfg.Kubeconfig, tok) }
+	}
+	if err := waitAccepted(ctx, probe, tok); err != nil {
+		return fmt.Errorf("tokens: %w", err)
+	}
+	t.mu.Lock()
+	recorded := t.recorded
+	t.mu.Unlock()
+	if !recorded {
+		if err := RecordServerToken(t.cfg.DataDir, tok); err != nil {
+			return err
+		}
+		t.mu.Lock()
+		t.recorded = true
+		t.mu.Unlock()
 	}
 	t.log.Info("join token ready: join agents with `iks agent --server https://<this host>:6443 --token <token>`",
 		"token-file", ServerTokenPath(t.cfg.DataDir), "id", tok.ID)

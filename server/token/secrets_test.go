@@ -2,7 +2,9 @@ package token
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -189,7 +191,23 @@ func TestTokensComponent(t *testing.T) {
 	ctx := context.Background()
 	cs := fake.NewClientset()
 	dir := t.TempDir()
-	c := New(Config{DataDir: dir, CAHash: testHash, FromFlag: "a passphrase of enough length", Client: cs},
+	probes := 0
+	probe := func(ctx context.Context, tok Token) error {
+		probes++
+		// The token file must not exist before the token is accepted,
+		// and its Secret must already be there.
+		if _, err := os.Stat(ServerTokenPath(dir)); !os.IsNotExist(err) {
+			t.Errorf("probe %d: token file exists before the token is accepted (stat: %v)", probes, err)
+		}
+		if _, err := cs.CoreV1().Secrets("kube-system").Get(ctx, "bootstrap-token-"+tok.ID, metav1.GetOptions{}); err != nil {
+			t.Errorf("probe %d: token Secret missing: %v", probes, err)
+		}
+		if probes < 3 {
+			return errors.New("401 Unauthorized")
+		}
+		return nil
+	}
+	c := New(Config{DataDir: dir, CAHash: testHash, FromFlag: "a passphrase of enough length", Client: cs, Probe: probe},
 		slog.New(slog.DiscardHandler))
 	if err := c.Start(ctx); err == nil {
 		t.Error("Start before Init succeeded")
@@ -197,8 +215,14 @@ func TestTokensComponent(t *testing.T) {
 	if err := c.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(ServerTokenPath(dir)); !os.IsNotExist(err) {
+		t.Errorf("Init wrote the token file (stat: %v)", err)
+	}
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if probes != 3 {
+		t.Errorf("token probed %d times, want 3 (two refusals, then accepted)", probes)
 	}
 	tok := c.Token()
 	recorded, err := ReadServerToken(dir)

@@ -108,45 +108,68 @@ func FromFlag(caHash, value string) (Token, error) {
 // Later calls reuse the recorded token; a fromFlag that yields a different
 // token, or a recorded token pinning another CA, is an error naming the fix.
 func EnsureServerToken(dataDir, caHash, fromFlag string) (Token, error) {
+	t, recorded, err := ResolveServerToken(dataDir, caHash, fromFlag)
+	if err != nil {
+		return Token{}, err
+	}
+	if !recorded {
+		if err := RecordServerToken(dataDir, t); err != nil {
+			return Token{}, err
+		}
+	}
+	return t, nil
+}
+
+// ResolveServerToken returns the token EnsureServerToken would return, and
+// whether it is already recorded in <dataDir>/server/token, without
+// writing it (it only tightens a loose mode of a recorded file). A token
+// not yet recorded is derived from fromFlag, or random when fromFlag is "".
+func ResolveServerToken(dataDir, caHash, fromFlag string) (tok Token, recorded bool, err error) {
 	if err := ValidateCAHash(caHash); err != nil {
-		return Token{}, fmt.Errorf("server token: %w", err)
+		return Token{}, false, fmt.Errorf("server token: %w", err)
 	}
 	var want *Token
 	if fromFlag != "" {
 		t, err := FromFlag(caHash, fromFlag)
 		if err != nil {
-			return Token{}, err
+			return Token{}, false, err
 		}
 		want = &t
 	}
 	path := ServerTokenPath(dataDir)
 	rec, found, err := readServerToken(path, caHash)
 	if err != nil {
-		return Token{}, err
+		return Token{}, false, err
 	}
 	if found {
 		if want != nil && want.Bootstrap() != rec.Bootstrap() {
-			return Token{}, fmt.Errorf("--token differs from the token this server was first started with (recorded in %s): "+
+			return Token{}, false, fmt.Errorf("--token differs from the token this server was first started with (recorded in %s): "+
 				"pass the original --token, or omit --token to keep the recorded one; to change the token, delete %s "+
 				"and restart (agents that already joined keep working; new agents need the new token)", path, path)
 		}
-		return rec, nil
+		return rec, true, nil
 	}
-	t := want
-	if t == nil {
-		g, err := Generate(caHash)
-		if err != nil {
-			return Token{}, err
-		}
-		t = &g
+	if want != nil {
+		return *want, false, nil
 	}
+	g, err := Generate(caHash)
+	if err != nil {
+		return Token{}, false, err
+	}
+	return g, false, nil
+}
+
+// RecordServerToken writes t to <dataDir>/server/token atomically (mode
+// 0600), so that a reader sees the whole token or no file.
+func RecordServerToken(dataDir string, t Token) error {
+	path := ServerTokenPath(dataDir)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return Token{}, fmt.Errorf("server token: create %s: %w (check that the data dir is writable)", filepath.Dir(path), err)
+		return fmt.Errorf("server token: create %s: %w (check that the data dir is writable)", filepath.Dir(path), err)
 	}
 	if err := fsutil.WriteFileAtomic(path, []byte(t.Format()+"\n"), 0o600); err != nil {
-		return Token{}, fmt.Errorf("server token: %w", err)
+		return fmt.Errorf("server token: %w", err)
 	}
-	return *t, nil
+	return nil
 }
 
 // ReadServerToken reads the token recorded in <dataDir>/server/token.

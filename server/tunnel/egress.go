@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/iks-dev/iks/internal/fsutil"
 )
 
 // egressTemplate is kube-apiserver's EgressSelectorConfiguration: traffic
@@ -45,38 +47,8 @@ func WriteEgressSelectorConfig(path, udsPath string) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create directory %s for the egress selector config: %w (check that the data dir is writable)", dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write egress selector config %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write egress selector config %s: set mode 0600: %w", path, err)
-	}
-	if _, err = tmp.Write(EgressSelectorConfig(udsPath)); err != nil {
-		return fmt.Errorf("write egress selector config %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write egress selector config %s: fsync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write egress selector config %s: close: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write egress selector config %s: rename into place: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write egress selector config %s: open directory to fsync: %w", path, err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("write egress selector config %s: fsync directory: %w", path, err)
+	if err := fsutil.WriteFileAtomic(path, EgressSelectorConfig(udsPath), 0o600); err != nil {
+		return fmt.Errorf("egress selector config: %w", err)
 	}
 	return nil
 }

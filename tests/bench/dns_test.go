@@ -18,11 +18,13 @@ import (
 	"github.com/iks-dev/iks/tests/testutil"
 )
 
-// TestDNSQueries measures DNS queries/s from a pod against CoreDNS — a
-// cluster name (kubernetes plugin), an external name (forward, then
-// cache), and a cluster name through the kube-dns ClusterIP — with, as the baseline, the same client in the same pod against
-// a trivial in-process DNS server on the node (same network path, no
-// DNS logic). Each run is bounded in time and count.
+// TestDNSQueries measures DNS queries/s from a pod against CoreDNS — one
+// cluster name, 250 pod names, one cached external name, external names
+// that all miss the cache (forwarded), and pod names through the kube-dns
+// ClusterIP — with, as the baseline, the same client in the same pod
+// against a trivial in-process DNS server on the node (one veth less than
+// the path to CoreDNS, no DNS logic). Each run is bounded in time and
+// count.
 func TestDNSQueries(t *testing.T) {
 	if os.Getenv("IKS_BENCH") == "" {
 		t.Skip("benchmark: run with `make bench`")
@@ -32,7 +34,7 @@ func TestDNSQueries(t *testing.T) {
 	n := testutil.NewNode(t, "dn-b", nodeIP)
 	img := testutil.BuildImage(t, "./tests/images/httpd", "iks.local/httpd:1")
 	n.StageImage(img, "httpd.tar")
-	upstream := testutil.StartDNSServer(t, n.Net, nodeIP+":53", map[string]string{external: "192.0.2.54"})
+	upstream := testutil.StartDNSServer(t, n.Net, nodeIP+":53", map[string]string{external: "192.0.2.54", "*." + external: "192.0.2.55"})
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver "+nodeIP+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -52,10 +54,10 @@ func TestDNSQueries(t *testing.T) {
 	}
 	waitFor(t, 2*time.Minute, "the client pod Ready", func() (string, bool) { return readyPodIP(cs, "default", "app=dnsbench") })
 
-	run := func(server, name string) float64 {
+	run := func(server, name string, spread int) float64 {
 		t.Helper()
 		out, err := n.Kubectl("exec", "dnsbench", "--", "/httpd", "dnsbench", "-server", server, "-name", name,
-			"-c", "4", "-duration", "5s", "-max", "200000")
+			"-spread", strconv.Itoa(spread), "-c", "4", "-duration", "5s", "-max", "200000")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,19 +71,29 @@ func TestDNSQueries(t *testing.T) {
 		qps, _ := strconv.ParseFloat(m[3], 64)
 		return qps
 	}
-	base := run(nodeIP+":53", external)
-	cluster := run(coredns+":53", "kubernetes.default.svc.cluster.local")
-	cached := run(coredns+":53", external)
-	viaService := run("172.21.0.10:53", "kubernetes.default.svc.cluster.local")
-	if upstream.Queries(external) == 0 {
-		t.Error("CoreDNS never asked the node's resolver for the external name")
+	// Names: one cached external name; 250 different pod names (computed
+	// by the kubernetes plugin, "pods insecure"); external names that are
+	// all different (every query a cache miss, forwarded to the node's
+	// resolver).
+	const miss = 1 << 30
+	base := run(nodeIP+":53", "b%d."+external, miss)
+	cluster := run(coredns+":53", "kubernetes.default.svc.cluster.local", 1)
+	podNames := run(coredns+":53", "10-9-0-%d.default.pod.cluster.local", 250)
+	cached := run(coredns+":53", external, 1)
+	missed := run(coredns+":53", "m%d."+external, miss)
+	viaService := run("172.21.0.10:53", "10-9-0-%d.default.pod.cluster.local", 250)
+	if upstream.Queries(external) == 0 || upstream.Queries("m1."+external) == 0 {
+		t.Error("CoreDNS never asked the node's resolver for the external names")
 	}
-	fmt.Printf("\n== cluster DNS benchmark (pod → CoreDNS, 4 clients, 5 s each) ==\n"+
-		"baseline: tiny DNS server on the node  %8.0f q/s\n"+
-		"CoreDNS, cluster name (kubernetes)      %8.0f q/s   (%.2fx the baseline)\n"+
-		"CoreDNS, external name (forward+cache)  %8.0f q/s   (%.2fx the baseline)\n"+
-		"CoreDNS via kube-dns ClusterIP          %8.0f q/s   (%.2fx the baseline; through kube-proxy)\n",
-		base, cluster, cluster/base, cached, cached/base, viaService, viaService/base)
+	fmt.Printf("\n== cluster DNS benchmark (pod -> CoreDNS, 4 clients, 5 s each) ==\n"+
+		"baseline: tiny DNS server on the node, all names different   %8.0f q/s   (pod -> node: one veth)\n"+
+		"CoreDNS, one cluster name (kubernetes.default)              %8.0f q/s   (%.2fx the baseline)\n"+
+		"CoreDNS, 250 pod names                                      %8.0f q/s   (%.2fx)\n"+
+		"CoreDNS, one external name (cache hit)                      %8.0f q/s   (%.2fx)\n"+
+		"CoreDNS, external names all different (miss, forwarded)     %8.0f q/s   (%.2fx)\n"+
+		"CoreDNS via the kube-dns ClusterIP, 250 pod names           %8.0f q/s   (%.2fx; through kube-proxy)\n"+
+		"(CoreDNS is reached pod -> node -> CoreDNS pod, two veths, the baseline one: the ratios include that hop)\n",
+		base, cluster, cluster/base, podNames, podNames/base, cached, cached/base, missed, missed/base, viaService, viaService/base)
 }
 
 // readyPodIP returns the IP of a Ready pod matching selector.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,25 +22,7 @@ const sinkPort = "5201"
 // tcpsend/tcpsink the pods run, used on the raw paths with nsenter.
 func buildHTTPD(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "httpd")
-	cmd := exec.Command("go", "build", "-o", bin, "./tests/images/httpd")
-	cmd.Dir, cmd.Env = repoRoot(t), append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build httpd: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, _ := os.Getwd()
-	for d := wd; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	t.Fatal("no repository root above " + wd)
-	return ""
+	return testutil.BuildBinary(t, "./tests/images/httpd")
 }
 
 // vethPair creates two fresh namespaces joined by a plain veth pair

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/iks-dev/iks/internal/nodeclaim"
 	"github.com/iks-dev/iks/tests/testutil"
 )
 
@@ -27,10 +28,32 @@ func TestJoinAndTunnel(t *testing.T) {
 	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
 
 	srv := testutil.NewNodeOn(t, "srv", nw, "a", 1)
+	w1 := testutil.NewNodeOn(t, "w1", nw, "a", 2) // same subnet as the server
+	w2 := testutil.NewNodeOn(t, "w2", nw, "b", 1) // across the router
+	for _, w := range []*testutil.Node{w1, w2} {
+		w.StageImage(img, "httpd.tar")
+	}
 	srv.Start()
-	srv.WaitReady(3 * time.Minute)
-	token := strings.TrimSpace(readFile(t, filepath.Join(srv.DataDir, "server", "token")))
+	// As a user scripts it: both agents start the instant the token file
+	// appears, while the server is still starting. The file must appear
+	// only once the token is accepted.
+	token := waitTokenFile(t, srv, 3*time.Minute)
+	tokenAt := time.Now()
 	url := "https://" + srv.IP + ":6443"
+	for _, w := range []*testutil.Node{w1, w2} {
+		w.AsAgent(url, token).Start()
+	}
+	srv.WaitReady(3 * time.Minute)
+	for _, w := range []*testutil.Node{w1, w2} {
+		w.WaitReady(3 * time.Minute)
+		t.Logf("%s Ready %s after the token file appeared", w.Name, time.Since(tokenAt).Round(100*time.Millisecond))
+		if log := w.Log(); strings.Contains(log, "rejected the token") {
+			line := log[strings.Index(log, "rejected the token"):]
+			t.Errorf("%s saw its token rejected although it started only once the token file appeared: ...%s", w.Name, line[:strings.IndexByte(line+"\n", '\n')])
+		}
+	}
+	cs := srv.Client()
+	waitNodesReady(t, cs, 3, 2*time.Minute)
 
 	t.Run("wrong-CA token is refused and writes nothing", func(t *testing.T) {
 		bad := testutil.NewNodeOn(t, "bad", nw, "b", 9).AsAgent(url, otherCluster(token))
@@ -45,18 +68,6 @@ func TestJoinAndTunnel(t *testing.T) {
 			t.Errorf("refused agent wrote credentials: %v", entries)
 		}
 	})
-
-	w1 := testutil.NewNodeOn(t, "w1", nw, "a", 2).AsAgent(url, token) // same subnet as the server
-	w2 := testutil.NewNodeOn(t, "w2", nw, "b", 1).AsAgent(url, token) // across the router
-	for _, w := range []*testutil.Node{w1, w2} {
-		w.StageImage(img, "httpd.tar")
-		w.Start()
-	}
-	for _, w := range []*testutil.Node{w1, w2} {
-		w.WaitReady(3 * time.Minute)
-	}
-	cs := srv.Client()
-	waitNodesReady(t, cs, 3, 2*time.Minute)
 
 	sideloadRunning(t, srv, img)
 	for _, w := range []*testutil.Node{srv, w1, w2} {
@@ -116,9 +127,11 @@ func TestJoinAndTunnel(t *testing.T) {
 			t.Fatalf("iks token delete: %v\n%s", err, out)
 		}
 		bad := testutil.NewNodeOn(t, "del", nw, "b", 8).AsAgent(url, tok)
-		eventually(t, 30*time.Second, "deleted token refused", func() error {
+		// A rejected token is retried for a minute (the server may still
+		// be starting), then refused.
+		eventually(t, 3*time.Minute, "deleted token refused", func() error {
 			out, err := bad.Command(bad.Args()...).CombinedOutput()
-			if err == nil || !strings.Contains(string(out), "rejected the token") {
+			if err == nil || !strings.Contains(string(out), "rejected the token") || !strings.Contains(string(out), "may still be starting") {
 				return fmt.Errorf("agent with a deleted token: err=%v\n%s", err, out)
 			}
 			return nil
@@ -136,6 +149,13 @@ func TestJoinAndTunnel(t *testing.T) {
 		if exited, _ := w1.Exited(); exited {
 			t.Fatal("the running agent died")
 		}
+	})
+
+	// Made by the parent test: a subtest's temp dir is too long for
+	// containerd's socket path.
+	clone := testutil.NewNodeOn(t, "clone", nw, "b", 7).AsAgent(url, token)
+	t.Run("second machine with a taken node name is refused, the first untouched", func(t *testing.T) {
+		checkTakenNameRefused(t, cs, clone, w1)
 	})
 
 	t.Run("agent restart re-registers with the same identity, pods untouched", func(t *testing.T) {
@@ -201,6 +221,9 @@ func TestJoinAndTunnel(t *testing.T) {
 			pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + w2.Name})
 			if err != nil || len(pods.Items) > 0 {
 				return fmt.Errorf("pods still bound to the node: %v", err)
+			}
+			if _, err := cs.CoreV1().Secrets(nodeclaim.Namespace).Get(ctx, nodeclaim.SecretName(w2.Name), metav1.GetOptions{}); err == nil {
+				return fmt.Errorf("node password still holds the name")
 			}
 			return nil
 		})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,12 +69,7 @@ func checkPodNetwork(t *testing.T, nw *testutil.Network, cs kubernetes.Interface
 		ext := testutil.NewNetns(t, "iks-e2e-ext")
 		extIP := nw.IP("ext", 10)
 		nw.Attach(ext, "ext", extIP, "v-ext")
-		bin := filepath.Join(t.TempDir(), "httpd")
-		build := exec.Command("go", "build", "-o", bin, "./tests/images/httpd")
-		build.Dir, build.Env = repoRoot(t), append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build httpd: %v\n%s", err, out)
-		}
+		bin := testutil.BuildBinary(t, "./tests/images/httpd")
 		server := exec.Command("nsenter", "--net="+ext.Path(), "--", bin)
 		server.Env = append(os.Environ(), "PORT=8080")
 		server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -111,15 +105,4 @@ func vxlanTX(t *testing.T, n *testutil.Node) int64 {
 		t.Fatalf("parse ip -j -s link: %v: %s", err, out)
 	}
 	return links[0].Stats.TX.Packets
-}
-
-func repoRoot(t *testing.T) string {
-	wd, _ := os.Getwd()
-	for d := wd; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	t.Fatal("no repository root")
-	return ""
 }

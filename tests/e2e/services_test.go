@@ -312,12 +312,7 @@ func createEndpointSlice(t *testing.T, cs kubernetes.Interface, svc, ip string, 
 // cluster).
 func startExternalHTTPD(t *testing.T, ns *testutil.Netns) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "httpd")
-	build := exec.Command("go", "build", "-o", bin, "./tests/images/httpd")
-	build.Dir, build.Env = repoRoot(t), append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build httpd: %v\n%s", err, out)
-	}
+	bin := testutil.BuildBinary(t, "./tests/images/httpd")
 	server := exec.Command("nsenter", "--net="+ns.Path(), "--", bin)
 	server.Env = append(os.Environ(), "PORT=8080")
 	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

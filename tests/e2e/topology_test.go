@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +210,30 @@ func TestTopology(t *testing.T) {
 			if err == nil && len(s.Status.LoadBalancer.Ingress) == 1 && strings.HasPrefix(s.Status.LoadBalancer.Ingress[0].IP, "10.96.8.") {
 				t.Errorf("service %s got %s from the unreachable subnet", svc, s.Status.LoadBalancer.Ingress[0].IP)
 			}
+		}
+	})
+
+	t.Run("a PortableSubnet adds a subnet to the running cluster; a bad one is refused at admission", func(t *testing.T) {
+		apply := func(name, typ, cidr string) (string, error) {
+			f := filepath.Join(t.TempDir(), name+".yaml")
+			y := fmt.Sprintf("apiVersion: network.iks.io/v1\nkind: PortableSubnet\nmetadata: {name: %s}\nspec: {type: %s, cidr: %q}\n", name, typ, cidr)
+			if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return srv.Kubectl("apply", "-f", f)
+		}
+		if out, err := apply("pub-2", "public", "10.96.4.72/29"); err != nil {
+			t.Fatalf("apply: %v: %s", err, out)
+		}
+		createLBService(t, cs, "added", map[string]string{"app": "web"},
+			map[string]string{"service.kubernetes.io/ibm-load-balancer-cloud-provider-ip": "10.96.4.76"}, "", false)
+		if ip := waitLBIP(t, cs, "added", "10.96.4.72/29"); ip != "10.96.4.76" {
+			t.Errorf("service asking for 10.96.4.76 of the added subnet got %s", ip)
+		}
+		answers(ext, "10.96.4.76")
+		out, err := apply("bad", "private", "172.30.5.0/29")
+		if err == nil || !strings.Contains(out, "overlaps 172.30.0.0/16") {
+			t.Errorf("a PortableSubnet inside the pod range was not refused with the reason: %v: %s", err, out)
 		}
 	})
 

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 const (
@@ -62,16 +64,14 @@ type layout struct {
 func (l layout) installed() string { return filepath.Join(l.binDir, "iks") }
 
 func TestInstallUninstall(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: installs iks, runs containers and changes the network")
-	}
+	testutil.RequireRoot(t)
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
 	binary := filepath.Join(repo, "bin", "iks")
 	if _, err := os.Stat(binary); err != nil {
-		t.Skipf("%s not built (run `make` first): %v", binary, err)
+		testutil.Unavailable(t, "%s not built (run `make` first): %v", binary, err)
 	}
 	for _, tool := range []string{"ip", "nsenter", "sh", "mount"} {
 		if _, err := exec.LookPath(tool); err != nil {

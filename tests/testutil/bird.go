@@ -22,12 +22,13 @@ type BIRD struct {
 
 // StartBIRD runs `bird -f` with config conf inside the named namespace
 // and waits until its control socket answers. It skips the test when
-// bird is not installed.
+// bird is not installed (fails it when IKS_REQUIRE_PRIVILEGED=1).
 func StartBIRD(t testing.TB, netns, conf string) *BIRD {
 	t.Helper()
+	RequireTools(t, "bird2", "bird", "birdc")
 	bin, err := exec.LookPath("bird")
 	if err != nil {
-		t.Skip("needs BIRD 2 (Debian package bird2)")
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	b := &BIRD{Sock: filepath.Join(dir, "bird.ctl"), LogPath: filepath.Join(dir, "bird.log"), done: make(chan error, 1)}

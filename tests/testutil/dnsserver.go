@@ -27,7 +27,8 @@ type DNSServer struct {
 
 // StartDNSServer listens on addr (e.g. "10.86.0.1:53") inside ns (nil: the
 // test's own namespace) and serves records (name → IPv4; names without
-// the trailing dot) until the test ends.
+// the trailing dot; "*.zone" answers every name directly under zone)
+// until the test ends.
 func StartDNSServer(t testing.TB, ns *Netns, addr string, records map[string]string) *DNSServer {
 	t.Helper()
 	s := &DNSServer{records: map[string]netip.Addr{}, queries: map[string]int{}}
@@ -92,6 +93,9 @@ func (s *DNSServer) answer(query []byte) ([]byte, bool) {
 	s.queries[name]++
 	s.mu.Unlock()
 	ip, known := s.records[name]
+	if _, parent, ok := strings.Cut(name, "."); !known && ok {
+		ip, known = s.records["*."+parent] // a wildcard record
+	}
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired,
 		RecursionAvailable: true, RCode: dnsmessage.RCodeSuccess}
 	if !known {

@@ -9,10 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNetns runs fn on a thread that entered the namespace. The thread stays
+// Do runs fn on a thread that entered the namespace. The thread stays
 // locked and dies with its goroutine, so the changed namespace never leaks;
 // sockets fn creates stay in the namespace and can be used from anywhere.
-func (n *Netns) inNetns(fn func() error) error {
+func (n *Netns) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -35,7 +35,7 @@ func (n *Netns) inNetns(fn func() error) error {
 // the namespace.
 func (n *Netns) ListenPacket(network, addr string) (net.PacketConn, error) {
 	var pc net.PacketConn
-	err := n.inNetns(func() (err error) {
+	err := n.Do(func() (err error) {
 		pc, err = net.ListenPacket(network, addr)
 		return err
 	})
@@ -46,7 +46,7 @@ func (n *Netns) ListenPacket(network, addr string) (net.PacketConn, error) {
 // namespace.
 func (n *Netns) Listen(network, addr string) (net.Listener, error) {
 	var l net.Listener
-	err := n.inNetns(func() (err error) {
+	err := n.Do(func() (err error) {
 		l, err = net.Listen(network, addr)
 		return err
 	})

@@ -83,3 +83,12 @@ func MustRun(t testing.TB, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+// NetnsName returns a namespace name unique to this test process, for
+// package tests that may run next to other copies of themselves.
+func NetnsName(suffix string) string {
+	return fmt.Sprintf("iks-t%d-%s", os.Getpid()%100000, suffix)
+}
+
+// InNetns runs fn on a thread inside the named namespace (see Netns.Do).
+func InNetns(name string, fn func() error) error { return (&Netns{Name: name}).Do(fn) }

@@ -33,6 +33,9 @@ type Node struct {
 	Net        *Netns
 	Mnt        *MountNS
 	LogPath    string
+	// Env is added to the environment of the node's processes (e.g. a
+	// PATH without iptables).
+	Env []string
 
 	cmd  *exec.Cmd
 	done chan error
@@ -56,13 +59,6 @@ func BinPath(t testing.TB) string {
 	}
 	t.Fatal("cannot find the repository root")
 	return ""
-}
-
-// RequireRoot skips privileged tests for non-root users.
-func RequireRoot(t testing.TB) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, cgroups, containers)")
-	}
 }
 
 // NewNode prepares namespaces, data dir and cgroup root; nothing runs yet.
@@ -140,7 +136,7 @@ func (n *Node) Args(extra ...string) []string {
 func (n *Node) Command(args ...string) *exec.Cmd {
 	full := append([]string{"--net=" + n.Net.Path(), "--mount=" + n.Mnt.File, "--", n.Bin}, args...)
 	cmd := exec.Command("nsenter", full...)
-	cmd.Env = append(os.Environ(), "IKS_DATA_DIR="+n.DataDir)
+	cmd.Env = append(append(os.Environ(), "IKS_DATA_DIR="+n.DataDir), n.Env...)
 	return cmd
 }
 

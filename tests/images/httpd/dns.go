@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,8 +79,9 @@ func dig(args []string) error {
 	return nil
 }
 
-// dnsbench sends A queries for one name from -c concurrent clients, each
-// waiting for its answer, until -duration or -max queries, and prints
+// dnsbench sends A queries for one name (or, with -spread N, for N names
+// made from a -name holding %d) from -c concurrent clients, each waiting
+// for its answer, until -duration or -max queries, and prints
 // "queries=N errors=N seconds=S qps=Q".
 func dnsbench(args []string) error {
 	fs := flag.NewFlagSet("dnsbench", flag.ContinueOnError)
@@ -88,11 +90,12 @@ func dnsbench(args []string) error {
 	conc := fs.Int("c", 4, "concurrent clients")
 	duration := fs.Duration("duration", 3*time.Second, "how long to run (at most 60s)")
 	limit := fs.Int64("max", 1_000_000, "stop after this many queries")
+	spread := fs.Int64("spread", 1, "query this many different names: -name must hold %d, replaced by 0..spread-1 in turn")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *name == "" || *conc < 1 || *duration <= 0 || *duration > time.Minute {
-		return errors.New("usage: httpd dnsbench -name NAME [-server HOST:PORT] [-c N] [-duration D<=60s] [-max N]")
+	if *name == "" || *conc < 1 || *duration <= 0 || *duration > time.Minute || *spread < 1 || (*spread > 1) != strings.Contains(*name, "%d") {
+		return errors.New("usage: httpd dnsbench -name NAME [-spread N, with %d in NAME] [-server HOST:PORT] [-c N] [-duration D<=60s] [-max N]")
 	}
 	addr, err := serverAddr(*server)
 	if err != nil {
@@ -112,8 +115,8 @@ func dnsbench(args []string) error {
 				return
 			}
 			defer c.Close()
-			for time.Now().Before(deadline) && sent.Add(1) <= *limit {
-				if rcode, _, err := query(c, *name, time.Second); err != nil || rcode != dnsmessage.RCodeSuccess {
+			for k := sent.Add(1); time.Now().Before(deadline) && k <= *limit; k = sent.Add(1) {
+				if rcode, _, err := query(c, benchName(*name, *spread, k), time.Second); err != nil || rcode != dnsmessage.RCodeSuccess {
 					failed.Add(1)
 				}
 			}
@@ -124,6 +127,15 @@ func dnsbench(args []string) error {
 	n := min(sent.Load(), *limit)
 	fmt.Printf("queries=%d errors=%d seconds=%.2f qps=%.0f\n", n, failed.Load(), secs, float64(n-failed.Load())/secs)
 	return nil
+}
+
+// benchName is the k-th query's name: name itself, or name with %d
+// replaced by k modulo spread.
+func benchName(name string, spread, k int64) string {
+	if spread <= 1 {
+		return name
+	}
+	return strings.Replace(name, "%d", strconv.FormatInt(k%spread, 10), 1)
 }
 
 // query sends one A query on c and waits for the answer with its ID.

@@ -35,3 +35,16 @@ func TestQueryAgainstTinyServer(t *testing.T) {
 		t.Error("lookup of an unknown name succeeded")
 	}
 }
+
+func TestBenchNameSpreadsOverNames(t *testing.T) {
+	seen := map[string]bool{}
+	for k := int64(1); k <= 10; k++ {
+		seen[benchName("q%d.example", 4, k)] = true
+	}
+	if len(seen) != 4 || !seen["q0.example"] || !seen["q3.example"] {
+		t.Errorf("spread 4 over 10 queries gave %v", seen)
+	}
+	if got := benchName("one.example", 1, 7); got != "one.example" {
+		t.Errorf("spread 1: %q", got)
+	}
+}
