@@ -2,6 +2,7 @@ package netpol
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -79,6 +80,7 @@ func TestWriterIncremental(t *testing.T) {
 			t.Errorf("%s left after the policy was deleted", n)
 		}
 	}
+	slices.Sort(sets)
 	if strings.Join(sets, ",") != strings.Join(sortedKeys(map[string]bool{SetLocalPods: true, SetIngressIso: true, SetEgressIso: true}), ",") {
 		t.Errorf("sets left after the last policy was deleted: %v", sets)
 	}
