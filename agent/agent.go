@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/iks-dev/iks/agent/blockipam"
+	"github.com/iks-dev/iks/agent/cni"
 	"github.com/iks-dev/iks/agent/containerd"
 	"github.com/iks-dev/iks/agent/kubelet"
 	"github.com/iks-dev/iks/agent/lbspeaker"
+	"github.com/iks-dev/iks/agent/netpol"
 	"github.com/iks-dev/iks/agent/podnet"
 	"github.com/iks-dev/iks/agent/proxy"
 	"github.com/iks-dev/iks/agent/routing"
@@ -112,6 +114,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			// NAT outgoing follows it, so a node never mixes backends.
 			natBackend: func() routing.NATBackend { return routing.NATBackend(prx.Mode()) }},
 		&component.Await{B: prxBG},
+		netpol.New(netpol.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, VethPrefix: cni.HostVethPrefix}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Kubeconfig: creds.Kubeconfig}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,

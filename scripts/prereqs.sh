@@ -40,7 +40,7 @@ build|zstd|cmd:zstd|zstd|zstd|compresses the assets carried in the binary
 build|sha256sum|cmd:sha256sum|coreutils|coreutils|hashes the carried assets
 runtime|iptables|cmd:iptables|iptables|iptables-nft|NAT of pod traffic leaving the cluster, hostPort (portmap), kube-proxy iptables mode
 runtime|iptables-restore|cmd:iptables-restore|iptables|iptables-nft|loads the NAT outgoing chain atomically
-runtime|nft|cmd:nft|nftables|nftables|kube-proxy nftables mode (without it kube-proxy falls back to iptables)
+runtime|nft|cmd:nft|nftables|nftables|kube-proxy nftables mode and network policy (without it kube-proxy falls back to iptables and NetworkPolicies are not enforced)
 runtime|mount|cmd:mount|mount|util-linux|kubelet mounts pod volumes (secrets, config maps, projected tokens)
 runtime|umount|cmd:umount|mount|util-linux|kubelet and iks-killall.sh unmount pod volumes
 runtime|modprobe|cmd:modprobe|kmod|kmod|loads overlay and br_netfilter before the service starts

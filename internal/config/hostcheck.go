@@ -45,8 +45,8 @@ var kernelFeatures = []kernelFeature{
 	{name: "nf_nat", symbol: "CONFIG_NF_NAT", required: true, use: "Service DNAT, NAT outgoing, hostPort"},
 	{name: "xt_MASQUERADE", symbol: "CONFIG_NETFILTER_XT_TARGET_MASQUERADE", required: true, use: "NAT outgoing (IKS-NAT-OUTGOING) and hostPort SNAT"},
 	{name: "xt_comment", symbol: "CONFIG_NETFILTER_XT_MATCH_COMMENT", required: true, use: "iptables rules iks and kube-proxy write carry comments"},
-	{name: "nf_tables", symbol: "CONFIG_NF_TABLES", use: "kube-proxy nftables mode; iptables-nft (Debian's iptables)",
-		fallback: "kube-proxy iptables mode with iptables-legacy (needs ip_tables)"},
+	{name: "nf_tables", symbol: "CONFIG_NF_TABLES", use: "kube-proxy nftables mode; network policy; iptables-nft (Debian's iptables)",
+		fallback: "kube-proxy iptables mode with iptables-legacy (needs ip_tables); NetworkPolicies are not enforced"},
 	{name: "ip_tables", symbol: "CONFIG_IP_NF_IPTABLES", use: "iptables-legacy",
 		fallback: "iptables-nft on nf_tables (Debian's default iptables)"},
 	{name: "vxlan", symbol: "CONFIG_VXLAN", use: "pod traffic to nodes on other subnets when IP-in-IP is unavailable",
@@ -62,8 +62,8 @@ type hostTool struct {
 }
 
 var hostTools = []hostTool{
-	{name: "nft", pkg: "nftables", use: "kube-proxy nftables mode, NAT outgoing (table ip iks-nat), hostPort (portmap)",
-		fallback: "iptables mode (kube-proxy, NAT outgoing and portmap on iptables)"},
+	{name: "nft", pkg: "nftables", use: "kube-proxy nftables mode, NAT outgoing (table ip iks-nat), hostPort (portmap), network policy",
+		fallback: "iptables mode (kube-proxy, NAT outgoing and portmap on iptables); NetworkPolicies are not enforced"},
 	{name: "iptables", pkg: "iptables", use: "iptables mode: kube-proxy, NAT outgoing, hostPort (portmap)", fallback: "nftables mode (nft)"},
 	{name: "iptables-save", pkg: "iptables", use: "iptables mode: kube-proxy, portmap", fallback: "nftables mode (nft)"},
 	{name: "iptables-restore", pkg: "iptables", use: "iptables mode: kube-proxy, NAT outgoing chain", fallback: "nftables mode (nft)"},

@@ -1,0 +1,323 @@
+package netpol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/knftables"
+
+	"github.com/iks-dev/iks/internal/kubeutil"
+)
+
+// Config of the engine.
+type Config struct {
+	NodeName   string
+	Kubeconfig string // the node's kubelet kubeconfig
+	// VethPrefix is the name prefix of pods' host-side veths ("cali").
+	VethPrefix string
+}
+
+// Engine is the network policy component.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	nft    knftables.Interface
+	writer *Writer
+
+	trigger chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu     sync.Mutex
+	synced bool
+	err    error
+}
+
+// New returns the component.
+func New(cfg Config, log *slog.Logger) *Engine {
+	if cfg.VethPrefix == "" {
+		cfg.VethPrefix = "cali"
+	}
+	return &Engine{cfg: cfg, log: log.With("component", "netpol"), trigger: make(chan struct{}, 1)}
+}
+
+// Name implements component.Component.
+func (e *Engine) Name() string { return "network-policy" }
+
+// Init checks that nftables works here. Without it the engine logs that
+// policies are not enforced, and why, and does nothing.
+func (e *Engine) Init(ctx context.Context) error {
+	nft, err := knftables.New(knftables.InetFamily, TableName)
+	if err == nil {
+		tx := nft.NewTransaction()
+		tx.Add(&knftables.Table{})
+		tx.Add(&knftables.Chain{Name: "probe", Type: knftables.PtrTo(knftables.FilterType),
+			Hook: knftables.PtrTo(knftables.ForwardHook), Priority: knftables.PtrTo(knftables.FilterPriority)})
+		err = nft.Check(ctx, tx)
+	}
+	if err != nil {
+		e.log.Warn("NetworkPolicies are NOT enforced on this node: nftables is unusable; install nftables (nft) on a kernel with nf_tables",
+			"error", err)
+		return nil
+	}
+	e.nft = nft
+	e.writer = NewWriter(nft)
+	return e.closeUntilSynced(ctx)
+}
+
+// closeUntilSynced installs, when the node has no policy table yet (first
+// start, reboot), one that drops new pod traffic until the first sync
+// replaces it: kubelet may start pods before the engine knows the
+// policies, and no pod may talk before its policy is in place. The node's
+// own traffic to its pods (probes) passes. A table left by the previous
+// run stays in force until the first sync replaces it.
+func (e *Engine) closeUntilSynced(ctx context.Context) error {
+	if _, err := e.nft.List(ctx, "chains"); err == nil || !knftables.IsNotFound(err) {
+		return nil
+	}
+	pods := "\"" + e.cfg.VethPrefix + "*\""
+	tx := e.nft.NewTransaction()
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("iks: network policy, closed until the first sync")})
+	for name, hook := range baseChains {
+		tx.Add(&knftables.Chain{Name: name, Type: knftables.PtrTo(knftables.FilterType),
+			Hook: knftables.PtrTo(hook), Priority: knftables.PtrTo(knftables.FilterPriority)})
+		tx.Add(&knftables.Rule{Chain: name, Rule: "ct state established,related accept"})
+		tx.Add(&knftables.Rule{Chain: name, Rule: "iifname " + pods + " drop"})
+		if name == ChainForward {
+			tx.Add(&knftables.Rule{Chain: name, Rule: "oifname " + pods + " drop"})
+		}
+	}
+	if err := e.nft.Run(ctx, tx); err != nil {
+		return fmt.Errorf("install the closed network policy table: %w", err)
+	}
+	e.log.Info("pod traffic held until the network policies are programmed")
+	return nil
+}
+
+// Start watches policies, pods and namespaces and programs the table.
+func (e *Engine) Start(ctx context.Context) error {
+	if e.nft == nil {
+		return nil
+	}
+	cs, err := kubeutil.WaitClientset(ctx, e.cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan struct{})
+	f := informers.NewSharedInformerFactory(cs, 0)
+	pods, nss, nps := f.Core().V1().Pods(), f.Core().V1().Namespaces(), f.Networking().V1().NetworkPolicies()
+	if err := pods.Informer().SetTransform(slimPod); err != nil {
+		cancel()
+		return fmt.Errorf("pod informer: %w", err)
+	}
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { e.kick() },
+		UpdateFunc: func(any, any) { e.kick() },
+		DeleteFunc: func(any) { e.kick() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), nss.Informer(), nps.Informer()} {
+		if _, err := inf.AddEventHandler(h); err != nil {
+			cancel()
+			return fmt.Errorf("watch: %w", err)
+		}
+	}
+	f.Start(runCtx.Done())
+	go func() {
+		defer close(e.done)
+		defer f.Shutdown()
+		if !cache.WaitForCacheSync(runCtx.Done(), pods.Informer().HasSynced, nss.Informer().HasSynced, nps.Informer().HasSynced) {
+			return
+		}
+		e.loop(runCtx, func() ([]*corev1.Pod, []*corev1.Namespace, []*networkingv1.NetworkPolicy, error) {
+			p, err1 := pods.Lister().List(labels.Everything())
+			n, err2 := nss.Lister().List(labels.Everything())
+			np, err3 := nps.Lister().List(labels.Everything())
+			return p, n, np, errors.Join(err1, err2, err3)
+		})
+	}()
+	return nil
+}
+
+func (e *Engine) kick() {
+	select {
+	case e.trigger <- struct{}{}:
+	default:
+	}
+}
+
+type lister func() ([]*corev1.Pod, []*corev1.Namespace, []*networkingv1.NetworkPolicy, error)
+
+// loop programs the table after every change (coalesced), retrying a
+// failed programming with back-off; the table keeps its last good state.
+func (e *Engine) loop(ctx context.Context, list lister) {
+	e.kick()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	backoff := time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.trigger:
+		case <-retry.C:
+		}
+		err := e.sync(ctx, list)
+		e.mu.Lock()
+		e.err = err
+		if err == nil {
+			e.synced = true
+		}
+		e.mu.Unlock()
+		if err != nil {
+			e.log.Error("network policy programming failed; retrying", "error", err, "in", backoff)
+			retry.Reset(backoff)
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+	}
+}
+
+func (e *Engine) sync(ctx context.Context, list lister) error {
+	start := time.Now()
+	podList, nsList, npList, err := list()
+	if err != nil {
+		return err
+	}
+	policies, endpoints := Translate(podList, nsList, npList, func(err error) {
+		e.log.Warn("policy ignored", "error", err)
+	})
+	prog := Compile(policies, endpoints, e.cfg.NodeName, e.cfg.VethPrefix)
+	compiled := time.Since(start)
+	st, err := e.writer.Apply(ctx, prog)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelDebug // incremental changes follow every pod change
+	if st.Full || st.Chains > 0 {
+		level = slog.LevelInfo
+	}
+	if st.Full || st.Chains+st.Added+st.Deleted > 0 {
+		e.log.Log(ctx, level, "network policy programmed", "policies", len(policies), "pods", len(endpoints), "full", st.Full,
+			"chains", st.Chains, "added", st.Added, "deleted", st.Deleted,
+			"compile", compiled.Round(time.Microsecond), "total", time.Since(start).Round(time.Microsecond))
+	}
+	return nil
+}
+
+// Translate maps the API objects into the model; a policy that does not
+// translate is reported and left out.
+func Translate(pods []*corev1.Pod, nss []*corev1.Namespace, nps []*networkingv1.NetworkPolicy, bad func(error)) ([]*Policy, []*Endpoint) {
+	nsLabels := map[string]map[string]string{}
+	for _, ns := range nss {
+		nsLabels[ns.Name] = ns.Labels
+	}
+	eps := make([]*Endpoint, 0, len(pods))
+	byIP := map[string]*Endpoint{}
+	for _, pod := range pods {
+		ep, ok := FromPod(pod, nsLabels[pod.Namespace])
+		if !ok {
+			continue
+		}
+		// An IP reused before the old pod's object is gone: the pod that
+		// is not being deleted wins.
+		if _, dup := byIP[ep.IP.String()]; dup && pod.DeletionTimestamp != nil {
+			continue
+		}
+		byIP[ep.IP.String()] = ep
+	}
+	for _, ep := range byIP {
+		eps = append(eps, ep)
+	}
+	var pols []*Policy
+	for _, np := range nps {
+		p, err := FromNetworkPolicy(np)
+		if err != nil {
+			bad(err)
+			continue
+		}
+		pols = append(pols, p)
+	}
+	return pols, eps
+}
+
+// slimPod keeps only what the engine reads of a pod.
+func slimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	slim := &corev1.Pod{}
+	slim.Name, slim.Namespace, slim.UID, slim.Labels = pod.Name, pod.Namespace, pod.UID, pod.Labels
+	slim.ResourceVersion, slim.DeletionTimestamp = pod.ResourceVersion, pod.DeletionTimestamp
+	slim.Spec.NodeName, slim.Spec.HostNetwork = pod.Spec.NodeName, pod.Spec.HostNetwork
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			var ports []corev1.ContainerPort
+			for _, p := range c.Ports {
+				if p.Name != "" {
+					ports = append(ports, corev1.ContainerPort{Name: p.Name, ContainerPort: p.ContainerPort, Protocol: p.Protocol})
+				}
+			}
+			if len(ports) > 0 {
+				slim.Spec.Containers = append(slim.Spec.Containers, corev1.Container{Name: c.Name, Ports: ports})
+			}
+		}
+	}
+	slim.Status.Phase, slim.Status.PodIP, slim.Status.PodIPs = pod.Status.Phase, pod.Status.PodIP, pod.Status.PodIPs
+	return slim, nil
+}
+
+// Ready waits for the first programming (at once when not enforcing).
+func (e *Engine) Ready(ctx context.Context) error {
+	if e.nft == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		synced, err := e.synced, e.err
+		e.mu.Unlock()
+		if synced {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("network policy not programmed yet (last error: %v): %w", err, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// LastError is the last programming failure (nil after a success). A
+// failure is retried with back-off and is no reason to stop the node (no
+// Healthy): the table keeps its last good state meanwhile.
+func (e *Engine) LastError() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// Stop ends the watch. The table stays: pods keep their protection while
+// the agent restarts, and the next start replaces it atomically.
+func (e *Engine) Stop(context.Context) error {
+	if e.cancel != nil {
+		e.cancel()
+		<-e.done
+		e.cancel = nil
+	}
+	return nil
+}
