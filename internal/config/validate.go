@@ -202,6 +202,8 @@ func validateDisable(bad func(string, ...any), names []string) []string {
 		switch {
 		case !manifests.Known(n):
 			bad("--disable %q is not an add-on iks deploys: use one of %s", n, strings.Join(manifests.Names(), ", "))
+		case n == "network-policy":
+			bad("--disable network-policy cannot be used: it is the access every node's policy engine needs to read NetworkPolicies, not an optional add-on; remove it from --disable")
 		case !slices.Contains(out, n):
 			out = append(out, n)
 		}

@@ -254,3 +254,13 @@ func TestConfigFileErrors(t *testing.T) {
 		t.Fatal("missing explicit --config must be an error")
 	}
 }
+
+func TestDisableNetworkPolicyIsRefused(t *testing.T) {
+	_, err := flags(t, "--disable", "network-policy").Validate(goodEnv())
+	if err == nil || !strings.Contains(err.Error(), "--disable network-policy cannot be used") {
+		t.Errorf("--disable network-policy: %v, want a refusal naming it", err)
+	}
+	if _, err := flags(t, "--disable", "coredns").Validate(goodEnv()); err != nil {
+		t.Errorf("--disable coredns: %v", err)
+	}
+}
