@@ -339,7 +339,7 @@ func (c *Controller) setStatus(ctx context.Context, svc *corev1.Service, ip neti
 	if ip.IsValid() {
 		upd.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)}}
 	}
-	if _, err := c.cs.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1UpdateOptions); err != nil {
+	if _, err := c.cs.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{FieldManager: "iks-lb-controller"}); err != nil {
 		return fmt.Errorf("update status of service %s: %w", key(svc), err)
 	}
 	return nil

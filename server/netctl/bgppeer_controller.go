@@ -9,15 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apiext "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -33,9 +29,6 @@ import (
 
 // ReasonInvalidBGPPeer is the event reason of a BGPPeer nodes ignore.
 const ReasonInvalidBGPPeer = "InvalidBGPPeer"
-
-// RoleNodeBGPPeers lets nodes (group system:nodes) read BGPPeers.
-const RoleNodeBGPPeers = "iks-node-bgppeers"
 
 // BGPPeers is the server component for external BGP peers.
 type BGPPeers struct {
@@ -77,9 +70,6 @@ func (b *BGPPeers) Start(ctx context.Context) (err error) {
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
-	}
-	if err := ensureNodeBGPPeerRBAC(ctx, cs); err != nil {
-		return err
 	}
 	dc, err := dynamic.NewForConfig(rc)
 	if err != nil {
@@ -151,51 +141,6 @@ func (b *BGPPeers) Stop(context.Context) error {
 	if b.broadcaster != nil {
 		b.broadcaster.Shutdown()
 		b.broadcaster = nil
-	}
-	return nil
-}
-
-// ensureNodeBGPPeerRBAC lets every node get/list/watch BGPPeers (the
-// routing agent peers with those that select its node).
-func ensureNodeBGPPeerRBAC(ctx context.Context, cs kubernetes.Interface) error {
-	labels := map[string]string{"app.kubernetes.io/managed-by": "iks"}
-	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: RoleNodeBGPPeers, Labels: labels},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{bgppeer.Group}, Resources: []string{bgppeer.Resource},
-			Verbs: []string{"get", "list", "watch"}}},
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: RoleNodeBGPPeers, Labels: labels},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: RoleNodeBGPPeers},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "system:nodes"}},
-	}
-	roles := cs.RbacV1().ClusterRoles()
-	if have, err := roles.Get(ctx, role.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		if _, err := roles.Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("get ClusterRole %s: %w", role.Name, err)
-	} else if !reflect.DeepEqual(have.Rules, role.Rules) {
-		have.Rules = role.Rules
-		if _, err := roles.Update(ctx, have, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update ClusterRole %s: %w", role.Name, err)
-		}
-	}
-	crbs := cs.RbacV1().ClusterRoleBindings()
-	if have, err := crbs.Get(ctx, binding.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		if _, err := crbs.Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterRoleBinding %s: %w", binding.Name, err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("get ClusterRoleBinding %s: %w", binding.Name, err)
-	} else if !reflect.DeepEqual(have.Subjects, binding.Subjects) || have.RoleRef != binding.RoleRef {
-		if err := crbs.Delete(ctx, binding.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("replace ClusterRoleBinding %s: %w", binding.Name, err)
-		}
-		if _, err := crbs.Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create ClusterRoleBinding %s: %w", binding.Name, err)
-		}
 	}
 	return nil
 }
