@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // FieldManager is the server-side apply field manager of every object iks
@@ -27,7 +29,7 @@ const FieldManager = "iks"
 // ManagedByLabel marks the objects iks applies, with value "iks", so
 // `kubectl get clusterroles -l app.kubernetes.io/managed-by=iks` lists
 // what the product grants.
-const ManagedByLabel = "app.kubernetes.io/managed-by"
+const ManagedByLabel = api.ManagedByLabel
 
 // scheme knows the kinds iks applies: the client-go types and CRDs.
 var scheme = func() *runtime.Scheme {

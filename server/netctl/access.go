@@ -10,13 +10,15 @@ import (
 
 	"github.com/iks-dev/iks/internal/kubeapply"
 	"github.com/iks-dev/iks/internal/netapi"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // Names of the access objects. (What nodes may read and write is granted
 // in server/rbac; the policy here narrows their IPAMBlock writes.)
 const (
 	PolicyNodeOwnBlocks   = "iks-node-own-ipamblocks"
-	nodeUserPrefix        = "system:node:"
+	nodeUserPrefix        = api.NodeUserPrefix
 	nodeUserPrefixLen     = len(nodeUserPrefix)
 	ownBlocksDeniedReason = metav1.StatusReasonForbidden
 )

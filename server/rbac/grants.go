@@ -20,12 +20,14 @@ import (
 	"github.com/iks-dev/iks/internal/kubeapply"
 	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/internal/netapi"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // Subjects and upstream ClusterRoles (created by kube-apiserver's RBAC
 // bootstrap) the grants refer to.
 const (
-	GroupNodes            = "system:nodes"
+	GroupNodes            = api.NodesGroup
 	roleNodeBootstrapper  = "system:node-bootstrapper"
 	roleNodeClient        = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
 	roleSelfNodeClient    = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
