@@ -66,7 +66,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	}
 	// Controllers that install a CRD start in the background: the local
 	// node does not wait for them, only the parts that use them do.
-	bgpPeers := component.InBackground(netctl.NewBGPPeers(admin, log))
+	bgpPeers := component.InBackground(netctl.NewBGPPeers(clients, log))
 	lbCtl := component.InBackground(lb.New(lb.Config{Clients: clients, Subnets: cfg.PortableSubnets,
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log))
 	comps := []component.Component{

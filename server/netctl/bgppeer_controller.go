@@ -10,21 +10,17 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiext "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/iks-dev/iks/internal/bgppeer"
-	"github.com/iks-dev/iks/internal/kubeutil"
+	"github.com/iks-dev/iks/internal/kubeclients"
 )
 
 // ReasonInvalidBGPPeer is the event reason of a BGPPeer nodes ignore.
@@ -32,19 +28,18 @@ const ReasonInvalidBGPPeer = "InvalidBGPPeer"
 
 // BGPPeers is the server component for external BGP peers.
 type BGPPeers struct {
-	kubeconfig string
-	log        *slog.Logger
+	clients *kubeclients.Clients
+	log     *slog.Logger
 
-	cancel      context.CancelFunc
-	factory     dynamicinformer.DynamicSharedInformerFactory
+	regs        kubeclients.Registrations
 	broadcaster record.EventBroadcaster
 	mu          sync.Mutex
 	reported    map[string]string // name -> "uid/generation" already reported
 }
 
-// NewBGPPeers returns the component; kubeconfig is the admin's.
-func NewBGPPeers(kubeconfig string, log *slog.Logger) *BGPPeers {
-	return &BGPPeers{kubeconfig: kubeconfig, log: log.With("component", "bgppeers"), reported: map[string]string{}}
+// NewBGPPeers returns the component over the server's shared clients.
+func NewBGPPeers(clients *kubeclients.Clients, log *slog.Logger) *BGPPeers {
+	return &BGPPeers{clients: clients, log: log.With("component", "bgppeers"), reported: map[string]string{}}
 }
 
 // Name implements component.Component.
@@ -56,24 +51,16 @@ func (b *BGPPeers) Init(context.Context) error { return nil }
 // Start installs the CRD and the RBAC, then watches BGPPeers. A failure
 // after the event broadcaster started stops it and the informer again.
 func (b *BGPPeers) Start(ctx context.Context) (err error) {
-	rc, err := kubeutil.RESTConfig(b.kubeconfig)
+	cs, err := b.clients.Wait(ctx)
 	if err != nil {
 		return err
 	}
-	ax, err := apiext.NewForConfig(rc)
+	ax, err := apiext.NewForConfig(b.clients.Config())
 	if err != nil {
 		return fmt.Errorf("apiextensions client: %w", err)
 	}
 	if err := installBGPPeerCRD(ctx, ax); err != nil {
 		return err
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	dc, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("dynamic client: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -83,17 +70,13 @@ func (b *BGPPeers) Start(ctx context.Context) (err error) {
 	b.broadcaster = record.NewBroadcaster()
 	b.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
 	rec := b.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "iks-bgppeers"})
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	b.cancel = cancel
-	f := dynamicinformer.NewDynamicSharedInformerFactory(dc, 10*time.Minute)
-	b.factory = f
-	inf := f.ForResource(bgppeer.GVR).Informer()
+	inf := b.clients.DynamicInformers().ForResource(bgppeer.GVR).Informer()
 	check := func(o any) {
 		if u, ok := o.(*unstructured.Unstructured); ok {
 			b.check(rec, u)
 		}
 	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, n any) { check(n) },
+	if err := b.regs.Add(inf, cache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, n any) { check(n) },
 		DeleteFunc: func(o any) {
 			if u, ok := o.(*unstructured.Unstructured); ok {
 				b.mu.Lock()
@@ -106,7 +89,7 @@ func (b *BGPPeers) Start(ctx context.Context) (err error) {
 	// Not waited for: the controller only reports invalid peers, and a CRD
 	// just served by a starting apiserver may answer 404 for a moment, which
 	// costs the informer a 1 s retry that must not delay the node's start.
-	f.Start(runCtx.Done())
+	b.clients.Start()
 	return nil
 }
 
@@ -131,16 +114,10 @@ func (b *BGPPeers) check(rec record.EventRecorder, u *unstructured.Unstructured)
 
 // Stop implements component.Component.
 func (b *BGPPeers) Stop(context.Context) error {
-	if b.cancel != nil {
-		b.cancel()
-	}
-	if b.factory != nil {
-		b.factory.Shutdown()
-		b.factory = nil
-	}
+	err := b.regs.RemoveAll()
 	if b.broadcaster != nil {
 		b.broadcaster.Shutdown()
 		b.broadcaster = nil
 	}
-	return nil
+	return err
 }
