@@ -75,5 +75,5 @@ conformance: build
 	IKS_CONFORMANCE=1 go test -count=1 -v -timeout 3h ./tests/conformance/
 
 clean:
-	rm -rf bin cmd/iks-launcher/payload/iks.zst cmd/iks-launcher/payload/iks.version
+	rm -rf bin lib cmd/iks-launcher/payload/iks.zst cmd/iks-launcher/payload/iks.version
 	find $(ASSETS) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -20,9 +20,8 @@ import (
 var payloadFS embed.FS
 
 const (
-	payloadName    = "payload/iks.zst"
-	versionName    = "payload/iks.version"
-	defaultDataDir = "/var/lib/iks"
+	payloadName = "payload/iks.zst"
+	versionName = "payload/iks.version"
 )
 
 // run finds or extracts the program and execs it; it returns only on error.
@@ -32,7 +31,7 @@ func run(args, env []string) error {
 		return err
 	}
 	var errs []error
-	for _, dir := range candidateDirs(args, env) {
+	for _, dir := range candidateDirs(env) {
 		path, err := ensureExtracted(dir, version)
 		if err != nil {
 			errs = append(errs, err)
@@ -69,47 +68,25 @@ func payloadVersion() (string, error) {
 	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
-// candidateDirs are the extraction roots in order: the data dir named on
-// the command line or in $IKS_DATA_DIR (else the default), then the
-// user's cache dir.
-func candidateDirs(args, env []string) []string {
-	dataDir := defaultDataDir
+// candidateDirs are the extraction roots in order: $IKS_PROGRAM_DIR,
+// else lib/iks beside the launcher's bin dir (/usr/local/bin/iks:
+// /usr/local/lib/iks), then, for a user without root, their cache dir.
+func candidateDirs(env []string) []string {
 	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, "IKS_DATA_DIR="); ok && v != "" {
-			dataDir = v
+		if v, ok := strings.CutPrefix(e, "IKS_PROGRAM_DIR="); ok && v != "" {
+			return []string{v}
 		}
 	}
-	if d := flagValue(args[1:], "--data-dir", "-d"); d != "" {
-		dataDir = d
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		if exe, err := filepath.EvalSymlinks(exe); err == nil {
+			dirs = append(dirs, filepath.Join(filepath.Dir(filepath.Dir(exe)), "lib", "iks"))
+		}
 	}
-	dirs := []string{filepath.Join(dataDir, "data")}
 	if c, err := os.UserCacheDir(); err == nil && os.Geteuid() != 0 {
 		dirs = append(dirs, filepath.Join(c, "iks"))
 	}
 	return dirs
-}
-
-// flagValue returns the value of the last --name VALUE / --name=VALUE /
-// -s VALUE before a "--".
-func flagValue(args []string, long, short string) string {
-	v := ""
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			return v
-		case a == long || a == short:
-			if i+1 < len(args) {
-				v = args[i+1]
-				i++
-			}
-		case strings.HasPrefix(a, long+"="):
-			v = strings.TrimPrefix(a, long+"=")
-		case strings.HasPrefix(a, short+"=") && short != "":
-			v = strings.TrimPrefix(a, short+"=")
-		}
-	}
-	return v
 }
 
 // ensureExtracted returns root/<version>/iks, writing it first when it is
