@@ -120,6 +120,16 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		if ctrd != nil {
 			comps = append([]component.Component{ctrd}, comps...)
 		}
+		// kubelet needs only containerd and its own files (this node's
+		// certificates are issued above, not by CSR): it starts as soon
+		// as the apiserver serves and registers the Node while the
+		// server's controllers start, instead of after them.
+		for _, name := range []string{"containerd", "kubelet"} {
+			if i := slices.IndexFunc(ac, func(c component.Component) bool { return c.Name() == name }); i >= 0 {
+				comps = insertBefore(comps, "kube-controller-manager", ac[i])
+				ac = slices.Delete(ac, i, i+1)
+			}
+		}
 		ac = insertBefore(ac, "routing", &component.Await{B: bgpPeers})
 		ac = insertBefore(ac, "lb-speaker", &component.Await{B: lbCtl})
 		comps = append(comps, ac...)
