@@ -114,7 +114,8 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			// NAT outgoing follows it, so a node never mixes backends.
 			natBackend: func() routing.NATBackend { return routing.NATBackend(prx.Mode()) }},
 		&component.Await{B: prxBG},
-		netpol.New(netpol.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, VethPrefix: cni.HostVethPrefix}, log),
+		netpol.New(netpol.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, VethPrefix: cni.HostVethPrefix,
+			NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Kubeconfig: creds.Kubeconfig}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,

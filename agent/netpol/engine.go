@@ -5,13 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/knftables"
 
@@ -24,6 +29,10 @@ type Config struct {
 	Kubeconfig string // the node's kubelet kubeconfig
 	// VethPrefix is the name prefix of pods' host-side veths ("cali").
 	VethPrefix string
+	// NodeIP and PublicIP are the node's private and (optional) public
+	// side: the engine keeps the node's host endpoints on their
+	// interfaces (hostendpoints.go).
+	NodeIP, PublicIP netip.Addr
 }
 
 // Engine is the network policy component.
@@ -112,10 +121,18 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rc, err := kubeutil.RESTConfig(e.cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
 	f := informers.NewSharedInformerFactory(cs, 0)
-	pods, nss, nps := f.Core().V1().Pods(), f.Core().V1().Namespaces(), f.Networking().V1().NetworkPolicies()
+	pods, nss, nps, sas := f.Core().V1().Pods(), f.Core().V1().Namespaces(), f.Networking().V1().NetworkPolicies(), f.Core().V1().ServiceAccounts()
 	if err := pods.Informer().SetTransform(slimPod); err != nil {
 		cancel()
 		return fmt.Errorf("pod informer: %w", err)
@@ -125,7 +142,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		UpdateFunc: func(any, any) { e.kick() },
 		DeleteFunc: func(any) { e.kick() },
 	}
-	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), nss.Informer(), nps.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), nss.Informer(), nps.Informer(), sas.Informer()} {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			cancel()
 			return fmt.Errorf("watch: %w", err)
@@ -135,17 +152,82 @@ func (e *Engine) Start(ctx context.Context) error {
 	go func() {
 		defer close(e.done)
 		defer f.Shutdown()
-		if !cache.WaitForCacheSync(runCtx.Done(), pods.Informer().HasSynced, nss.Informer().HasSynced, nps.Informer().HasSynced) {
+		if !cache.WaitForCacheSync(runCtx.Done(), pods.Informer().HasSynced, nss.Informer().HasSynced, nps.Informer().HasSynced, sas.Informer().HasSynced) {
 			return
 		}
-		e.loop(runCtx, func() ([]*corev1.Pod, []*corev1.Namespace, []*networkingv1.NetworkPolicy, error) {
-			p, err1 := pods.Lister().List(labels.Everything())
-			n, err2 := nss.Lister().List(labels.Everything())
-			np, err3 := nps.Lister().List(labels.Everything())
-			return p, n, np, errors.Join(err1, err2, err3)
+		calico, stop, err := e.watchCalico(runCtx, cs, dyn, h)
+		if err != nil {
+			return // stopped
+		}
+		defer stop()
+		hosts := &hostEndpoints{cfg: e.cfg, log: e.log, cs: cs, dyn: dyn}
+		go hosts.run(runCtx)
+		e.loop(runCtx, func() (*snapshot, error) {
+			var sn snapshot
+			var errs [4]error
+			sn.pods, errs[0] = pods.Lister().List(labels.Everything())
+			sn.namespaces, errs[1] = nss.Lister().List(labels.Everything())
+			sn.netpols, errs[2] = nps.Lister().List(labels.Everything())
+			sn.serviceAccounts, errs[3] = sas.Lister().List(labels.Everything())
+			sn.calico = calico()
+			return &sn, errors.Join(errs[:]...)
 		})
 	}()
 	return nil
+}
+
+// snapshot is what one sync reads.
+type snapshot struct {
+	pods            []*corev1.Pod
+	namespaces      []*corev1.Namespace
+	netpols         []*networkingv1.NetworkPolicy
+	serviceAccounts []*corev1.ServiceAccount
+	calico          *CalicoObjects
+}
+
+// watchCalico waits until the apiserver serves Calico's resources (the
+// server applies their CRDs at start) and watches them; list returns
+// their current objects.
+func (e *Engine) watchCalico(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, h cache.ResourceEventHandler) (list func() *CalicoObjects, stop func(), err error) {
+	waited := time.Now()
+	err = kubeutil.Poll(ctx, time.Second, func(context.Context) (bool, error) {
+		ok, err := CalicoServed(cs.Discovery())
+		if !ok && time.Since(waited) > 30*time.Second {
+			e.log.Warn("waiting for the Calico resources (projectcalico.org/v3) to be served", "error", err)
+			waited = time.Now()
+		}
+		return ok, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	infs := make([]cache.SharedIndexInformer, len(CalicoResources))
+	var synced []cache.InformerSynced
+	for i, gvr := range CalicoResources {
+		infs[i] = df.ForResource(gvr).Informer()
+		if _, err := infs[i].AddEventHandler(h); err != nil {
+			return nil, nil, fmt.Errorf("watch %s: %w", gvr.Resource, err)
+		}
+		synced = append(synced, infs[i].HasSynced)
+	}
+	df.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		df.Shutdown()
+		return nil, nil, ctx.Err()
+	}
+	list = func() *CalicoObjects {
+		var out CalicoObjects
+		for i, inf := range infs {
+			for _, o := range inf.GetStore().List() {
+				if u, ok := o.(*unstructured.Unstructured); ok {
+					out[i] = append(out[i], u)
+				}
+			}
+		}
+		return &out
+	}
+	return list, df.Shutdown, nil
 }
 
 func (e *Engine) kick() {
@@ -155,7 +237,7 @@ func (e *Engine) kick() {
 	}
 }
 
-type lister func() ([]*corev1.Pod, []*corev1.Namespace, []*networkingv1.NetworkPolicy, error)
+type lister func() (*snapshot, error)
 
 // loop programs the table after every change (coalesced), retrying a
 // failed programming with back-off; the table keeps its last good state.
@@ -190,14 +272,17 @@ func (e *Engine) loop(ctx context.Context, list lister) {
 
 func (e *Engine) sync(ctx context.Context, list lister) error {
 	start := time.Now()
-	podList, nsList, npList, err := list()
+	sn, err := list()
 	if err != nil {
 		return err
 	}
-	policies, endpoints := Translate(podList, nsList, npList, func(err error) {
-		e.log.Warn("policy ignored", "error", err)
-	})
-	prog := Compile(policies, endpoints, e.cfg.NodeName, e.cfg.VethPrefix)
+	bad := func(err error) { e.log.Warn("policy ignored", "error", err) }
+	policies, endpoints := Translate(sn.pods, sn.namespaces, sn.netpols, bad)
+	AttachServiceAccounts(endpoints, sn.serviceAccounts)
+	calicoPols, heps, sets := TranslateCalico(sn.calico, bad)
+	policies = append(policies, calicoPols...)
+	prog := CompileInput(&Input{Policies: policies, Endpoints: endpoints, HostEndpoints: heps, NetworkSets: sets,
+		Node: e.cfg.NodeName, VethPrefix: e.cfg.VethPrefix})
 	compiled := time.Since(start)
 	st, err := e.writer.Apply(ctx, prog)
 	if err != nil {
@@ -261,6 +346,7 @@ func slimPod(obj any) (any, error) {
 	slim.Name, slim.Namespace, slim.UID, slim.Labels = pod.Name, pod.Namespace, pod.UID, pod.Labels
 	slim.ResourceVersion, slim.DeletionTimestamp = pod.ResourceVersion, pod.DeletionTimestamp
 	slim.Spec.NodeName, slim.Spec.HostNetwork = pod.Spec.NodeName, pod.Spec.HostNetwork
+	slim.Spec.ServiceAccountName = pod.Spec.ServiceAccountName
 	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for _, c := range cs {
 			var ports []corev1.ContainerPort
