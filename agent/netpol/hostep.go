@@ -66,15 +66,16 @@ func ints(xs []int) string {
 	return strings.Join(s, ", ")
 }
 
-// hostPolicies are the policies that apply to one host endpoint, by kind
+// HostPolicies are the policies that apply to one host endpoint, by kind
 // and direction, in order.
-type hostPolicies struct {
-	in, out, fwdIn, fwdOut, preDNAT, untrackedIn, untrackedOut []*Policy
+type HostPolicies struct {
+	In, Out, FwdIn, FwdOut, PreDNAT, UntrackedIn, UntrackedOut []*Policy
 }
 
-// ApplyingToHost returns, in order, the policies that apply to h.
-func ApplyingToHost(sorted []*Policy, h *HostEndpoint) hostPolicies {
-	var hp hostPolicies
+// ApplyingToHost returns, in order, the policies that apply to h;
+// sorted is in SortPolicies order.
+func ApplyingToHost(sorted []*Policy, h *HostEndpoint) HostPolicies {
+	var hp HostPolicies
 	for _, pol := range sorted {
 		if !pol.Global || !selectsHost(&pol.Selects, h) {
 			continue
@@ -82,26 +83,26 @@ func ApplyingToHost(sorted []*Policy, h *HostEndpoint) hostPolicies {
 		switch {
 		case pol.PreDNAT:
 			if pol.AppliesIngress {
-				hp.preDNAT = append(hp.preDNAT, pol)
+				hp.PreDNAT = append(hp.PreDNAT, pol)
 			}
 		case pol.DoNotTrack:
 			if pol.AppliesIngress {
-				hp.untrackedIn = append(hp.untrackedIn, pol)
+				hp.UntrackedIn = append(hp.UntrackedIn, pol)
 			}
 			if pol.AppliesEgress {
-				hp.untrackedOut = append(hp.untrackedOut, pol)
+				hp.UntrackedOut = append(hp.UntrackedOut, pol)
 			}
 		default:
 			if pol.AppliesIngress {
-				hp.in = append(hp.in, pol)
+				hp.In = append(hp.In, pol)
 				if pol.ApplyOnForward {
-					hp.fwdIn = append(hp.fwdIn, pol)
+					hp.FwdIn = append(hp.FwdIn, pol)
 				}
 			}
 			if pol.AppliesEgress {
-				hp.out = append(hp.out, pol)
+				hp.Out = append(hp.Out, pol)
 				if pol.ApplyOnForward {
-					hp.fwdOut = append(hp.fwdOut, pol)
+					hp.FwdOut = append(hp.FwdOut, pol)
 				}
 			}
 		}
@@ -148,30 +149,30 @@ func (c *compiler) hosts(in *Input, sorted []*Policy) {
 		comment := fmt.Sprintf("host endpoint %s (%s on %s)", h.Name, h.Interface, h.Node)
 
 		inChain := &Chain{Comment: comment + " ingress", Rules: fs.rules(true)}
-		inChain.Rules = append(inChain.Rules, c.hostDispatch(hp.in, Ingress, "accept")...)
+		inChain.Rules = append(inChain.Rules, c.hostDispatch(hp.In, Ingress, "accept")...)
 		inChain.Rules = append(inChain.Rules, "counter drop")
 		p.Chains[id+"-in"] = inChain
 		inputHost = append(inputHost, iif+" jump "+id+"-in")
 
 		outChain := &Chain{Comment: comment + " egress", Rules: fs.rules(false)}
-		outChain.Rules = append(outChain.Rules, c.hostDispatch(hp.out, Egress, "accept")...)
+		outChain.Rules = append(outChain.Rules, c.hostDispatch(hp.Out, Egress, "accept")...)
 		outChain.Rules = append(outChain.Rules, "counter drop")
 		p.Chains[id+"-out"] = outChain
 		base[ChainOutput].Rules = append(base[ChainOutput].Rules, oif+" jump "+id+"-out")
 
-		if len(hp.fwdIn) > 0 {
-			ch := &Chain{Comment: comment + " forwarded ingress", Rules: c.hostDispatch(hp.fwdIn, Ingress, "return")}
+		if len(hp.FwdIn) > 0 {
+			ch := &Chain{Comment: comment + " forwarded ingress", Rules: c.hostDispatch(hp.FwdIn, Ingress, "return")}
 			p.Chains[id+"-fwd-in"] = &Chain{Comment: ch.Comment, Rules: append(ch.Rules, "counter drop")}
 			fwdHost = append(fwdHost, iif+" jump "+id+"-fwd-in")
 		}
-		if len(hp.fwdOut) > 0 {
-			ch := &Chain{Comment: comment + " forwarded egress", Rules: c.hostDispatch(hp.fwdOut, Egress, "return")}
+		if len(hp.FwdOut) > 0 {
+			ch := &Chain{Comment: comment + " forwarded egress", Rules: c.hostDispatch(hp.FwdOut, Egress, "return")}
 			p.Chains[id+"-fwd-out"] = &Chain{Comment: ch.Comment, Rules: append(ch.Rules, "counter drop")}
 			fwdHost = append(fwdHost, oif+" jump "+id+"-fwd-out")
 		}
-		if len(hp.preDNAT) > 0 {
+		if len(hp.PreDNAT) > 0 {
 			ch := &Chain{Comment: comment + " pre-DNAT", Rules: fs.rules(true)}
-			for _, pol := range hp.preDNAT {
+			for _, pol := range hp.PreDNAT {
 				ch.Rules = append(ch.Rules, "jump "+c.directChain(pol, Ingress, "pre", preDNATVerdicts))
 			}
 			p.Chains[id+"-pre"] = ch
@@ -183,7 +184,7 @@ func (c *compiler) hosts(in *Input, sorted []*Policy) {
 			tag, base string
 			match     string
 			inbound   bool
-		}{{hp.untrackedIn, Ingress, "ut-in", ChainRawPre, iif, true}, {hp.untrackedOut, Egress, "ut-out", ChainRawOutput, oif, false}} {
+		}{{hp.UntrackedIn, Ingress, "ut-in", ChainRawPre, iif, true}, {hp.UntrackedOut, Egress, "ut-out", ChainRawOutput, oif, false}} {
 			if len(u.pols) == 0 {
 				continue
 			}
