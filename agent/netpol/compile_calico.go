@@ -107,15 +107,18 @@ func (c *compiler) calicoRule(name string, r Rule, v verdicts) []string {
 	if r.Action == Log {
 		verdict = fmt.Sprintf("log prefix %q", r.LogPrefix)
 	}
-	rules := []string{strings.Join(append(fixed, verdict), " ")}
+	rules := []string{strings.Join(fixed, " ")}
 	for _, a := range alts {
 		var next []string
 		for _, prefix := range rules {
 			for _, x := range a {
-				next = append(next, x+" "+prefix)
+				next = append(next, strings.TrimSpace(prefix+" "+x))
 			}
 		}
 		rules = next
+	}
+	for i, r := range rules {
+		rules[i] = strings.TrimSpace(r + " " + verdict)
 	}
 	return rules
 }

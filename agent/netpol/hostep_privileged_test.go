@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -250,4 +251,39 @@ func mustNFT(t *testing.T, ns *testutil.Netns) knftables.Interface {
 		t.Fatalf("nftables: %v", err)
 	}
 	return nft
+}
+
+// TestCalicoRulesLoad: the kernel takes every kind of Calico rule and the
+// host endpoint chains (the compiler's text is valid nft).
+func TestCalicoRulesLoad(t *testing.T) {
+	testutil.RequireRoot(t)
+	ns := testutil.NewNetns(t, fmt.Sprintf("hl%d", os.Getpid()%100000))
+	_, input := calicoFixture(t)
+	input.HostEndpoints = []*HostEndpoint{{Name: "n1-all", Node: node, Interface: "*", Labels: labels.Set{"app": "web"}}}
+	untracked := `
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: untracked}
+spec:
+  selector: app == 'web'
+  doNotTrack: true
+  applyOnForward: true
+  ingress: [{action: Allow, protocol: UDP, destination: {ports: [4000]}}]
+  egress: [{action: Deny, protocol: UDP, source: {ports: [4000]}}]
+`
+	pols, _, _ := TranslateCalico(calicoFrom(t, defaultPolicies(t), denyNodePorts, untracked), func(err error) { t.Fatal(err) })
+	input.Policies = append(input.Policies, pols...)
+	w := NewWriter(mustNFT(t, ns))
+	if err := inHost(ns, func() error { _, err := w.Apply(context.Background(), CompileInput(input)); return err }); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	out, err := ns.Exec("nft", "list", "table", "inet", TableName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"notrack", `log prefix "iks-policy web ingress: "`, "icmp code != net-unreachable", "hook prerouting priority dstnat - 10", "hook output priority raw"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("loaded table lacks %q", want)
+		}
+	}
 }
