@@ -52,6 +52,13 @@ type Chain struct {
 type Program struct {
 	Chains map[string]*Chain
 	Sets   map[string]*Set
+	// members tell, for each set whose elements come from pods, the
+	// elements one endpoint gives it (incremental.go).
+	members map[string]memberFn
+	// base and delta: a Program UpdatePods made from base differs from
+	// it only by delta's set elements (the writer then sends only those).
+	base  *Program
+	delta map[string]*setDelta
 }
 
 func (p *Program) set(name, typ string, interval bool, comment string) *Set {
@@ -97,9 +104,14 @@ type compiler struct {
 // endpoint policies for in.Node's host endpoints (hostep.go).
 func CompileInput(in *Input) *Program {
 	policies, endpoints, node, vethPrefix := in.Policies, in.Endpoints, in.Node, in.VethPrefix
-	p := &Program{Chains: map[string]*Chain{}, Sets: map[string]*Set{}}
+	p := &Program{Chains: map[string]*Chain{}, Sets: map[string]*Set{}, members: map[string]memberFn{}}
 	var local []*Endpoint
 	localPods := p.set(SetLocalPods, typeAddr, false, "this node's pods known to the policy engine")
+	p.members[SetLocalPods] = func(e *Endpoint, add addFn) {
+		if e.Node == node {
+			add(e.IP.String())
+		}
+	}
 	for _, e := range endpoints {
 		if e.Node == node {
 			local = append(local, e)
@@ -110,6 +122,20 @@ func CompileInput(in *Input) *Program {
 	cc := &compiler{p: p, all: all, netsets: in.NetworkSets, heps: in.HostEndpoints}
 	isoIn := p.set(SetIngressIso, typeAddr, false, "local pods selected by an ingress policy")
 	isoEg := p.set(SetEgressIso, typeAddr, false, "local pods selected by an egress policy")
+	var isoSel [2][]*Selector // ingress, egress: the selectors of the policies isolating
+	for i, name := range []string{SetIngressIso, SetEgressIso} {
+		p.members[name] = func(e *Endpoint, add addFn) {
+			if e.Node != node {
+				return
+			}
+			for _, s := range isoSel[i] {
+				if s.Matches(e) {
+					add(e.IP.String())
+					return
+				}
+			}
+		}
+	}
 	pods := "\"" + vethPrefix + "*\""
 	p.Chains[ChainForward] = &Chain{Rules: []string{
 		"ct state established,related accept",
@@ -151,16 +177,18 @@ func CompileInput(in *Input) *Program {
 			for _, e := range selected {
 				sel.add(e.IP.String())
 			}
+			p.members[selName] = localMember(&pol.Selects, node)
 		}
 		for _, d := range []Direction{Ingress, Egress} {
 			rules, applies := pol.Rules(d)
 			if !applies {
 				continue
 			}
-			chain, iso, disp, own := id+"-in", isoIn, ingress, "ip daddr"
+			chain, iso, disp, own, dir := id+"-in", isoIn, ingress, "ip daddr", 0
 			if d == Egress {
-				chain, iso, disp, own = id+"-eg", isoEg, egress, "ip saddr"
+				chain, iso, disp, own, dir = id+"-eg", isoEg, egress, "ip saddr", 1
 			}
+			isoSel[dir] = append(isoSel[dir], &pol.Selects)
 			for _, e := range selected {
 				iso.add(e.IP.String())
 			}
@@ -171,7 +199,7 @@ func CompileInput(in *Input) *Program {
 					c.Rules = append(c.Rules, cc.calicoRule(name, r, normalVerdicts)...)
 					continue
 				}
-				c.Rules = append(c.Rules, compileRule(p, pol, d, name, r, selKey, selected, all)...)
+				c.Rules = append(c.Rules, compileRule(p, pol, d, name, r, selKey, selected, all, node)...)
 			}
 			p.Chains[chain] = c
 			disp.Rules = append(disp.Rules,
@@ -196,7 +224,7 @@ func CompileInput(in *Input) *Program {
 // sets. The peer is the source for ingress, the destination for egress;
 // named ports resolve on the destination pod: a selected pod for
 // ingress, any pod for egress.
-func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selKey string, selected []*Endpoint, all *index) []string {
+func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selKey string, selected []*Endpoint, all *index, node string) []string {
 	peer := "ip saddr"
 	if d == Egress {
 		peer = "ip daddr"
@@ -225,6 +253,7 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selK
 			if _, done := p.Sets[setName]; !done {
 				s := p.set(setName, typeAddr, false, truncate("pods: "+key, 120))
 				all.each(sel, func(e *Endpoint) { s.add(e.IP.String()) })
+				p.members[setName] = selectorMember(sel)
 			}
 			peerMatches = append(peerMatches, peer+" @"+setName+" ")
 		}
@@ -274,6 +303,13 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selK
 				named = nil
 			}
 			s := p.set(npName, typeAddrPort, false, truncate("named ports: "+key, 120))
+			if named != nil {
+				if d == Ingress {
+					p.members[npName] = namedPortMember(named, localMember(&pol.Selects, node))
+				} else {
+					p.members[npName] = namedPortMember(named, nil)
+				}
+			}
 			for _, want := range named {
 				dst := selected
 				if d == Egress {

@@ -158,6 +158,7 @@ func (c *compiler) namedPortSet(ports []Port) string {
 		return set
 	}
 	s := c.p.set(set, typeAddrPort, false, truncate("named ports: "+key, 120))
+	c.p.members[set] = namedPortMember(ports, nil)
 	for _, want := range ports {
 		if want.Name == "" {
 			continue
@@ -195,6 +196,7 @@ func (c *compiler) selectorSets(sel *Selector) []string {
 	if _, done := c.p.Sets[pods]; !done {
 		s := c.p.set(pods, typeAddr, false, truncate("pods: "+key, 120))
 		c.all.each(sel, func(e *Endpoint) { s.add(e.IP.String()) })
+		c.p.members[pods] = selectorMember(sel)
 	}
 	out := []string{pods}
 	nets := "S" + hash(key)

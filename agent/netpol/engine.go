@@ -2,7 +2,6 @@ package netpol
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -12,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -49,6 +47,19 @@ type Engine struct {
 	mu     sync.Mutex
 	synced bool
 	err    error
+
+	// chg collects what changed since the last sync (set by the
+	// informers' handlers).
+	chg struct {
+		sync.Mutex
+		full  bool
+		dirty map[string]bool // pod keys
+	}
+	// Owned by the loop: the last Program programmed and the endpoints
+	// it was compiled from, by pod key and by address.
+	prog *Program
+	eps  map[string]*Endpoint
+	byIP map[string]string
 }
 
 // New returns the component.
@@ -137,12 +148,23 @@ func (e *Engine) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("pod informer: %w", err)
 	}
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { e.kick() },
-		UpdateFunc: func(any, any) { e.kick() },
-		DeleteFunc: func(any) { e.kick() },
+	// A pod change re-checks only that pod (incremental.go); any other
+	// change recompiles.
+	podH := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { e.podChanged(o) },
+		UpdateFunc: func(_, o any) { e.podChanged(o) },
+		DeleteFunc: func(o any) { e.podChanged(o) },
 	}
-	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), nss.Informer(), nps.Informer(), sas.Informer()} {
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { e.changed() },
+		UpdateFunc: func(any, any) { e.changed() },
+		DeleteFunc: func(any) { e.changed() },
+	}
+	if _, err := pods.Informer().AddEventHandler(podH); err != nil {
+		cancel()
+		return fmt.Errorf("watch: %w", err)
+	}
+	for _, inf := range []cache.SharedIndexInformer{nss.Informer(), nps.Informer(), sas.Informer()} {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			cancel()
 			return fmt.Errorf("watch: %w", err)
@@ -162,27 +184,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		defer stop()
 		hosts := &hostEndpoints{cfg: e.cfg, log: e.log, cs: cs, dyn: dyn}
 		go hosts.run(runCtx)
-		e.loop(runCtx, func() (*snapshot, error) {
-			var sn snapshot
-			var errs [4]error
-			sn.pods, errs[0] = pods.Lister().List(labels.Everything())
-			sn.namespaces, errs[1] = nss.Lister().List(labels.Everything())
-			sn.netpols, errs[2] = nps.Lister().List(labels.Everything())
-			sn.serviceAccounts, errs[3] = sas.Lister().List(labels.Everything())
-			sn.calico = calico()
-			return &sn, errors.Join(errs[:]...)
-		})
+		e.loop(runCtx, &sources{pods: pods.Lister(), namespaces: nss.Lister(), netpols: nps.Lister(),
+			serviceAccounts: sas.Lister(), calico: calico})
 	}()
 	return nil
-}
-
-// snapshot is what one sync reads.
-type snapshot struct {
-	pods            []*corev1.Pod
-	namespaces      []*corev1.Namespace
-	netpols         []*networkingv1.NetworkPolicy
-	serviceAccounts []*corev1.ServiceAccount
-	calico          *CalicoObjects
 }
 
 // watchCalico waits until the apiserver serves Calico's resources (the
@@ -237,11 +242,9 @@ func (e *Engine) kick() {
 	}
 }
 
-type lister func() (*snapshot, error)
-
 // loop programs the table after every change (coalesced), retrying a
 // failed programming with back-off; the table keeps its last good state.
-func (e *Engine) loop(ctx context.Context, list lister) {
+func (e *Engine) loop(ctx context.Context, src *sources) {
 	e.kick()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
@@ -253,7 +256,7 @@ func (e *Engine) loop(ctx context.Context, list lister) {
 		case <-e.trigger:
 		case <-retry.C:
 		}
-		err := e.sync(ctx, list)
+		err := e.sync(ctx, src)
 		e.mu.Lock()
 		e.err = err
 		if err == nil {
@@ -268,36 +271,6 @@ func (e *Engine) loop(ctx context.Context, list lister) {
 		}
 		backoff = time.Second
 	}
-}
-
-func (e *Engine) sync(ctx context.Context, list lister) error {
-	start := time.Now()
-	sn, err := list()
-	if err != nil {
-		return err
-	}
-	bad := func(err error) { e.log.Warn("policy ignored", "error", err) }
-	policies, endpoints := Translate(sn.pods, sn.namespaces, sn.netpols, bad)
-	AttachServiceAccounts(endpoints, sn.serviceAccounts)
-	calicoPols, heps, sets := TranslateCalico(sn.calico, bad)
-	policies = append(policies, calicoPols...)
-	prog := CompileInput(&Input{Policies: policies, Endpoints: endpoints, HostEndpoints: heps, NetworkSets: sets,
-		Node: e.cfg.NodeName, VethPrefix: e.cfg.VethPrefix})
-	compiled := time.Since(start)
-	st, err := e.writer.Apply(ctx, prog)
-	if err != nil {
-		return err
-	}
-	level := slog.LevelDebug // incremental changes follow every pod change
-	if st.Full || st.Chains > 0 {
-		level = slog.LevelInfo
-	}
-	if st.Full || st.Chains+st.Added+st.Deleted > 0 {
-		e.log.Log(ctx, level, "network policy programmed", "policies", len(policies), "pods", len(endpoints), "full", st.Full,
-			"chains", st.Chains, "added", st.Added, "deleted", st.Deleted,
-			"compile", compiled.Round(time.Microsecond), "total", time.Since(start).Round(time.Microsecond))
-	}
-	return nil
 }
 
 // Translate maps the API objects into the model; a policy that does not

@@ -41,12 +41,16 @@ type Stats struct {
 func (w *Writer) Apply(ctx context.Context, p *Program) (Stats, error) {
 	tx := w.nft.NewTransaction()
 	var st Stats
-	if w.last == nil {
+	switch {
+	case w.last == nil:
 		st = full(tx, p)
-	} else {
+	case p.base != nil && p.base == w.last:
+		st = applyDelta(tx, p)
+	default:
 		st = diff(tx, w.last, p)
 	}
 	if tx.NumOperations() == 0 {
+		w.last = p // same content
 		return st, nil
 	}
 	if err := w.nft.Run(ctx, tx); err != nil {
@@ -79,6 +83,23 @@ func full(tx *knftables.Transaction, p *Program) Stats {
 			tx.Add(&knftables.Rule{Chain: name, Rule: r})
 		}
 		st.Chains++
+	}
+	return st
+}
+
+// applyDelta sends what UpdatePods changed in p's base: set elements
+// only.
+func applyDelta(tx *knftables.Transaction, p *Program) Stats {
+	var st Stats
+	for name, d := range p.delta {
+		for _, key := range d.del {
+			tx.Delete(&knftables.Element{Set: name, Key: key})
+			st.Deleted++
+		}
+		for _, key := range d.add {
+			tx.Add(&knftables.Element{Set: name, Key: key})
+			st.Added++
+		}
 	}
 	return st
 }
