@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,9 @@ import (
 
 	"github.com/iks-dev/iks/internal/kubeutil"
 )
+
+// calicoWait bounds how long the first sync waits for Calico's resources.
+const calicoWait = time.Minute
 
 // Config of the engine.
 type Config struct {
@@ -177,15 +181,45 @@ func (e *Engine) Start(ctx context.Context) error {
 		if !cache.WaitForCacheSync(runCtx.Done(), pods.Informer().HasSynced, nss.Informer().HasSynced, nps.Informer().HasSynced, sas.Informer().HasSynced) {
 			return
 		}
-		calico, stop, err := e.watchCalico(runCtx, cs, dyn, h)
-		if err != nil {
-			return // stopped
+		// Calico's resources are served once the server has applied their
+		// CRDs: the first sync waits for them a while (a normal start has
+		// them in seconds), then goes on with Kubernetes policy alone
+		// until they come (a server older than this agent).
+		var calico atomic.Pointer[func() *CalicoObjects]
+		ready := make(chan struct{})
+		go func() {
+			list, stop, err := e.watchCalico(runCtx, cs, dyn, h)
+			if err != nil {
+				return // stopped
+			}
+			defer stop()
+			calico.Store(&list)
+			close(ready)
+			e.changed()
+			<-runCtx.Done()
+		}()
+		select {
+		case <-ready:
+		case <-time.After(calicoWait):
+			e.log.Error("Calico resources (projectcalico.org/v3) not served: enforcing Kubernetes NetworkPolicies only until they are", "waited", calicoWait)
+		case <-runCtx.Done():
+			return
 		}
-		defer stop()
 		hosts := &hostEndpoints{cfg: e.cfg, log: e.log, cs: cs, dyn: dyn}
-		go hosts.run(runCtx)
+		go func() {
+			select {
+			case <-ready:
+				hosts.run(runCtx)
+			case <-runCtx.Done():
+			}
+		}()
 		e.loop(runCtx, &sources{pods: pods.Lister(), namespaces: nss.Lister(), netpols: nps.Lister(),
-			serviceAccounts: sas.Lister(), calico: calico})
+			serviceAccounts: sas.Lister(), calico: func() *CalicoObjects {
+				if f := calico.Load(); f != nil {
+					return (*f)()
+				}
+				return &CalicoObjects{}
+			}})
 	}()
 	return nil
 }
