@@ -44,22 +44,26 @@ spec:
   - Ingress
 `
 
-const cpNS = "cp"
+const (
+	cpNS     = "cp"
+	cpPublic = "10.86.4.64/29" // portable public subnet, on the network "pub"
+)
 
 // TestCalicoPolicy: Calico's resources with kubectl apply on a server
 // (private only) and a dual-homed worker (public interface eth1): the
 // nodes' host endpoints, IKS's default policies, the tutorial's
-// deny-nodeports closing the public NodePort while the private one and
-// the failsafe kubelet port answer, Calico's validation at admission, a
+// deny-nodeports closing the public NodePort while the private one, the
+// public LoadBalancer IP and the failsafe kubelet port answer, Calico's validation at admission, a
 // GlobalNetworkPolicy Deny of low order beating a NetworkPolicy Allow,
 // and `iks policy show --node`.
 func TestCalicoPolicy(t *testing.T) {
 	testutil.RequireRoot(t)
 	nw := testutil.NewNetwork(t, "cp", 86)
+	mustExec(t, nw.Router, "ip", "route", "add", cpPublic, "dev", nw.RouterDev("pub"))
 	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
 	srv := testutil.NewNodeOn(t, "cp-s", nw, "a", 1)
 	srv.StageImage(img, "httpd.tar")
-	srv.Start()
+	srv.Start("--portable-public-subnet", cpPublic)
 	srv.WaitReady(3 * time.Minute)
 	token := strings.TrimSpace(readFile(t, srv.DataDir+"/server/token"))
 	w := testutil.NewNodeOn(t, "cp-w", nw, "a", 2).AsAgent("https://"+srv.IP+":6443", token)
@@ -97,6 +101,21 @@ func TestCalicoPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := cs.CoreV1().Services(cpNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web-lb"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var lbIP string
+	eventually(t, time.Minute, "public LoadBalancer IP", func() error {
+		s, err := cs.CoreV1().Services(cpNS).Get(ctx, "web-lb", metav1.GetOptions{})
+		if err != nil || len(s.Status.LoadBalancer.Ingress) != 1 {
+			return fmt.Errorf("status %+v (%v)", s.Status.LoadBalancer, err)
+		}
+		lbIP = s.Status.LoadBalancer.Ingress[0].IP
+		return nil
+	})
+	publicLB := "http://" + lbIP + "/whoami"
 	np := svc.Spec.Ports[0].NodePort
 	publicNP := fmt.Sprintf("http://%s:%d/whoami", pub, np)
 	privateNP := fmt.Sprintf("http://%s:%d/whoami", w.IP, np)
@@ -159,6 +178,7 @@ func TestCalicoPolicy(t *testing.T) {
 		}
 		eventually(t, time.Minute, "public NodePort from the internet", get(ext, publicNP))
 		eventually(t, time.Minute, "private NodePort from the private network", get(cliA, privateNP))
+		eventually(t, time.Minute, "public LoadBalancer IP from the internet", get(ext, publicLB))
 	})
 
 	t.Run("tutorial deny-nodeports closes the public NodePort only", func(t *testing.T) {
@@ -168,6 +188,9 @@ func TestCalicoPolicy(t *testing.T) {
 		blocked("public NodePort from the internet", get(ext, publicNP))
 		if err := get(cliA, privateNP)(); err != nil {
 			t.Errorf("private NodePort under deny-nodeports: %v, want open", err)
+		}
+		if err := get(ext, publicLB)(); err != nil {
+			t.Errorf("public LoadBalancer IP under deny-nodeports: %v, want open", err)
 		}
 		// The kubelet's port on the public side is failsafe.
 		c, err := ext.DialContext(ctx, "tcp", pub+":10250")
