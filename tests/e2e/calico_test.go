@@ -53,9 +53,10 @@ const (
 // (private only) and a dual-homed worker (public interface eth1): the
 // nodes' host endpoints, IKS's default policies, the tutorial's
 // deny-nodeports closing the public NodePort while the private one, the
-// public LoadBalancer IP and the failsafe kubelet port answer, Calico's validation at admission, a
-// GlobalNetworkPolicy Deny of low order beating a NetworkPolicy Allow,
-// and `iks policy show --node`.
+// public LoadBalancer IP and the failsafe kubelet port answer, Calico's
+// validation at admission, a GlobalNetworkPolicy and a Calico
+// NetworkPolicy Deny of low order beating a NetworkPolicy Allow, and
+// `iks policy show --node`.
 func TestCalicoPolicy(t *testing.T) {
 	testutil.RequireRoot(t)
 	nw := testutil.NewNetwork(t, "cp", 86)
@@ -225,7 +226,7 @@ func TestCalicoPolicy(t *testing.T) {
 		}
 	})
 
-	t.Run("a GlobalNetworkPolicy Deny of low order beats a NetworkPolicy Allow", func(t *testing.T) {
+	t.Run("a Calico Deny of low order beats a NetworkPolicy Allow", func(t *testing.T) {
 		allow := `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: allow-clients, namespace: cp}
@@ -263,5 +264,27 @@ spec:
 			t.Fatal(err)
 		}
 		eventually(t, time.Minute, "client -> web after the Deny is gone", fromClient)
+		// The same with Calico's namespaced NetworkPolicy (same kind name
+		// as Kubernetes', another group).
+		cnp := `apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: deny-clients, namespace: cp}
+spec:
+  order: 10
+  selector: app == 'web'
+  ingress: [{action: Deny, protocol: TCP, source: {selector: role == 'client'}, destination: {ports: [http]}}]
+`
+		if out, err := apply("cnp", cnp); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		blocked("client -> web under the Calico NetworkPolicy Deny", fromClient)
+		if out, err := srv.Kubectl("get", "networkpolicies.projectcalico.org,networkpolicies.networking.k8s.io", "-n", cpNS, "-o", "name"); err != nil ||
+			!strings.Contains(out, "networkpolicy.projectcalico.org/deny-clients") || !strings.Contains(out, "networkpolicy.networking.k8s.io/allow-clients") {
+			t.Errorf("both kinds of NetworkPolicy: %v\n%s", err, out)
+		}
+		if _, err := srv.Kubectl("delete", "networkpolicies.projectcalico.org", "-n", cpNS, "deny-clients"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "client -> web after the Calico NetworkPolicy is gone", fromClient)
 	})
 }
