@@ -57,6 +57,14 @@ func TestDecodeNetworkPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var head []string
+	for _, o := range objs[:4] {
+		head = append(head, describe(o))
+	}
+	if got, want := strings.Join(head, ","), "ClusterRole iks:network-policy,ClusterRoleBinding iks:network-policy,"+
+		"ValidatingAdmissionPolicy iks-node-own-hostendpoints,ValidatingAdmissionPolicyBinding iks-node-own-hostendpoints"; got != want {
+		t.Errorf("first objects\n got %s\nwant %s", got, want)
+	}
 	firstPolicy, lastCRD := -1, -1
 	for i, o := range objs {
 		switch o.GetKind() {

@@ -155,6 +155,15 @@ func TestCalicoPolicy(t *testing.T) {
 			}
 			return nil
 		})
+		// A node writes only its own host endpoints.
+		kubelet := filepath.Join(w.DataDir, "agent", "kubelet", "kubeconfig")
+		out, err := w.Command("kubectl", "--kubeconfig", kubelet, "label", "hostendpoint", srv.Name+"-worker-private", "x=y").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "may only create, change or delete its own HostEndpoints") {
+			t.Errorf("node %s labelled %s's host endpoint: %v: %s", w.Name, srv.Name, err, out)
+		}
+		if out, err := w.Command("kubectl", "--kubeconfig", kubelet, "label", "hostendpoint", w.Name+"-worker-private", "x=y").CombinedOutput(); err != nil {
+			t.Errorf("node %s cannot label its own host endpoint: %v: %s", w.Name, err, out)
+		}
 		if _, err := srv.Kubectl("label", "node", w.Name, "team=blue"); err != nil {
 			t.Fatal(err)
 		}
