@@ -64,6 +64,9 @@ type Engine struct {
 	prog *Program
 	eps  map[string]*Endpoint
 	byIP map[string]string
+	// contested are the addresses two pods claimed at the last full
+	// sync: a change touching one recompiles.
+	contested map[string]bool
 }
 
 // New returns the component.
@@ -314,23 +317,7 @@ func Translate(pods []*corev1.Pod, nss []*corev1.Namespace, nps []*networkingv1.
 	for _, ns := range nss {
 		nsLabels[ns.Name] = ns.Labels
 	}
-	eps := make([]*Endpoint, 0, len(pods))
-	byIP := map[string]*Endpoint{}
-	for _, pod := range pods {
-		ep, ok := FromPod(pod, nsLabels[pod.Namespace])
-		if !ok {
-			continue
-		}
-		// An IP reused before the old pod's object is gone: the pod that
-		// is not being deleted wins.
-		if _, dup := byIP[ep.IP.String()]; dup && pod.DeletionTimestamp != nil {
-			continue
-		}
-		byIP[ep.IP.String()] = ep
-	}
-	for _, ep := range byIP {
-		eps = append(eps, ep)
-	}
+	eps, _ := translatePods(pods, nsLabels)
 	var pols []*Policy
 	for _, np := range nps {
 		p, err := FromNetworkPolicy(np)
@@ -343,6 +330,51 @@ func Translate(pods []*corev1.Pod, nss []*corev1.Namespace, nps []*networkingv1.
 	return pols, eps
 }
 
+// translatePods maps the pods into endpoints; contested are the
+// addresses two pods claimed (one lost: see newerClaim).
+func translatePods(pods []*corev1.Pod, nsLabels map[string]map[string]string) (eps []*Endpoint, contested map[string]bool) {
+	eps = make([]*Endpoint, 0, len(pods))
+	type claim struct {
+		ep  *Endpoint
+		pod *corev1.Pod
+	}
+	byIP := map[string]claim{}
+	contested = map[string]bool{}
+	for _, pod := range pods {
+		ep, ok := FromPod(pod, nsLabels[pod.Namespace])
+		if !ok {
+			continue
+		}
+		// An IP reused before the old pod's object is gone: the pod that
+		// is not being deleted wins, else the newer one (then the larger
+		// key), whatever the list order.
+		ip := ep.IP.String()
+		have, dup := byIP[ip]
+		if dup {
+			contested[ip] = true
+			if !newerClaim(pod, have.pod) {
+				continue
+			}
+		}
+		byIP[ip] = claim{ep, pod}
+	}
+	for _, c := range byIP {
+		eps = append(eps, c.ep)
+	}
+	return eps, contested
+}
+
+// newerClaim reports whether pod a wins an address over pod b.
+func newerClaim(a, b *corev1.Pod) bool {
+	if (a.DeletionTimestamp == nil) != (b.DeletionTimestamp == nil) {
+		return a.DeletionTimestamp == nil
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return b.CreationTimestamp.Before(&a.CreationTimestamp)
+	}
+	return a.Namespace+"/"+a.Name > b.Namespace+"/"+b.Name
+}
+
 // slimPod keeps only what the engine reads of a pod.
 func slimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
@@ -352,6 +384,7 @@ func slimPod(obj any) (any, error) {
 	slim := &corev1.Pod{}
 	slim.Name, slim.Namespace, slim.UID, slim.Labels = pod.Name, pod.Namespace, pod.UID, pod.Labels
 	slim.ResourceVersion, slim.DeletionTimestamp = pod.ResourceVersion, pod.DeletionTimestamp
+	slim.CreationTimestamp = pod.CreationTimestamp
 	slim.Spec.NodeName, slim.Spec.HostNetwork = pod.Spec.NodeName, pod.Spec.HostNetwork
 	slim.Spec.ServiceAccountName = pod.Spec.ServiceAccountName
 	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {

@@ -131,7 +131,13 @@ func (e *Engine) sync(ctx context.Context, src *sources) (err error) {
 			return err
 		}
 		bad := func(err error) { e.log.Warn("policy ignored", "error", err) }
-		policies, endpoints := Translate(sn.pods, sn.namespaces, sn.netpols, bad)
+		policies, _ := Translate(nil, nil, sn.netpols, bad)
+		nsLabels := map[string]map[string]string{}
+		for _, ns := range sn.namespaces {
+			nsLabels[ns.Name] = ns.Labels
+		}
+		endpoints, contested := translatePods(sn.pods, nsLabels)
+		e.contested = contested
 		AttachServiceAccounts(endpoints, sn.serviceAccounts)
 		calicoPols, heps, sets := TranslateCalico(sn.calico, bad)
 		policies = append(policies, calicoPols...)
@@ -188,6 +194,12 @@ func (e *Engine) podChanges(src *sources, dirty map[string]bool) ([]PodChange, e
 			if owner, ok := e.byIP[now.IP.String()]; ok && owner != key && !dirty[owner] {
 				return nil, nil
 			}
+			if e.contested[now.IP.String()] {
+				return nil, nil
+			}
+		}
+		if old != nil && e.contested[old.IP.String()] {
+			return nil, nil // the pod that lost the address may take it now
 		}
 		if old != nil || now != nil {
 			changes = append(changes, PodChange{Old: old, New: now})

@@ -87,8 +87,13 @@ func TestEngineSync(t *testing.T) {
 	must(e.sync(ctx, src))
 	same("pod deleted")
 
-	// web's address goes to a new pod while web's object lingers:
-	// recompiled (Translate decides who has it).
+	// web's address goes to a new pod while web's object lingers (being
+	// deleted): recompiled (Translate decides who has it: the live pod).
+	deleting := web.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{}
+	must(podIx.Update(deleting))
+	e.podChanged(deleting)
+	must(e.sync(ctx, src))
 	thief := pod("app", "thief", node, "172.30.0.2", map[string]string{"role": "client"})
 	must(podIx.Add(thief))
 	e.podChanged(thief)
@@ -98,6 +103,19 @@ func TestEngineSync(t *testing.T) {
 		t.Error("an address shared by two pods was handled incrementally")
 	}
 	same("address reused")
+	// The pod that won it goes: the other one has it again (the address
+	// was contested: recompiled).
+	must(podIx.Delete(thief))
+	e.podChanged(thief)
+	before = e.prog
+	must(e.sync(ctx, src))
+	if e.prog.base == before {
+		t.Error("a contested address was handled incrementally")
+	}
+	same("contested address released")
+	if got := sortedKeys(e.prog.Sets[SetIngressIso].Elements); !slices.Equal(got, []string{"172.30.0.2"}) {
+		t.Errorf("web not isolated again after the thief left: %v", got)
+	}
 
 	// A policy change recompiles.
 	must(npIx.Delete(np))
