@@ -8,7 +8,13 @@ def s(maxlen=1024, **kw): d={"type":"string","maxLength":maxlen}; d.update(kw); 
 SELRX = r"^(\s*(&&|\|\||==|!=|[(){},!]|'[^']*'|\"[^\"]*\"|[a-zA-Z0-9_./-]+))*\s*$"
 SEL = s(1024, **{"x-kubernetes-validations":[{"rule":"self.matches('%s')" % SELRX.replace("\\","\\\\").replace("'","\\'"),
       "message":"no Calico selector (Calico rule: selector syntax): use label == 'value', label in {'a','b'}, has(label), all(), joined by && and || with ! and parentheses"}]})
-def sel(field): return SEL
+# The policy's own selector also has its parentheses counted (too costly
+# for the rules' selectors, which may be many: the agent reports those).
+PAREN = "self.findAll('\\'[^\\']*\\'|\"[^\"]*\"|[()]')"
+SELTOP = dict(SEL, **{"x-kubernetes-validations": SEL["x-kubernetes-validations"] + [
+     {"rule":"%s.filter(t, t == '(').size() == %s.filter(t, t == ')').size()" % (PAREN, PAREN),
+      "message":"no Calico selector (Calico rule: selector syntax): its parentheses do not pair up"}]})
+def sel(field): return SELTOP if field == "spec.selector" else SEL
 PORT = {"x-kubernetes-int-or-string": True, "maxLength": 32, "x-kubernetes-validations":[
   {"rule":"type(self) == int ? self >= 0 && self <= 65535 : self.matches('^([0-9]+(:[0-9]+)?|[a-zA-Z][-a-zA-Z0-9_.]*)$')",
    "message":"a port is a number 0..65535, a range LOW:HIGH or a port name"},

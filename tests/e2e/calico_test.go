@@ -224,6 +224,7 @@ func TestCalicoPolicy(t *testing.T) {
 			{"prednat-egress", "preDNAT: true\n  applyOnForward: true\n  egress: [{action: Allow}]", "PreDNAT policy cannot have egress rules"},
 			{"notrack-noforward", "doNotTrack: true\n  ingress: [{action: Allow}]", "ApplyOnForward must be true"},
 			{"bad-selector", "selector: app = 'web'", "selector syntax"},
+			{"unpaired", "selector: \"(app == 'a(b)' || has(x)\"", "parentheses do not pair up"},
 			{"bad-action", "ingress: [{action: Accept}]", "Unsupported value: \"Accept\""},
 			{"upside-down", "ingress: [{action: Deny, protocol: TCP, destination: {ports: ['32767:30000']}}]", "port range min <= max"},
 			{"ports-no-proto", "ingress: [{action: Deny, destination: {ports: [80]}}]", "ports with protocol"},
