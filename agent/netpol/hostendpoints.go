@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/iks-dev/iks/internal/kubeutil"
 )
 
 // IKS's host endpoint labels and the names of a node's host endpoints.
@@ -45,7 +47,24 @@ type hostEndpoints struct {
 	dyn dynamic.Interface
 }
 
+// privateDefault is the default policy that keeps the private side open:
+// host endpoints are created only once it exists, so that a node is
+// never closed for the moment between its host endpoints and the
+// server's default policies at first start.
+const privateDefault = "allow-all-private-default"
+
 func (h *hostEndpoints) run(ctx context.Context) {
+	waited := time.Now()
+	if err := kubeutil.Poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
+		_, err := h.dyn.Resource(GVRGlobalNetworkPolicy).Get(ctx, privateDefault, metav1.GetOptions{})
+		if err != nil && time.Since(waited) > 30*time.Second {
+			h.log.Warn("host endpoints wait for the default policy "+privateDefault, "error", err)
+			waited = time.Now()
+		}
+		return err == nil, nil
+	}); err != nil {
+		return
+	}
 	f := informers.NewSharedInformerFactoryWithOptions(h.cs, hepResync, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", h.cfg.NodeName).String()
 	}))
