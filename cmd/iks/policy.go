@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -66,6 +67,10 @@ func newPolicyCmd() *cobra.Command {
 			ctx, cancel := context.WithTimeout(cmd.Context(), tokenTimeout)
 			defer cancel()
 			calico, err := netpol.ListCalico(ctx, dyn)
+			if apierrors.IsNotFound(err) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: Calico's resources are not served (%v): Kubernetes NetworkPolicies only\n", err)
+				calico, err = &netpol.CalicoObjects{}, nil
+			}
 			if err != nil {
 				return serverHint(err)
 			}
