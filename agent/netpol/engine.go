@@ -2,6 +2,7 @@ package netpol
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -13,12 +14,11 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/knftables"
 
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/kubeutil"
 )
 
@@ -27,8 +27,9 @@ const calicoWait = time.Minute
 
 // Config of the engine.
 type Config struct {
-	NodeName   string
-	Kubeconfig string // the node's kubelet kubeconfig
+	NodeName string
+	// Clients are the agent's shared clients (the kubelet's identity).
+	Clients *kubeclients.Clients
 	// VethPrefix is the name prefix of pods' host-side veths ("cali").
 	VethPrefix string
 	// NodeIP and PublicIP are the node's private and (optional) public
@@ -47,6 +48,7 @@ type Engine struct {
 	trigger chan struct{}
 	cancel  context.CancelFunc
 	done    chan struct{}
+	regs    kubeclients.Registrations
 
 	mu     sync.Mutex
 	synced bool
@@ -135,21 +137,16 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.nft == nil {
 		return nil
 	}
-	cs, err := kubeutil.WaitClientset(ctx, e.cfg.Kubeconfig)
+	cs, err := e.cfg.Clients.Wait(ctx)
 	if err != nil {
 		return err
 	}
-	rc, err := kubeutil.RESTConfig(e.cfg.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("dynamic client: %w", err)
-	}
+	dyn := e.cfg.Clients.Dynamic()
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
-	f := informers.NewSharedInformerFactory(cs, 0)
+	// The agent's shared informers; only this engine watches Pods, so
+	// it slims them (SetTransform must come before they start).
+	f := e.cfg.Clients.Informers()
 	pods, nss, nps, sas := f.Core().V1().Pods(), f.Core().V1().Namespaces(), f.Networking().V1().NetworkPolicies(), f.Core().V1().ServiceAccounts()
 	if err := pods.Informer().SetTransform(slimPod); err != nil {
 		cancel()
@@ -167,21 +164,21 @@ func (e *Engine) Start(ctx context.Context) error {
 		UpdateFunc: func(any, any) { e.changed() },
 		DeleteFunc: func(any) { e.changed() },
 	}
-	if _, err := pods.Informer().AddEventHandler(podH); err != nil {
+	if err := e.regs.Add(pods.Informer(), podH); err != nil {
 		cancel()
-		return fmt.Errorf("watch: %w", err)
+		return errors.Join(fmt.Errorf("watch: %w", err), e.regs.RemoveAll())
 	}
 	for _, inf := range []cache.SharedIndexInformer{nss.Informer(), nps.Informer(), sas.Informer()} {
-		if _, err := inf.AddEventHandler(h); err != nil {
+		if err := e.regs.Add(inf, h); err != nil {
 			cancel()
-			return fmt.Errorf("watch: %w", err)
+			return errors.Join(fmt.Errorf("watch: %w", err), e.regs.RemoveAll())
 		}
 	}
-	f.Start(runCtx.Done())
+	e.cfg.Clients.Start()
 	go func() {
 		defer close(e.done)
-		defer f.Shutdown()
-		if !cache.WaitForCacheSync(runCtx.Done(), pods.Informer().HasSynced, nss.Informer().HasSynced, nps.Informer().HasSynced, sas.Informer().HasSynced) {
+		defer e.regs.RemoveAll() //nolint:errcheck // nothing to report when stopping
+		if !cache.WaitForCacheSync(runCtx.Done(), e.regs.Synced()...) {
 			return
 		}
 		// Calico's resources are served once the server has applied their
@@ -243,20 +240,18 @@ func (e *Engine) watchCalico(ctx context.Context, cs kubernetes.Interface, dyn d
 	if err != nil {
 		return nil, nil, err
 	}
-	df := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	df := e.cfg.Clients.DynamicInformers()
 	infs := make([]cache.SharedIndexInformer, len(CalicoResources))
-	var synced []cache.InformerSynced
+	var regs kubeclients.Registrations
 	for i, gvr := range CalicoResources {
 		infs[i] = df.ForResource(gvr).Informer()
-		if _, err := infs[i].AddEventHandler(h); err != nil {
-			return nil, nil, fmt.Errorf("watch %s: %w", gvr.Resource, err)
+		if err := regs.Add(infs[i], h); err != nil {
+			return nil, nil, errors.Join(fmt.Errorf("watch %s: %w", gvr.Resource, err), regs.RemoveAll())
 		}
-		synced = append(synced, infs[i].HasSynced)
 	}
-	df.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		df.Shutdown()
-		return nil, nil, ctx.Err()
+	e.cfg.Clients.Start()
+	if !cache.WaitForCacheSync(ctx.Done(), regs.Synced()...) {
+		return nil, nil, errors.Join(ctx.Err(), regs.RemoveAll())
 	}
 	list = func() *CalicoObjects {
 		var out CalicoObjects
@@ -269,7 +264,7 @@ func (e *Engine) watchCalico(ctx context.Context, cs kubernetes.Interface, dyn d
 		}
 		return &out
 	}
-	return list, df.Shutdown, nil
+	return list, func() { _ = regs.RemoveAll() }, nil
 }
 
 func (e *Engine) kick() {
