@@ -135,6 +135,7 @@ func TestInstallUninstall(t *testing.T) {
 	// ---- install
 	args := []string{"sh", filepath.Join(repo, "install.sh"), "--",
 		"--node-ip", nodeIP, "--node-name", nodeName, "--cgroup-root", l.cgroupRoot}
+	args = append(args, testutil.EvictionArg...)
 	out, err := l.inNetns(t, 6*time.Minute, installEnv(l), args...)
 	t.Logf("===== install.sh\n%s", out)
 	if err != nil {

@@ -121,10 +121,17 @@ func (n *Node) WaitReady(timeout time.Duration) {
 	n.t.Fatalf("node %s not Ready after %s", n.Name, timeout)
 }
 
+// EvictionArg keeps test nodes from reporting disk pressure because of
+// how full the shared test machine's disk is: kubelet's default hard
+// eviction (image fs below 15 % free) taints every node of every test
+// cluster at once on a machine with a large reserved block count, and no
+// pod schedules. Eviction is upstream kubelet behaviour, not under test.
+var EvictionArg = []string{"--kubelet-arg", "eviction-hard=imagefs.available<1%,nodefs.available<1%,nodefs.inodesFree<1%"}
+
 // Args is the default server command line of this node.
 func (n *Node) Args(extra ...string) []string {
-	common := []string{"--data-dir", n.DataDir, "--node-ip", n.IP, "--node-name", n.Name,
-		"--cgroup-root", n.CgroupRoot, "--config", "/dev/null"}
+	common := append([]string{"--data-dir", n.DataDir, "--node-ip", n.IP, "--node-name", n.Name,
+		"--cgroup-root", n.CgroupRoot, "--config", "/dev/null"}, EvictionArg...)
 	if n.Role == "agent" {
 		return append(append([]string{"agent", "--server", n.ServerURL, "--token", n.Token}, common...), extra...)
 	}
