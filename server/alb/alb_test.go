@@ -1,0 +1,101 @@
+package alb
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/iks-dev/iks/internal/lbpool"
+)
+
+func TestPlan(t *testing.T) {
+	pub, _ := lbpool.Parse(lbpool.Public, "f", "10.0.0.64/29")
+	priv, _ := lbpool.Parse(lbpool.Private, "f", "10.0.1.0/28")
+	got := Plan("abcd1234", []lbpool.Subnet{pub, priv})
+	if len(got) != 2 || got[0].Name != "public-crabcd1234-alb1" || got[0].IP != netip.MustParseAddr("10.0.0.67") || !got[0].DefaultEnabled ||
+		got[1].Name != "private-crabcd1234-alb1" || got[1].Class != PrivateClass || got[1].IP != netip.MustParseAddr("10.0.1.3") || got[1].DefaultEnabled {
+		t.Errorf("Plan = %+v", got)
+	}
+	// No public subnet: a NodePort public ALB.
+	if got := Plan("x", []lbpool.Subnet{priv}); len(got) != 2 || got[0].IP.IsValid() || got[0].Kind != lbpool.Public {
+		t.Errorf("Plan without public subnet = %+v", got)
+	}
+	if !IsEnabled(got[0], nil) || IsEnabled(got[1], nil) || !IsEnabled(got[1], map[string]string{got[1].Name: Enabled}) {
+		t.Error("IsEnabled defaults or override wrong")
+	}
+	if ClusterID("1a2b3c4d-5e6f-0000-1111-222233334444") != "1a2b3c4d" {
+		t.Error("ClusterID")
+	}
+}
+
+func TestStreamPorts(t *testing.T) {
+	ps := streamPorts(map[string]string{"9000": "a/b:1", "x": "a/b:1", "80": "a/b:1"}, map[string]string{"5353": "a/b:53"})
+	if len(ps) != 2 || ps[0].Name != "tcp-9000" || ps[1].Protocol != corev1.ProtocolUDP || ps[1].Port != 5353 {
+		t.Errorf("streamPorts = %+v", ps)
+	}
+}
+
+// TestReconcile: enabled gives a LoadBalancer Service asking for the ALB
+// IP and 2 replicas; disabled deletes the Service and scales to 0; the
+// default certificate is signed by the CA.
+func TestReconcile(t *testing.T) {
+	dir := t.TempDir()
+	caCert, caKey := writeCA(t, dir)
+	cs := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace, UID: "deadbeef-0000"}})
+	pub, _ := lbpool.Parse(lbpool.Public, "f", "10.0.0.64/29")
+	c := New(Config{Subnets: []lbpool.Subnet{pub}, Image: "iks.local/alb:x", CACert: caCert, CAKey: caKey, Client: cs}, slogDiscard())
+	ctx := context.Background()
+	a := Plan("deadbeef", c.cfg.Subnets)[0]
+	if err := c.ensureShared(ctx, cs, []ALB{a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.reconcile(ctx, cs, a, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	if err != nil || svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Annotations[lbpool.AnnotationIP] != "10.0.0.67" ||
+		svc.Labels[lbpool.LabelALB] != a.Name || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Fatalf("service %+v %v", svc, err)
+	}
+	d, _ := cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.Affinity.PodAntiAffinity == nil {
+		t.Errorf("deployment replicas %d, anti-affinity %v", *d.Spec.Replicas, d.Spec.Template.Spec.Affinity)
+	}
+	if err := c.reconcile(ctx, cs, a, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{}); err == nil {
+		t.Error("disabled ALB still has its service")
+	}
+	d, _ = cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	if *d.Spec.Replicas != 0 {
+		t.Errorf("disabled ALB has %d replicas", *d.Spec.Replicas)
+	}
+	sec, err := cs.CoreV1().Secrets(Namespace).Get(ctx, DefaultCertSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+	caPEM, _ := os.ReadFile(caCert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "iks-alb-default", CurrentTime: time.Now()}); err != nil {
+		t.Errorf("default certificate not signed by the cluster CA: %v", err)
+	}
+	st, _ := cs.CoreV1().ConfigMaps(Namespace).Get(ctx, StateConfigMap, metav1.GetOptions{})
+	if st.Data[a.Name] != Enabled || st.Data[a.Name+".ip"] != "10.0.0.67" {
+		t.Errorf("state %v", st.Data)
+	}
+}
