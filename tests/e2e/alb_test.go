@@ -1,0 +1,387 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/iks-dev/iks/tests/testutil"
+)
+
+// Portable subnets of TestIngressALB, on subnet a (the router has them
+// on-link): the ALB addresses are the 4th of each /29.
+const (
+	albPublicNet  = "10.87.1.64/29"
+	albPrivateNet = "10.87.1.80/29"
+	albPublicIP   = "10.87.1.67"
+	albPrivateIP  = "10.87.1.83"
+)
+
+// TestIngressALB: the public ALB (enabled) and the private ALB (disabled)
+// on a 3-node cluster with portable subnets, reached from the external
+// namespace: host/path rules, default backend, spreading over backend
+// pods, TLS SNI and the default certificate, HTTP→HTTPS redirect and HSTS,
+// a WebSocket, tcp-services, continuous requests during Ingress changes
+// and a scale, bad objects reported as Events, iks alb enable/disable.
+func TestIngressALB(t *testing.T) {
+	testutil.RequireRoot(t)
+	nw := testutil.NewNetwork(t, "al", 87)
+	for _, p := range []string{albPublicNet, albPrivateNet} {
+		if out, err := nw.Router.Exec("ip", "route", "add", p, "dev", nw.RouterDev("a")); err != nil {
+			t.Fatalf("router route %s: %v: %s", p, err, out)
+		}
+	}
+	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
+	srv := testutil.NewNodeOn(t, "al-s", nw, "a", 1)
+	srv.StageImage(img, "httpd.tar")
+	srv.Start("--portable-public-subnet", albPublicNet, "--portable-private-subnet", albPrivateNet)
+	srv.WaitReady(3 * time.Minute)
+	token := strings.TrimSpace(readFile(t, srv.DataDir+"/server/token"))
+	var workers []*testutil.Node
+	for i := 2; i <= 3; i++ {
+		w := testutil.NewNodeOn(t, fmt.Sprintf("al-w%d", i-1), nw, "a", i).AsAgent("https://"+srv.IP+":6443", token)
+		w.StageImage(img, "httpd.tar")
+		w.Start("--public-ip", w.IP)
+		workers = append(workers, w)
+	}
+	for _, w := range workers {
+		w.WaitReady(3 * time.Minute)
+	}
+	cs := srv.Client()
+	waitNodesReady(t, cs, 3, 2*time.Minute)
+	ext := testutil.NewNetns(t, "iks-al-ext")
+	nw.Attach(ext, "ext", nw.IP("ext", 10), "v-al-ext")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, args := range [][]string{{"alb", "list"}, {"lb", "status"}} {
+				out, _ := srv.Command(args...).CombinedOutput()
+				t.Logf("===== iks %s\n%s", strings.Join(args, " "), out)
+			}
+			out, _ := srv.Kubectl("get", "pods,svc,ingress,endpointslices", "-A", "-o", "wide")
+			t.Logf("===== objects\n%s", out)
+			out, _ = srv.Kubectl("logs", "-n", "kube-system", "-l", "app.kubernetes.io/name=iks-alb", "--tail=40", "--prefix")
+			t.Logf("===== ALB logs\n%s", out)
+		}
+	})
+
+	createALBBackend(t, cs, "web-a", 10)
+	createALBBackend(t, cs, "web-b", 1)
+	c := newALBClient(ext, false)
+	rewrite := func(i *networkingv1.Ingress) {
+		i.Annotations = map[string]string{"nginx.ingress.kubernetes.io/rewrite-target": "/"}
+	}
+	// Two Ingresses share the host: their rules merge.
+	mustIngress(t, cs, albIngress("web", "", nil, albRule("web.example.com", "/", "web-a")), nil)
+	mustIngress(t, cs, albIngress("web-b", "", nil, albRule("web.example.com", "/b", "web-b")), rewrite)
+	fallback := albIngress("fallback", "", nil)
+	fallback.Spec.DefaultBackend = &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web-b", Port: networkingv1.ServiceBackendPort{Number: 80}}}
+	mustIngress(t, cs, fallback, nil)
+
+	t.Run("public ALB enabled on its IP, private disabled", func(t *testing.T) {
+		eventually(t, 2*time.Minute, "public ALB ready on "+albPublicIP, func() error {
+			out, err := srv.Command("alb", "list").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			if !strings.Contains(string(out), albPublicIP) || !strings.Contains(string(out), "2/2") {
+				return fmt.Errorf("iks alb list:\n%s", out)
+			}
+			return nil
+		})
+		out, _ := srv.Command("alb", "list").CombinedOutput()
+		if !rowHas(string(out), "private-cr", "disabled", "0/0") || !rowHas(string(out), "public-cr", "enabled", albPublicIP, "2/2") {
+			t.Errorf("iks alb list:\n%s", out)
+		}
+	})
+
+	t.Run("host and path rules, default backend, status", func(t *testing.T) {
+		eventually(t, time.Minute, "web.example.com/ via the public ALB", func() error {
+			return expectBody(c, "http://"+albPublicIP+"/", "web.example.com", "hostname=web-a-")
+		})
+		for _, tc := range []struct{ path, host, want string }{
+			{"/b", "web.example.com", "hostname=web-b-"},
+			{"/", "unknown.example.com", "hostname=web-b-"},
+		} {
+			if err := expectBody(c, "http://"+albPublicIP+tc.path, tc.host, tc.want); err != nil {
+				t.Error(err)
+			}
+		}
+		eventually(t, 30*time.Second, "Ingress status", func() error {
+			ing, err := cs.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if len(ing.Status.LoadBalancer.Ingress) != 1 || ing.Status.LoadBalancer.Ingress[0].IP != albPublicIP {
+				return fmt.Errorf("status %+v", ing.Status.LoadBalancer)
+			}
+			return nil
+		})
+	})
+
+	t.Run("100 requests reach all 10 backend pods", func(t *testing.T) {
+		fresh := newALBClient(ext, true)
+		seen := map[string]int{}
+		for range 100 {
+			body, err := albGet(fresh, "http://"+albPublicIP+"/", "web.example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[strings.Fields(body)[0]]++
+		}
+		if len(seen) != 10 {
+			t.Errorf("100 requests reached %d pods, want 10: %v", len(seen), seen)
+		}
+	})
+
+	t.Run("TLS SNI, default certificate, redirect, HSTS", func(t *testing.T) {
+		for _, h := range []string{"s1.example.com", "s2.example.com"} {
+			crt, key := selfSignedPEM(t, h)
+			if _, err := cs.CoreV1().Secrets("default").Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: h},
+				Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustIngress(t, cs, albIngress("secure", "", []networkingv1.IngressTLS{{Hosts: []string{"s1.example.com"}, SecretName: "s1.example.com"},
+			{Hosts: []string{"s2.example.com"}, SecretName: "s2.example.com"}},
+			albRule("s1.example.com", "/", "web-a"), albRule("s2.example.com", "/", "web-b")), nil)
+		for _, tc := range []struct{ sni, wantCN, wantBody string }{
+			{"s1.example.com", "s1.example.com", "hostname=web-a-"},
+			{"s2.example.com", "s2.example.com", "hostname=web-b-"},
+			{"other.example.com", "iks-alb-default", ""},
+		} {
+			eventually(t, 30*time.Second, "HTTPS "+tc.sni, func() error {
+				resp, body, err := albTLSGet(ext, tc.sni)
+				if err != nil {
+					return err
+				}
+				cn := resp.TLS.PeerCertificates[0].Subject.CommonName
+				switch {
+				case cn != tc.wantCN:
+					return fmt.Errorf("SNI %s got certificate %q, want %q", tc.sni, cn, tc.wantCN)
+				case tc.wantBody != "" && !strings.Contains(body, tc.wantBody):
+					return fmt.Errorf("SNI %s body %q, want %q", tc.sni, body, tc.wantBody)
+				case tc.wantBody != "" && resp.Header.Get("Strict-Transport-Security") == "":
+					return fmt.Errorf("no HSTS header for TLS host %s", tc.sni)
+				case tc.wantBody != "" && resp.ProtoMajor != 2:
+					return fmt.Errorf("HTTPS for %s spoke %s, want HTTP/2", tc.sni, resp.Proto)
+				}
+				return nil
+			})
+		}
+		resp, err := albDo(c, "http://"+albPublicIP+"/x?y=1", "s1.example.com")
+		if err != nil || resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "https://s1.example.com/x?y=1" {
+			t.Errorf("HTTP to a TLS host: %v %v, want a 301 to https://s1.example.com/x?y=1", resp, err)
+		}
+	})
+
+	// The WebSocket goes to web-b, which is not scaled: only the ALB
+	// could cut it.
+	mustIngress(t, cs, albIngress("ws", "", nil, albRule("ws.example.com", "/", "web-b")), nil)
+	ws := openALBWebSocket(t, ext, "ws.example.com")
+	t.Run("continuous requests during 20 Ingress changes and a scale: 0 failed", func(t *testing.T) {
+		var ok, failed atomic.Int64
+		var firstErr atomic.Value
+		ctx, stop := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					if err := expectBody(c, "http://"+albPublicIP+"/", "web.example.com", "hostname=web-a-"); err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
+					} else {
+						ok.Add(1)
+					}
+				}
+			}()
+		}
+		churn := albIngress("churn", "", nil, albRule("churn.example.com", "/p0", "web-b"))
+		mustIngress(t, cs, churn, rewrite)
+		for i := 1; i <= 20; i++ {
+			cur, err := cs.NetworkingV1().Ingresses("default").Get(context.Background(), "churn", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur.Spec.Rules = append(cur.Spec.Rules, albRule("churn.example.com", fmt.Sprintf("/p%d", i), "web-b"))
+			if _, err := cs.NetworkingV1().Ingresses("default").Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if i == 10 {
+				scaleDeployment(t, cs, "web-a", 6)
+			}
+		}
+		eventually(t, 30*time.Second, "the last churn rule served", func() error {
+			return expectBody(c, "http://"+albPublicIP+"/p20", "churn.example.com", "hostname=web-b-")
+		})
+		waitReadyPods(t, cs, "default", 7, time.Minute) // web-a 6 + web-b 1
+		stop()
+		wg.Wait()
+		t.Logf("%d requests during the changes, %d failed", ok.Load(), failed.Load())
+		if failed.Load() != 0 || ok.Load() < 20 {
+			t.Errorf("%d of %d requests failed (first: %v)", failed.Load(), ok.Load()+failed.Load(), firstErr.Load())
+		}
+		if err := ws.echo("after-changes"); err != nil {
+			t.Errorf("the WebSocket opened before the changes: %v", err)
+		}
+	})
+	ws.close()
+
+	t.Run("bad objects give Events, others keep working", func(t *testing.T) {
+		bad := albIngress("bad", "", []networkingv1.IngressTLS{{Hosts: []string{"bad.example.com"}, SecretName: "no-such-secret"}},
+			albRule("bad.example.com", "/", "no-such-service"), albRule("web.example.com", "/", "web-b"))
+		mustIngress(t, cs, bad, func(i *networkingv1.Ingress) {
+			i.Annotations = map[string]string{"nginx.ingress.kubernetes.io/server-snippet": "return 200;", "nginx.ingress.kubernetes.io/use-regex": "maybe"}
+		})
+		for _, reason := range []string{"BadBackend", "BadTLSSecret", "DuplicatePath", "BadAnnotation"} {
+			msg := waitEvent(t, cs, "bad", reason)
+			t.Logf("%s: %s", reason, msg)
+		}
+		if err := expectBody(c, "http://"+albPublicIP+"/", "web.example.com", "hostname=web-a-"); err != nil {
+			t.Errorf("the older Ingress's rule must win and keep working: %v", err)
+		}
+		if resp, err := albDo(c, "http://"+albPublicIP+"/", "bad.example.com"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("missing service: %v %v, want 503", resp, err)
+		}
+	})
+
+	t.Run("tcp-services", func(t *testing.T) {
+		if _, err := srv.Kubectl("-n", "kube-system", "patch", "configmap", "tcp-services", "--type=merge", "-p", `{"data":{"9000":"default/web-b:80"}}`); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "TCP port 9000 of the ALB", func() error {
+			body, err := ext.HTTPGet(context.Background(), "http://"+albPublicIP+":9000/", 2*time.Second)
+			if err == nil && !strings.Contains(body, "hostname=web-b-") {
+				err = fmt.Errorf("body %q", body)
+			}
+			return err
+		})
+	})
+
+	t.Run("private ALB: disabled until enabled, disable frees the IP", func(t *testing.T) {
+		out, _ := srv.Command("alb", "list").CombinedOutput()
+		priv := ""
+		for _, f := range strings.Fields(string(out)) {
+			if strings.HasPrefix(f, "private-cr") {
+				priv = f
+			}
+		}
+		if priv == "" {
+			t.Fatalf("no private ALB in:\n%s", out)
+		}
+		mustIngress(t, cs, albIngress("private", "private-iks-k8s-nginx", nil, albRule("", "/", "web-b")), nil)
+		if _, err := albGet(c, "http://"+albPrivateIP+"/", "x"); err == nil {
+			t.Fatal("the disabled private ALB answered")
+		}
+		if out, err := srv.Command("alb", "enable", priv).CombinedOutput(); err != nil {
+			t.Fatalf("iks alb enable: %v: %s", err, out)
+		}
+		eventually(t, 2*time.Minute, "private ALB on "+albPrivateIP, func() error {
+			return expectBody(c, "http://"+albPrivateIP+"/", "p.example.com", "hostname=web-b-")
+		})
+		if err := expectBody(c, "http://"+albPublicIP+"/", "p.example.com", "hostname=web-b-"); err != nil {
+			t.Logf("public ALB for a private-class Ingress: %v (default backend expected)", err)
+		}
+		if out, err := srv.Command("alb", "disable", priv).CombinedOutput(); err != nil {
+			t.Fatalf("iks alb disable: %v: %s", err, out)
+		}
+		eventually(t, time.Minute, "private ALB service deleted", func() error {
+			_, err := cs.CoreV1().Services("kube-system").Get(context.Background(), priv, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("service still there (%v)", err)
+		})
+		eventually(t, 30*time.Second, albPrivateIP+" freed", func() error {
+			out, _ := srv.Command("lb", "status").CombinedOutput()
+			if strings.Contains(string(out), albPrivateIP+" ") {
+				return fmt.Errorf("iks lb status still lists it:\n%s", out)
+			}
+			return nil
+		})
+	})
+}
+
+func createALBBackend(t *testing.T, cs kubernetes.Interface, name string, replicas int32) {
+	t.Helper()
+	l := map[string]string{"app": name}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DeploymentSpec{Replicas: &replicas,
+		Selector: &metav1.LabelSelector{MatchLabels: l},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "httpd", Image: httpdImage, ImagePullPolicy: corev1.PullNever, Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
+		}}}}}}
+	if _, err := cs.AppsV1().Deployments("default").Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Selector: l,
+		Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
+	if _, err := cs.CoreV1().Services("default").Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func scaleDeployment(t *testing.T, cs kubernetes.Interface, name string, n int32) {
+	t.Helper()
+	s, err := cs.AppsV1().Deployments("default").GetScale(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Spec.Replicas = n
+	if _, err := cs.AppsV1().Deployments("default").UpdateScale(context.Background(), name, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func albRule(host, path, svc string) networkingv1.IngressRule {
+	pt := networkingv1.PathTypePrefix
+	return networkingv1.IngressRule{Host: host, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+		Paths: []networkingv1.HTTPIngressPath{{Path: path, PathType: &pt, Backend: networkingv1.IngressBackend{
+			Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}
+}
+
+func albIngress(name, class string, tlsSpec []networkingv1.IngressTLS, rules ...networkingv1.IngressRule) *networkingv1.Ingress {
+	i := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: networkingv1.IngressSpec{Rules: rules, TLS: tlsSpec}}
+	if class != "" {
+		i.Spec.IngressClassName = &class
+	}
+	return i
+}
+
+func mustIngress(t *testing.T, cs kubernetes.Interface, i *networkingv1.Ingress, mod func(*networkingv1.Ingress)) {
+	t.Helper()
+	if mod != nil {
+		mod(i)
+	}
+	if _, err := cs.NetworkingV1().Ingresses("default").Create(context.Background(), i, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rowHas reports whether one line of a table contains all the strings.
+func rowHas(table string, subs ...string) bool {
+	for _, l := range strings.Split(table, "\n") {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(l, s)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
