@@ -36,6 +36,20 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+func TestWantReplicas(t *testing.T) {
+	ready := func(unsched bool) *corev1.Node {
+		return &corev1.Node{Spec: corev1.NodeSpec{Unschedulable: unsched}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	}
+	for _, c := range []struct {
+		nodes []*corev1.Node
+		want  int32
+	}{{nil, 1}, {[]*corev1.Node{ready(false)}, 1}, {[]*corev1.Node{ready(false), ready(true)}, 1}, {[]*corev1.Node{ready(false), ready(false), ready(false)}, 2}} {
+		if got := wantReplicas(c.nodes); got != c.want {
+			t.Errorf("wantReplicas(%d nodes) = %d, want %d", len(c.nodes), got, c.want)
+		}
+	}
+}
+
 func TestStreamPorts(t *testing.T) {
 	ps := streamPorts(map[string]string{"9000": "a/b:1", "x": "a/b:1", "80": "a/b:1"}, map[string]string{"5353": "a/b:53"})
 	if len(ps) != 2 || ps[0].Name != "tcp-9000" || ps[1].Protocol != corev1.ProtocolUDP || ps[1].Port != 5353 {
@@ -57,7 +71,7 @@ func TestReconcile(t *testing.T) {
 	if err := c.ensureShared(ctx, cs, []ALB{a}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.reconcile(ctx, cs, a, true, nil); err != nil {
+	if err := c.reconcile(ctx, cs, a, true, 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	svc, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
@@ -66,10 +80,10 @@ func TestReconcile(t *testing.T) {
 		t.Fatalf("service %+v %v", svc, err)
 	}
 	d, _ := cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
-	if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.Affinity.PodAntiAffinity == nil {
+	if *d.Spec.Replicas != 2 || len(d.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 {
 		t.Errorf("deployment replicas %d, anti-affinity %v", *d.Spec.Replicas, d.Spec.Template.Spec.Affinity)
 	}
-	if err := c.reconcile(ctx, cs, a, false, nil); err != nil {
+	if err := c.reconcile(ctx, cs, a, false, 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{}); err == nil {

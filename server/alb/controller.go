@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -121,7 +122,9 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 		return
 	}
 	f := informers.NewSharedInformerFactoryWithOptions(cs, resync, informers.WithNamespace(Namespace))
+	nf := informers.NewSharedInformerFactory(cs, resync)
 	cms, svcs, deps := f.Core().V1().ConfigMaps(), f.Core().V1().Services(), f.Apps().V1().Deployments()
+	nodes := nf.Core().V1().Nodes()
 	trigger := make(chan struct{}, 1)
 	poke := func(any) {
 		select {
@@ -130,12 +133,14 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 		}
 	}
 	h := cache.ResourceEventHandlerFuncs{AddFunc: poke, UpdateFunc: func(_, o any) { poke(o) }, DeleteFunc: poke}
-	for _, inf := range []cache.SharedIndexInformer{cms.Informer(), svcs.Informer(), deps.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{cms.Informer(), svcs.Informer(), deps.Informer(), nodes.Informer()} {
 		_, _ = inf.AddEventHandler(h)
 	}
 	f.Start(ctx.Done())
+	nf.Start(ctx.Done())
 	defer f.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), cms.Informer().HasSynced, svcs.Informer().HasSynced, deps.Informer().HasSynced) {
+	defer nf.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), cms.Informer().HasSynced, svcs.Informer().HasSynced, deps.Informer().HasSynced, nodes.Informer().HasSynced) {
 		return
 	}
 	for {
@@ -147,8 +152,10 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 		}
 		state := data(StateConfigMap)
 		streams := streamPorts(data(TCPServices), data(UDPServices))
+		nl, _ := nodes.Lister().List(labels.Everything())
+		replicas := wantReplicas(nl)
 		for _, a := range albs {
-			if err := c.reconcile(ctx, cs, a, IsEnabled(a, state), streams); err != nil {
+			if err := c.reconcile(ctx, cs, a, IsEnabled(a, state), replicas, streams); err != nil {
 				c.log.Warn("ALB reconcile failed", "alb", a.Name, "err", err)
 				time.AfterFunc(2*time.Second, func() { poke(nil) })
 			}
@@ -163,8 +170,7 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 
 // reconcile applies one ALB: Deployment always (0 replicas when
 // disabled), Service only when enabled.
-func (c *Controller) reconcile(ctx context.Context, cs kubernetes.Interface, a ALB, enabled bool, streams []corev1.ServicePort) error {
-	replicas := int32(Replicas)
+func (c *Controller) reconcile(ctx context.Context, cs kubernetes.Interface, a ALB, enabled bool, replicas int32, streams []corev1.ServicePort) error {
 	if !enabled {
 		replicas = 0
 	}

@@ -18,14 +18,14 @@ import (
 	"github.com/iks-dev/iks/internal/lbpool"
 )
 
-func labels(a ALB) map[string]string {
+func albLabels(a ALB) map[string]string {
 	return map[string]string{LabelApp: AppName, lbpool.LabelALB: a.Name}
 }
 
 // deployment is the ALB's Deployment: replicas pods (0 when disabled),
 // spread over nodes, non-root, read-only root filesystem.
 func deployment(a ALB, image string, replicas int32) *appsac.DeploymentApplyConfiguration {
-	l := labels(a)
+	l := albLabels(a)
 	probe := func(delay int32) *coreac.ProbeApplyConfiguration {
 		return coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromInt32(HealthPort))).
 			WithInitialDelaySeconds(delay).WithPeriodSeconds(2).WithFailureThreshold(3)
@@ -43,9 +43,13 @@ func deployment(a ALB, image string, replicas int32) *appsac.DeploymentApplyConf
 		WithSecurityContext(coreac.SecurityContext().WithRunAsNonRoot(true).WithRunAsUser(65534).
 			WithAllowPrivilegeEscalation(false).WithReadOnlyRootFilesystem(true).
 			WithCapabilities(coreac.Capabilities().WithDrop("ALL")))
-	affinity := coreac.Affinity().WithPodAntiAffinity(coreac.PodAntiAffinity().WithPreferredDuringSchedulingIgnoredDuringExecution(
-		coreac.WeightedPodAffinityTerm().WithWeight(100).WithPodAffinityTerm(coreac.PodAffinityTerm().
-			WithTopologyKey(corev1.LabelHostname).WithLabelSelector(metaac.LabelSelector().WithMatchLabels(l)))))
+	// One replica per node (required: replicas follow the schedulable
+	// nodes, see wantReplicas), workers preferred over the control plane.
+	affinity := coreac.Affinity().WithPodAntiAffinity(coreac.PodAntiAffinity().WithRequiredDuringSchedulingIgnoredDuringExecution(
+		coreac.PodAffinityTerm().WithTopologyKey(corev1.LabelHostname).WithLabelSelector(metaac.LabelSelector().WithMatchLabels(l)))).
+		WithNodeAffinity(coreac.NodeAffinity().WithPreferredDuringSchedulingIgnoredDuringExecution(
+			coreac.PreferredSchedulingTerm().WithWeight(50).WithPreference(coreac.NodeSelectorTerm().WithMatchExpressions(
+				coreac.NodeSelectorRequirement().WithKey("node-role.kubernetes.io/control-plane").WithOperator(corev1.NodeSelectorOpDoesNotExist)))))
 	return appsac.Deployment(a.Name, Namespace).WithLabels(l).
 		WithSpec(appsac.DeploymentSpec().WithReplicas(replicas).
 			WithSelector(metaac.LabelSelector().WithMatchLabels(l)).
@@ -60,7 +64,7 @@ func deployment(a ALB, image string, replicas int32) *appsac.DeploymentApplyConf
 // externalTrafficPolicy Local (the client IP reaches the ALB), or NodePort
 // for the fallback ALB; streams adds the tcp-services/udp-services ports.
 func service(a ALB, streams []corev1.ServicePort) *coreac.ServiceApplyConfiguration {
-	l := labels(a)
+	l := albLabels(a)
 	ports := []*coreac.ServicePortApplyConfiguration{
 		coreac.ServicePort().WithName("http").WithPort(80).WithTargetPort(intstr.FromInt32(HTTPPort)).WithProtocol(corev1.ProtocolTCP),
 		coreac.ServicePort().WithName("https").WithPort(443).WithTargetPort(intstr.FromInt32(HTTPSPort)).WithProtocol(corev1.ProtocolTCP),
@@ -97,6 +101,23 @@ func streamPorts(tcp, udp map[string]string) []corev1.ServicePort {
 	add(udp, corev1.ProtocolUDP)
 	slices.SortFunc(out, func(a, b corev1.ServicePort) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// wantReplicas is Replicas, limited to the Ready schedulable nodes (the
+// pods never share a node), at least 1.
+func wantReplicas(nodes []*corev1.Node) int32 {
+	n := int32(0)
+	for _, nd := range nodes {
+		if nd.Spec.Unschedulable {
+			continue
+		}
+		for _, c := range nd.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				n++
+			}
+		}
+	}
+	return min(max(n, 1), Replicas)
 }
 
 var applyOpts = metav1.ApplyOptions{FieldManager: FieldOwner, Force: true}
