@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/iks-dev/iks/tests/testutil"
 )
@@ -79,6 +80,7 @@ func TestIngressALB(t *testing.T) {
 
 	createALBBackend(t, cs, "web-a", 10)
 	createALBBackend(t, cs, "web-b", 1)
+	waitReadyPods(t, cs, "default", 11, 2*time.Minute)
 	c := newALBClient(ext, false)
 	rewrite := func(i *networkingv1.Ingress) {
 		i.Annotations = map[string]string{"nginx.ingress.kubernetes.io/rewrite-target": "/"}
@@ -133,17 +135,21 @@ func TestIngressALB(t *testing.T) {
 
 	t.Run("100 requests reach all 10 backend pods", func(t *testing.T) {
 		fresh := newALBClient(ext, true)
-		seen := map[string]int{}
-		for range 100 {
-			body, err := albGet(fresh, "http://"+albPublicIP+"/", "web.example.com")
-			if err != nil {
-				t.Fatal(err)
+		// Retried only while the ALBs still learn the last endpoints.
+		eventually(t, 30*time.Second, "100 requests over all 10 pods", func() error {
+			seen := map[string]int{}
+			for range 100 {
+				body, err := albGet(fresh, "http://"+albPublicIP+"/", "web.example.com")
+				if err != nil {
+					return err
+				}
+				seen[strings.Fields(body)[0]]++
 			}
-			seen[strings.Fields(body)[0]]++
-		}
-		if len(seen) != 10 {
-			t.Errorf("100 requests reached %d pods, want 10: %v", len(seen), seen)
-		}
+			if len(seen) != 10 {
+				return fmt.Errorf("100 requests reached %d pods, want 10: %v", len(seen), seen)
+			}
+			return nil
+		})
 	})
 
 	t.Run("TLS SNI, default certificate, redirect, HSTS", func(t *testing.T) {
@@ -195,6 +201,7 @@ func TestIngressALB(t *testing.T) {
 		var ok, failed atomic.Int64
 		var firstErr atomic.Value
 		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
 		var wg sync.WaitGroup
 		for range 2 {
 			wg.Add(1)
@@ -213,12 +220,17 @@ func TestIngressALB(t *testing.T) {
 		churn := albIngress("churn", "", nil, albRule("churn.example.com", "/p0", "web-b"))
 		mustIngress(t, cs, churn, rewrite)
 		for i := 1; i <= 20; i++ {
-			cur, err := cs.NetworkingV1().Ingresses("default").Get(context.Background(), "churn", metav1.GetOptions{})
+			// The ALBs write the status: retry on conflict.
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur, err := cs.NetworkingV1().Ingresses("default").Get(context.Background(), "churn", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				cur.Spec.Rules = append(cur.Spec.Rules, albRule("churn.example.com", fmt.Sprintf("/p%d", i), "web-b"))
+				_, err = cs.NetworkingV1().Ingresses("default").Update(context.Background(), cur, metav1.UpdateOptions{})
+				return err
+			})
 			if err != nil {
-				t.Fatal(err)
-			}
-			cur.Spec.Rules = append(cur.Spec.Rules, albRule("churn.example.com", fmt.Sprintf("/p%d", i), "web-b"))
-			if _, err := cs.NetworkingV1().Ingresses("default").Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			if i == 10 {
@@ -243,7 +255,7 @@ func TestIngressALB(t *testing.T) {
 
 	t.Run("bad objects give Events, others keep working", func(t *testing.T) {
 		bad := albIngress("bad", "", []networkingv1.IngressTLS{{Hosts: []string{"bad.example.com"}, SecretName: "no-such-secret"}},
-			albRule("bad.example.com", "/", "no-such-service"), albRule("web.example.com", "/", "web-b"))
+			albRule("bad.example.com", "/", "web-b"), albRule("nosvc.example.com", "/", "no-such-service"), albRule("web.example.com", "/", "web-b"))
 		mustIngress(t, cs, bad, func(i *networkingv1.Ingress) {
 			i.Annotations = map[string]string{"nginx.ingress.kubernetes.io/server-snippet": "return 200;", "nginx.ingress.kubernetes.io/use-regex": "maybe"}
 		})
@@ -254,7 +266,7 @@ func TestIngressALB(t *testing.T) {
 		if err := expectBody(c, "http://"+albPublicIP+"/", "web.example.com", "hostname=web-a-"); err != nil {
 			t.Errorf("the older Ingress's rule must win and keep working: %v", err)
 		}
-		if resp, err := albDo(c, "http://"+albPublicIP+"/", "bad.example.com"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		if resp, err := albDo(c, "http://"+albPublicIP+"/", "nosvc.example.com"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("missing service: %v %v, want 503", resp, err)
 		}
 	})
@@ -296,6 +308,9 @@ func TestIngressALB(t *testing.T) {
 		if err := expectBody(c, "http://"+albPublicIP+"/", "p.example.com", "hostname=web-b-"); err != nil {
 			t.Logf("public ALB for a private-class Ingress: %v (default backend expected)", err)
 		}
+		if out, _ := srv.Command("lb", "status").CombinedOutput(); !rowHas(string(out), albPrivateIP, "kube-system/"+priv) {
+			t.Errorf("iks lb status does not show %s held by the private ALB:\n%s", albPrivateIP, out)
+		}
 		if out, err := srv.Command("alb", "disable", priv).CombinedOutput(); err != nil {
 			t.Fatalf("iks alb disable: %v: %s", err, out)
 		}
@@ -308,7 +323,7 @@ func TestIngressALB(t *testing.T) {
 		})
 		eventually(t, 30*time.Second, albPrivateIP+" freed", func() error {
 			out, _ := srv.Command("lb", "status").CombinedOutput()
-			if strings.Contains(string(out), albPrivateIP+" ") {
+			if rowHas(string(out), albPrivateIP, "kube-system/"+priv) {
 				return fmt.Errorf("iks lb status still lists it:\n%s", out)
 			}
 			return nil

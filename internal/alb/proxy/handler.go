@@ -8,6 +8,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -120,12 +121,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithValue(r.Context(), ctxKey{}, &target{route: rt})
-	var cancel context.CancelFunc
 	if o != nil && o.ReadTimeout > 0 && !isUpgrade(r) && !isGRPC(be) {
-		ctx, cancel = context.WithCancel(ctx)
-		tm := time.AfterFunc(o.ReadTimeout, cancel)
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		tm := time.AfterFunc(o.ReadTimeout, func() { cancel(errReadTimeout) })
 		defer tm.Stop()
-		defer cancel()
+		defer cancel(nil)
 		ctx = context.WithValue(ctx, headerTimer{}, tm)
 	}
 	h.rp.ServeHTTP(w, r.WithContext(ctx))
@@ -155,17 +156,26 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
+// errReadTimeout cancels a request whose backend did not answer within
+// proxy-read-timeout.
+var errReadTimeout = errors.New("no response header within proxy-read-timeout")
+
 func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusBadGateway
-	if r.Context().Err() != nil && r.Context().Err() == context.Canceled {
-		code = http.StatusGatewayTimeout
-	}
 	tg, _ := r.Context().Value(ctxKey{}).(*target)
 	name := ""
 	if tg != nil {
 		name = tg.route.Backend.Name
 	}
-	h.log.Warn("upstream error", "backend", name, "host", r.Host, "path", r.URL.Path, "err", err)
+	code := http.StatusBadGateway
+	switch {
+	case errors.Is(context.Cause(r.Context()), errReadTimeout):
+		code = http.StatusGatewayTimeout
+	case r.Context().Err() != nil:
+		// The client went away: nothing to answer, nothing wrong upstream.
+		h.log.Debug("client gone before the upstream answered", "backend", name, "host", r.Host, "path", r.URL.Path)
+		return
+	}
+	h.log.Warn("upstream error", "backend", name, "host", r.Host, "path", r.URL.Path, "status", code, "err", err)
 	w.WriteHeader(code)
 }
 

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +38,7 @@ func main() {
 	httpAddr := flag.String("http", "127.0.0.1:18080", "HTTP listen address")
 	httpsAddr := flag.String("https", "127.0.0.1:18443", "HTTPS listen address")
 	backends := flag.String("backends", "", "comma-separated host:port backends")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the proxy here until it stops")
 	origin := flag.String("origin", "", "instead of proxying, serve a small fixed answer on this address (the benchmark backend)")
 	flag.Parse()
 	if *origin != "" {
@@ -46,8 +48,15 @@ func main() {
 		}
 		return
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	if err := run(*httpAddr, *httpsAddr, strings.Split(*backends, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "albproxy:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
