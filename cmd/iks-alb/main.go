@@ -83,6 +83,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	proxy.TuneGC()
 	h := proxy.NewHandler(log, redirectPort)
 	srv, err := proxy.Listen(h, ":"+strconv.Itoa(httpPort), ":"+strconv.Itoa(httpsPort), log)
 	if err != nil {

@@ -8,7 +8,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,7 +18,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/iks-dev/iks/internal/alb/route"
 )
@@ -38,6 +36,7 @@ type target struct {
 type Handler struct {
 	table     atomic.Pointer[route.Table]
 	rp        *httputil.ReverseProxy
+	tr        *transport
 	log       *slog.Logger
 	httpsPort int
 	// Requests counts served requests (for metrics and tests).
@@ -49,9 +48,10 @@ type Handler struct {
 func NewHandler(log *slog.Logger, httpsPort int) *Handler {
 	h := &Handler{log: log, httpsPort: httpsPort}
 	h.table.Store(&route.Table{})
+	h.tr = newTransport()
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:      h.rewrite,
-		Transport:    newTransport(),
+		Transport:    h.tr,
 		BufferPool:   bufferPool{},
 		ErrorHandler: h.proxyError,
 		ErrorLog:     nil,
@@ -120,19 +120,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "503 service unavailable: the backend has no ready endpoint", http.StatusServiceUnavailable)
 		return
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, &target{route: rt})
-	if o != nil && o.ReadTimeout > 0 && !isUpgrade(r) && !isGRPC(be) {
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		tm := time.AfterFunc(o.ReadTimeout, func() { cancel(errReadTimeout) })
-		defer tm.Stop()
-		defer cancel(nil)
-		ctx = context.WithValue(ctx, headerTimer{}, tm)
+	if !isUpgrade(r) && !isGRPC(be) {
+		h.forward(w, r, rt, secure)
+		return
 	}
+	ctx := context.WithValue(r.Context(), ctxKey{}, &target{route: rt})
 	h.rp.ServeHTTP(w, r.WithContext(ctx))
 }
-
-type headerTimer struct{}
 
 // rewrite sets the upstream URL (a placeholder host; the transport picks
 // the endpoint) and the forwarding headers.
@@ -156,10 +150,6 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// errReadTimeout cancels a request whose backend did not answer within
-// proxy-read-timeout.
-var errReadTimeout = errors.New("no response header within proxy-read-timeout")
-
 func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	tg, _ := r.Context().Value(ctxKey{}).(*target)
 	name := ""
@@ -168,8 +158,6 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	code := http.StatusBadGateway
 	switch {
-	case errors.Is(context.Cause(r.Context()), errReadTimeout):
-		code = http.StatusGatewayTimeout
 	case r.Context().Err() != nil:
 		// The client went away: nothing to answer, nothing wrong upstream.
 		h.log.Debug("client gone before the upstream answered", "backend", name, "host", r.Host, "path", r.URL.Path)

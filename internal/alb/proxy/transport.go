@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -29,6 +30,7 @@ const (
 type transport struct {
 	h1, h1tls *http.Transport
 	h2c, h2   *http2.Transport
+	byTimeout sync.Map // h1Key → *http.Transport
 }
 
 func newTransport() *transport {
@@ -56,10 +58,13 @@ func newTransport() *transport {
 }
 
 func connectTimeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Value(connectKey{}).(time.Duration); ok {
+		return d
+	}
 	if tg, ok := ctx.Value(ctxKey{}).(*target); ok && tg.route.Opts != nil && tg.route.Opts.ConnectTimeout > 0 {
 		return tg.route.Opts.ConnectTimeout
 	}
-	return 5 * time.Second
+	return defaultConnectTimeout
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -78,6 +83,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case route.ProtoGRPCS:
 		rt = t.h2
 	}
+	return t.roundTripTo(req, be, rt)
+}
+
+// roundTripTo sends req to an endpoint of be through rt, retrying other
+// endpoints when the connection cannot be made.
+func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt http.RoundTripper) (*http.Response, error) {
 	replayable := req.Body == nil || req.Body == http.NoBody
 	tries := min(maxDialTries, len(be.Endpoints))
 	var err error
@@ -90,9 +101,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		var resp *http.Response
 		resp, err = rt.RoundTrip(req)
 		if err == nil {
-			if tm, ok := req.Context().Value(headerTimer{}).(*time.Timer); ok {
-				tm.Stop()
-			}
 			return resp, nil
 		}
 		var op *net.OpError

@@ -32,7 +32,7 @@ func DefaultGlobal() Global {
 var unsupported = map[string]bool{
 	"affinity": true, "session-cookie-name": true, "session-cookie-max-age": true, "canary": true,
 	"canary-weight": true, "canary-by-header": true, "canary-by-cookie": true, "limit-rps": true,
-	"custom-http-errors": true, "auth-tls-secret": true, "ssl-passthrough": true,
+	"custom-http-errors": true, "auth-tls-secret": true, "ssl-passthrough": true, "proxy-send-timeout": true,
 }
 
 // ignored are accepted annotations with no effect here: this proxy always
@@ -95,19 +95,16 @@ func parseOptions(ann map[string]string, g Global) (*Options, bool, []string) {
 				continue
 			}
 			o.BodyLimit = n
-		case k == "proxy-connect-timeout" || k == "proxy-read-timeout" || k == "proxy-send-timeout":
+		case k == "proxy-connect-timeout" || k == "proxy-read-timeout":
 			d, err := parseSeconds(v)
 			if err != nil {
 				bad(k, v, "use a number of seconds such as 30 (or 30s)")
 				continue
 			}
-			switch k {
-			case "proxy-connect-timeout":
+			if k == "proxy-connect-timeout" {
 				o.ConnectTimeout = d
-			case "proxy-read-timeout":
+			} else {
 				o.ReadTimeout = d
-			default:
-				o.SendTimeout = d
 			}
 		case k == "whitelist-source-range" || k == "allowlist-source-range":
 			for _, c := range strings.Split(v, ",") {

@@ -94,6 +94,7 @@ func run(httpAddr, httpsAddr string, backends []string) error {
 	if len(probs) > 0 {
 		return fmt.Errorf("table: %+v", probs)
 	}
+	proxy.TuneGC()
 	h := proxy.NewHandler(log, 443)
 	h.Swap(tb)
 	srv, err := proxy.Listen(h, httpAddr, httpsAddr, log)
