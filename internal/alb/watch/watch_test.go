@@ -25,7 +25,7 @@ type sink struct {
 }
 
 func (s *sink) Swap(t *route.Table) { s.mu.Lock(); s.t = t; s.mu.Unlock() }
-func (s *sink) get() *route.Table  { s.mu.Lock(); defer s.mu.Unlock(); return s.t }
+func (s *sink) get() *route.Table   { s.mu.Lock(); defer s.mu.Unlock(); return s.t }
 
 func ingress(name, class, host, svc string) *networkingv1.Ingress {
 	pt := networkingv1.PathTypePrefix
