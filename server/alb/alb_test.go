@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -71,7 +72,7 @@ func TestReconcile(t *testing.T) {
 	if err := c.ensureShared(ctx, cs, []ALB{a}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.reconcile(ctx, cs, a, true, 2, nil); err != nil {
+	if err := c.reconcile(ctx, cs, a, true, 2, []string{"w1", "w2"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	svc, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
@@ -80,10 +81,14 @@ func TestReconcile(t *testing.T) {
 		t.Fatalf("service %+v %v", svc, err)
 	}
 	d, _ := cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	pref := d.Spec.Template.Spec.Affinity.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution
+	if len(pref) != 2 || pref[1].Weight != 100 || fmt.Sprint(pref[1].Preference.MatchExpressions[0].Values) != "[w1 w2]" {
+		t.Errorf("node affinity %+v, want the attached nodes w1 w2 preferred", pref)
+	}
 	if *d.Spec.Replicas != 2 || len(d.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 {
 		t.Errorf("deployment replicas %d, anti-affinity %v", *d.Spec.Replicas, d.Spec.Template.Spec.Affinity)
 	}
-	if err := c.reconcile(ctx, cs, a, false, 2, nil); err != nil {
+	if err := c.reconcile(ctx, cs, a, false, 2, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{}); err == nil {

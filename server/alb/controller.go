@@ -2,6 +2,7 @@ package alb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -143,7 +144,19 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 	if !cache.WaitForCacheSync(ctx.Done(), cms.Informer().HasSynced, svcs.Informer().HasSynced, deps.Informer().HasSynced, nodes.Informer().HasSynced) {
 		return
 	}
+	// retryTimer: one pending retry after failures, not one per failure.
+	var retryTimer *time.Timer
+	defer func() {
+		if retryTimer != nil {
+			retryTimer.Stop()
+		}
+	}()
 	for {
+		failed := false
+		if retryTimer != nil {
+			retryTimer.Stop()
+			retryTimer = nil
+		}
 		data := func(name string) map[string]string {
 			if cm, err := cms.Lister().ConfigMaps(Namespace).Get(name); err == nil {
 				return cm.Data
@@ -155,10 +168,17 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 		nl, _ := nodes.Lister().List(labels.Everything())
 		replicas := wantReplicas(nl)
 		for _, a := range albs {
-			if err := c.reconcile(ctx, cs, a, IsEnabled(a, state), replicas, streams); err != nil {
-				c.log.Warn("ALB reconcile failed", "alb", a.Name, "err", err)
-				time.AfterFunc(2*time.Second, func() { poke(nil) })
+			var attached []string
+			if sub, ok := lbpool.Find(c.cfg.Subnets, a.IP); ok && a.IP.IsValid() {
+				attached = lbpool.Place([]lbpool.Subnet{sub}, nl)[0].Nodes
 			}
+			if err := c.reconcile(ctx, cs, a, IsEnabled(a, state), replicas, attached, streams); err != nil {
+				c.log.Warn("ALB reconcile failed; retrying", "alb", a.Name, "err", err)
+				failed = true
+			}
+		}
+		if failed && retryTimer == nil {
+			retryTimer = time.AfterFunc(2*time.Second, func() { poke(nil) })
 		}
 		select {
 		case <-ctx.Done():
@@ -170,12 +190,14 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 
 // reconcile applies one ALB: Deployment always (0 replicas when
 // disabled), Service only when enabled.
-func (c *Controller) reconcile(ctx context.Context, cs kubernetes.Interface, a ALB, enabled bool, replicas int32, streams []corev1.ServicePort) error {
+func (c *Controller) reconcile(ctx context.Context, cs kubernetes.Interface, a ALB, enabled bool, replicas int32, attached []string, streams []corev1.ServicePort) error {
 	if !enabled {
 		replicas = 0
 	}
-	if _, err := cs.AppsV1().Deployments(Namespace).Apply(ctx, deployment(a, c.cfg.Image, replicas), applyOpts); err != nil {
-		return fmt.Errorf("apply deployment %s/%s: %w", Namespace, a.Name, err)
+	var errs []error
+	if _, err := cs.AppsV1().Deployments(Namespace).Apply(ctx, deployment(a, c.cfg.Image, replicas, attached), applyOpts); err != nil {
+		// The Service is still kept up to date below.
+		errs = append(errs, fmt.Errorf("apply deployment %s/%s: %w", Namespace, a.Name, err))
 	}
 	if !enabled {
 		err := cs.CoreV1().Services(Namespace).Delete(ctx, a.Name, metav1.DeleteOptions{})
@@ -183,14 +205,14 @@ func (c *Controller) reconcile(ctx context.Context, cs kubernetes.Interface, a A
 			c.log.Info("ALB disabled: service deleted, IP freed", "alb", a.Name, "ip", a.IP)
 		}
 		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete service %s/%s: %w", Namespace, a.Name, err)
+			errs = append(errs, fmt.Errorf("delete service %s/%s: %w", Namespace, a.Name, err))
 		}
-		return nil
+		return errors.Join(errs...)
 	}
 	if _, err := cs.CoreV1().Services(Namespace).Apply(ctx, service(a, streams), applyOpts); err != nil {
-		return fmt.Errorf("apply service %s/%s: %w", Namespace, a.Name, err)
+		errs = append(errs, fmt.Errorf("apply service %s/%s: %w", Namespace, a.Name, err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ensureShared creates once the state ConfigMap (each ALB's initial

@@ -24,7 +24,10 @@ func albLabels(a ALB) map[string]string {
 
 // deployment is the ALB's Deployment: replicas pods (0 when disabled),
 // spread over nodes, non-root, read-only root filesystem.
-func deployment(a ALB, image string, replicas int32) *appsac.DeploymentApplyConfiguration {
+// attached are the nodes that can announce the ALB's IP (lbpool.Place):
+// preferred, so that with externalTrafficPolicy Local the IP has a node
+// to live on and another to fail over to.
+func deployment(a ALB, image string, replicas int32, attached []string) *appsac.DeploymentApplyConfiguration {
 	l := albLabels(a)
 	probe := func(delay int32) *coreac.ProbeApplyConfiguration {
 		return coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromInt32(HealthPort))).
@@ -47,17 +50,33 @@ func deployment(a ALB, image string, replicas int32) *appsac.DeploymentApplyConf
 	// nodes, see wantReplicas), workers preferred over the control plane.
 	affinity := coreac.Affinity().WithPodAntiAffinity(coreac.PodAntiAffinity().WithRequiredDuringSchedulingIgnoredDuringExecution(
 		coreac.PodAffinityTerm().WithTopologyKey(corev1.LabelHostname).WithLabelSelector(metaac.LabelSelector().WithMatchLabels(l)))).
-		WithNodeAffinity(coreac.NodeAffinity().WithPreferredDuringSchedulingIgnoredDuringExecution(
-			coreac.PreferredSchedulingTerm().WithWeight(50).WithPreference(coreac.NodeSelectorTerm().WithMatchExpressions(
-				coreac.NodeSelectorRequirement().WithKey("node-role.kubernetes.io/control-plane").WithOperator(corev1.NodeSelectorOpDoesNotExist)))))
+		WithNodeAffinity(nodeAffinity(attached))
 	return appsac.Deployment(a.Name, Namespace).WithLabels(l).
 		WithSpec(appsac.DeploymentSpec().WithReplicas(replicas).
 			WithSelector(metaac.LabelSelector().WithMatchLabels(l)).
 			WithStrategy(appsac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
-				WithRollingUpdate(appsac.RollingUpdateDeployment().WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(1)))).
+				WithRollingUpdate(appsac.RollingUpdateDeployment().WithMaxUnavailable(intstr.FromInt32(1)).WithMaxSurge(intstr.FromInt32(0)))).
 			WithTemplate(coreac.PodTemplateSpec().WithLabels(l).WithSpec(coreac.PodSpec().
 				WithServiceAccountName(ServiceAccount).WithPriorityClassName("system-cluster-critical").
 				WithTerminationGracePeriodSeconds(30).WithAffinity(affinity).WithContainers(ctr))))
+}
+
+// nodeAffinity prefers the nodes attached to the ALB's subnet, then
+// workers over the control plane. (A surge pod could find no free node
+// under the one-per-node rule: rollouts replace one pod at a time.)
+func nodeAffinity(attached []string) *coreac.NodeAffinityApplyConfiguration {
+	na := coreac.NodeAffinity().WithPreferredDuringSchedulingIgnoredDuringExecution(
+		coreac.PreferredSchedulingTerm().WithWeight(10).WithPreference(coreac.NodeSelectorTerm().WithMatchExpressions(
+			coreac.NodeSelectorRequirement().WithKey("node-role.kubernetes.io/control-plane").WithOperator(corev1.NodeSelectorOpDoesNotExist))))
+	if len(attached) > 0 {
+		na = na.WithPreferredDuringSchedulingIgnoredDuringExecution(
+			// kubelet's --hostname-override is the node name, so the
+			// hostname label names the node (a matchFields term takes one
+			// value only).
+			coreac.PreferredSchedulingTerm().WithWeight(100).WithPreference(coreac.NodeSelectorTerm().WithMatchExpressions(
+				coreac.NodeSelectorRequirement().WithKey(corev1.LabelHostname).WithOperator(corev1.NodeSelectorOpIn).WithValues(attached...))))
+	}
+	return na
 }
 
 // service is the ALB's Service: LoadBalancer on the subnet's ALB IP with

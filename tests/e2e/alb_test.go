@@ -80,7 +80,8 @@ func TestIngressALB(t *testing.T) {
 
 	createALBBackend(t, cs, "web-a", 10)
 	createALBBackend(t, cs, "web-b", 1)
-	waitReadyPods(t, cs, "default", 11, 2*time.Minute)
+	createGRPCBackend(t, cs, "web-g")
+	waitReadyPods(t, cs, "default", 12, 2*time.Minute)
 	c := newALBClient(ext, false)
 	rewrite := func(i *networkingv1.Ingress) {
 		i.Annotations = map[string]string{"nginx.ingress.kubernetes.io/rewrite-target": "/"}
@@ -193,6 +194,21 @@ func TestIngressALB(t *testing.T) {
 		}
 	})
 
+	t.Run("gRPC through the ALB (backend-protocol GRPC, h2c to the pod)", func(t *testing.T) {
+		ing := albIngress("grpc", "", []networkingv1.IngressTLS{{Hosts: []string{"g.example.com"}}}, albRule("g.example.com", "/", "web-g"))
+		ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Port = networkingv1.ServiceBackendPort{Name: "grpc"}
+		mustIngress(t, cs, ing, func(i *networkingv1.Ingress) {
+			i.Annotations = map[string]string{"nginx.ingress.kubernetes.io/backend-protocol": "GRPC"}
+		})
+		pods, err := cs.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=web-g"})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("web-g pods: %v %v", pods, err)
+		}
+		eventually(t, 30*time.Second, "gRPC health check of "+pods.Items[0].Name+" through the ALB", func() error {
+			return grpcHealth(ext, "g.example.com", pods.Items[0].Name)
+		})
+	})
+
 	// The WebSocket goes to web-b, which is not scaled: only the ALB
 	// could cut it.
 	mustIngress(t, cs, albIngress("ws", "", nil, albRule("ws.example.com", "/", "web-b")), nil)
@@ -240,7 +256,7 @@ func TestIngressALB(t *testing.T) {
 		eventually(t, 30*time.Second, "the last churn rule served", func() error {
 			return expectBody(c, "http://"+albPublicIP+"/p20", "churn.example.com", "hostname=web-b-")
 		})
-		waitReadyPods(t, cs, "default", 7, time.Minute) // web-a 6 + web-b 1
+		waitReadyPods(t, cs, "default", 8, time.Minute) // web-a 6 + web-b 1 + web-g 1
 		stop()
 		wg.Wait()
 		t.Logf("%d requests during the changes, %d failed", ok.Load(), failed.Load())
@@ -305,9 +321,6 @@ func TestIngressALB(t *testing.T) {
 		eventually(t, 2*time.Minute, "private ALB on "+albPrivateIP, func() error {
 			return expectBody(c, "http://"+albPrivateIP+"/", "p.example.com", "hostname=web-b-")
 		})
-		if err := expectBody(c, "http://"+albPublicIP+"/", "p.example.com", "hostname=web-b-"); err != nil {
-			t.Logf("public ALB for a private-class Ingress: %v (default backend expected)", err)
-		}
 		if out, _ := srv.Command("lb", "status").CombinedOutput(); !rowHas(string(out), albPrivateIP, "kube-system/"+priv) {
 			t.Errorf("iks lb status does not show %s held by the private ALB:\n%s", albPrivateIP, out)
 		}
@@ -329,6 +342,61 @@ func TestIngressALB(t *testing.T) {
 			return nil
 		})
 	})
+
+	// Last: it kills a worker.
+	t.Run("the ALB keeps answering when the node holding its IP dies", func(t *testing.T) {
+		names := map[string]*testutil.Node{}
+		for _, w := range workers {
+			names[w.Name] = w
+		}
+		eventually(t, 2*time.Minute, "both public ALB pods on the workers attached to the public subnet", func() error {
+			pods, err := cs.CoreV1().Pods("kube-system").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=iks-alb"})
+			if err != nil {
+				return err
+			}
+			on, public := map[string]bool{}, 0
+			for _, p := range pods.Items {
+				if strings.HasPrefix(p.Name, "public-") {
+					public++
+				}
+				ready := false
+				for _, c := range p.Status.Conditions {
+					ready = ready || c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+				}
+				if strings.HasPrefix(p.Name, "public-") && ready && names[p.Spec.NodeName] != nil && p.DeletionTimestamp == nil {
+					on[p.Spec.NodeName] = true
+				}
+			}
+			if len(on) != 2 || public != 2 {
+				return fmt.Errorf("ready public ALB pods on workers: %v (%d public ALB pods)", on, public)
+			}
+			return nil
+		})
+		holder := names[waitHolder(t, cs, albPublicIP, "")]
+		if holder == nil {
+			t.Fatalf("%s held by a node that is not a worker", albPublicIP)
+		}
+		quick := &http.Client{Transport: &http.Transport{DialContext: ext.DialContext, DisableKeepAlives: true}, Timeout: 300 * time.Millisecond}
+		t0 := time.Now()
+		holder.Kill()
+		if err := nw.Cut(holder.Peer()); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := albGet(quick, "http://"+albPublicIP+"/", "web.example.com"); err == nil {
+				break
+			}
+			if time.Since(t0) > 30*time.Second {
+				t.Fatalf("%s did not answer within 30 s of killing %s", albPublicIP, holder.Name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		took := time.Since(t0)
+		t.Logf("ALB answered again %v after %s (holding %s) died", took.Round(10*time.Millisecond), holder.Name, albPublicIP)
+		if took > 10*time.Second {
+			t.Errorf("ALB failover took %v, want a few seconds (the LB IP failover)", took)
+		}
+	})
 }
 
 func createALBBackend(t *testing.T, cs kubernetes.Interface, name string, replicas int32) {
@@ -345,6 +413,29 @@ func createALBBackend(t *testing.T, cs kubernetes.Interface, name string, replic
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Selector: l,
 		Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
+	if _, err := cs.CoreV1().Services("default").Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createGRPCBackend: one httpd pod serving gRPC health on 9090 (h2c)
+// behind a Service port named grpc.
+func createGRPCBackend(t *testing.T, cs kubernetes.Interface, name string) {
+	t.Helper()
+	l := map[string]string{"app": name}
+	one := int32(1)
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DeploymentSpec{Replicas: &one,
+		Selector: &metav1.LabelSelector{MatchLabels: l},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "httpd", Image: httpdImage, ImagePullPolicy: corev1.PullNever, Env: []corev1.EnvVar{{Name: "GRPC_PORT", Value: "9090"}},
+			Ports:          []corev1.ContainerPort{{ContainerPort: 8080}, {ContainerPort: 9090}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
+		}}}}}}
+	if _, err := cs.AppsV1().Deployments("default").Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Selector: l,
+		Ports: []corev1.ServicePort{{Name: "grpc", Port: 9090, TargetPort: intstr.FromInt32(9090)}}}}
 	if _, err := cs.CoreV1().Services("default").Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

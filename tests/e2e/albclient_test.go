@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/iks-dev/iks/tests/testutil"
 )
@@ -163,3 +166,26 @@ func (w *albWebSocket) echo(msg string) error {
 }
 
 func (w *albWebSocket) close() { w.c.Close() }
+
+// grpcHealth calls grpc.health.v1.Health/Check for service over TLS
+// (SNI and authority host) to the public ALB's port 443 from ext.
+func grpcHealth(ext *testutil.Netns, host, service string) error {
+	conn, err := grpc.NewClient("passthrough:///"+albPublicIP+":443",
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return ext.DialContext(ctx, "tcp", addr) }),
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{ServerName: host, InsecureSkipVerify: true})), //nolint:gosec // default certificate
+		grpc.WithAuthority(host))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		return fmt.Errorf("health check %q: %w", service, err)
+	}
+	if resp.Status != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("health check %q: %s", service, resp.Status)
+	}
+	return nil
+}

@@ -6,7 +6,8 @@
 // which pod served it and which address the pod has; GET /healthz answers
 // "ok" for probes; GET /whoami answers "client=<source IP>"; GET /ws with
 // "Upgrade: websocket" switches protocols and echoes each line back
-// (prefixed "echo <hostname> "), to test upgrades through proxies.
+// (prefixed "echo <hostname> "), to test upgrades through proxies. With
+// $GRPC_PORT set it also serves the gRPC health service there (grpc.go).
 // `httpd echo WORDS` prints WORDS, `httpd get URL` prints URL's body,
 // `httpd cat FILE` prints a file, `httpd lookup|dig|dnsbench` are DNS
 // clients (see dns.go) and `httpd tcpsink|tcpsend` measure TCP throughput
@@ -93,6 +94,11 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	stopGRPC, err := startGRPC()
+	if err != nil {
+		return err
+	}
+	defer stopGRPC()
 	srv := &http.Server{
 		Addr:              net.JoinHostPort("", port),
 		Handler:           handler(),
