@@ -36,7 +36,7 @@ func TestALBvsNginx(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := testutil.BuildBinary(t, "./tests/bench/albproxy")
-	start := func(cpu string, env []string, name string, args ...string) {
+	start := func(cpu string, env []string, name string, args ...string) int {
 		cmd := exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stderr = os.Stderr
@@ -55,12 +55,13 @@ func TestALBvsNginx(t *testing.T) {
 				<-done
 			}
 		})
+		return cmd.Process.Pid
 	}
 	// Ports in 2xxxx on 127.0.0.1 only, distinct from other tests.
 	const o1, o2, albHTTP, albHTTPS, ngHTTP, ngHTTPS = "127.0.0.1:21181", "127.0.0.1:21182", "127.0.0.1:21080", "127.0.0.1:21443", "127.0.0.1:22080", "127.0.0.1:22443"
 	start("1", nil, bin, "-origin", o1)
 	start("1", nil, bin, "-origin", o2)
-	start("0", []string{"GOMAXPROCS=1"}, bin, "-http", albHTTP, "-https", albHTTPS, "-backends", o1+","+o2)
+	albPid := start("0", []string{"GOMAXPROCS=1"}, bin, "-http", albHTTP, "-https", albHTTPS, "-backends", o1+","+o2)
 	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", filepath.Join(dir, "k.pem"), "-out", filepath.Join(dir, "c.pem"), "-days", "2", "-subj", "/CN=bench").CombinedOutput(); err != nil {
 		t.Fatalf("openssl: %v: %s", err, out)
@@ -69,42 +70,49 @@ func TestALBvsNginx(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(nginxConf(dir, o1, o2, ngHTTP, ngHTTPS)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start("0", nil, "nginx", "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	ngPid := start("0", nil, "nginx", "-c", conf, "-e", filepath.Join(dir, "error.log"))
 	for _, a := range []string{albHTTP, ngHTTP} {
 		waitHTTP(t, "http://"+a+"/")
 	}
-	type result struct{ rps, p99 float64 }
-	run := func(url string) result {
+	type result struct{ rps, p99, cpuUS float64 }
+	run := func(url string, pid int) result {
+		cpu0 := cpuSeconds(pid)
 		out, err := exec.Command("taskset", "-c", "1", "wrk", "-t1", "-c64", "-d8s", "--latency", url).CombinedOutput()
+		cpu := cpuSeconds(pid) - cpu0
 		if err != nil {
 			t.Fatalf("wrk %s: %v: %s", url, err, out)
 		}
 		if strings.Contains(string(out), "Non-2xx") {
 			t.Fatalf("wrk %s saw errors:\n%s", url, out)
 		}
-		return result{rps: wrkNumber(t, out, `Requests/sec:\s+([0-9.]+)`), p99: wrkLatency(t, out)}
+		rps := wrkNumber(t, out, `Requests/sec:\s+([0-9.]+)`)
+		total := wrkNumber(t, out, `([0-9]+) requests in`)
+		return result{rps: rps, p99: wrkLatency(t, out), cpuUS: cpu / total * 1e6}
 	}
 	median := func(rs []result) result {
 		slices.SortFunc(rs, func(a, b result) int { return int(a.rps - b.rps) })
 		p := []float64{rs[0].p99, rs[1].p99, rs[2].p99}
+		c := []float64{rs[0].cpuUS, rs[1].cpuUS, rs[2].cpuUS}
 		slices.Sort(p)
-		return result{rps: rs[1].rps, p99: p[1]}
+		slices.Sort(c)
+		return result{rps: rs[1].rps, p99: p[1], cpuUS: c[1]}
 	}
-	fmt.Printf("\n== Ingress ALB engine vs nginx %s (1 CPU each, wrk -c64 keep-alive, 612-byte answers, median of 3) ==\n%-22s %12s %10s %12s %10s %8s %8s\n",
-		nginxVersion(), "protocol", "ALB req/s", "ALB p99", "nginx req/s", "nginx p99", "req/s x", "p99 x")
+	fmt.Printf("\n== Ingress ALB engine vs nginx %s (1 CPU each, wrk -c64 keep-alive, 612-byte answers, median of 3) ==\n%-18s %10s %9s %8s %12s %10s %9s %8s %8s %8s\n",
+		nginxVersion(), "protocol", "ALB req/s", "ALB p99", "ALB cpu", "nginx req/s", "nginx p99", "nginx cpu", "req/s x", "p99 x", "cpu x")
 	for _, sc := range []struct{ name, alb, ng string }{
 		{"HTTP/1.1", "http://" + albHTTP + "/", "http://" + ngHTTP + "/"},
 		{"HTTPS (HTTP/1.1)", "https://" + albHTTPS + "/", "https://" + ngHTTPS + "/"},
 	} {
 		var a, n []result
 		for range 3 {
-			a = append(a, run(sc.alb))
-			n = append(n, run(sc.ng))
+			a = append(a, run(sc.alb, albPid))
+			n = append(n, run(sc.ng, ngPid))
 		}
 		ma, mn := median(a), median(n)
-		fmt.Printf("%-22s %12.0f %8.1fms %12.0f %8.1fms %7.2fx %7.2fx\n", sc.name, ma.rps, ma.p99, mn.rps, mn.p99, ma.rps/mn.rps, ma.p99/mn.p99)
+		fmt.Printf("%-18s %10.0f %7.1fms %6.1fus %12.0f %8.1fms %7.1fus %7.2fx %7.2fx %7.2fx\n", sc.name, ma.rps, ma.p99, ma.cpuUS,
+			mn.rps, mn.p99, mn.cpuUS, ma.rps/mn.rps, ma.p99/mn.p99, ma.cpuUS/mn.cpuUS)
 	}
-	fmt.Println("targets: req/s >= 1.0x nginx, p99 <= 1.1x nginx")
+	fmt.Println("cpu: the proxy's CPU time (user+system, nginx master and worker) per request; targets: req/s >= 1.0x nginx, p99 <= 1.1x nginx")
 }
 
 func nginxConf(dir, o1, o2, httpAddr, httpsAddr string) string {
@@ -172,6 +180,35 @@ func wrkLatency(t *testing.T, out []byte) float64 {
 		v *= 1000
 	}
 	return v
+}
+
+// cpuSeconds is the user+system CPU time of pid and its child processes
+// (nginx's worker), from /proc.
+func cpuSeconds(pid int) float64 {
+	total := 0.0
+	pids := []int{pid}
+	if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+		for _, f := range strings.Fields(string(kids)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, k)
+			}
+		}
+	}
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" of the command: utime and stime are the
+		// 12th and 13th (clock ticks, 100 per second on Linux).
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseFloat(f[11], 64)
+			st, _ := strconv.ParseFloat(f[12], 64)
+			total += (u + st) / 100
+		}
+	}
+	return total
 }
 
 func nginxVersion() string {

@@ -52,13 +52,29 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 	if o != nil {
 		readTimeout = o.ReadTimeout
 	}
-	resp, err := h.tr.roundTripTo(out, be, h.tr.h1For(be.Protocol == route.ProtoHTTPS, readTimeout))
+	// Request.Write adds Go's User-Agent when there is none: keep none.
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""}
+	}
+	out.Header.Del("Expect") // the ALB already answered 100 Continue
+	var body *errBody
+	if out.Body != nil {
+		body = &errBody{rc: out.Body}
+		out.Body = body
+	}
+	var send func(*http.Request) (*http.Response, error)
+	if be.Protocol == route.ProtoHTTPS {
+		send = h.tr.h1For(true, readTimeout).RoundTrip
+	} else {
+		send = func(req *http.Request) (*http.Response, error) { return h.tr.h1c.roundTrip(req, readTimeout) }
+	}
+	resp, err := h.tr.roundTripTo(out, be, send)
 	if err != nil {
 		code := http.StatusBadGateway
 		var te interface{ Timeout() bool }
 		var mb *http.MaxBytesError
 		switch {
-		case errors.As(err, &mb):
+		case errors.As(err, &mb) || body != nil && errors.As(body.err, &mb):
 			http.Error(w, "413 request entity too large (proxy-body-size)", http.StatusRequestEntityTooLarge)
 			return
 		case r.Context().Err() != nil:
@@ -185,3 +201,20 @@ func TuneGC() {
 		}
 	})
 }
+
+// errBody remembers the error reading the client's body (Request.Write
+// wraps it without Unwrap), to answer 413 for a body over the limit.
+type errBody struct {
+	rc  io.ReadCloser
+	err error
+}
+
+func (b *errBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *errBody) Close() error { return b.rc.Close() }

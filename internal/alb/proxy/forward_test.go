@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -55,5 +57,39 @@ func TestForwardHeadersLimitsAndTimeout(t *testing.T) {
 	}
 	if resp, _ := get(t, noRedirect, "http://"+httpAddr+"/slow", "f.example.com"); resp.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("backend slower than proxy-read-timeout: %d, want 504", resp.StatusCode)
+	}
+}
+
+// TestStalePooledConnection: a backend that closes each connection after
+// one answer (without saying so) leaves a dead pooled connection; the
+// next request is sent again on a new one.
+func TestStalePooledConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	_, httpAddr, _ := newServer(t, table(t, nil, false, map[string][]string{"s.example.com": {l.Addr().String()}}))
+	for i := range 5 {
+		resp, body := get(t, noRedirect, "http://"+httpAddr+"/", "s.example.com")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		time.Sleep(20 * time.Millisecond) // let the backend's close arrive
 	}
 }

@@ -31,6 +31,7 @@ type transport struct {
 	h1, h1tls *http.Transport
 	h2c, h2   *http2.Transport
 	byTimeout sync.Map // h1Key → *http.Transport
+	h1c       *h1Client
 }
 
 func newTransport() *transport {
@@ -48,7 +49,7 @@ func newTransport() *transport {
 	// Upstream TLS is not verified, as nginx's proxy_ssl_verify off default.
 	insecure := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // backends use cluster-internal certs
 	return &transport{
-		h1: h1(nil), h1tls: h1(insecure),
+		h1: h1(nil), h1tls: h1(insecure), h1c: newH1Client(),
 		h2c: &http2.Transport{AllowHTTP: true, DisableCompression: true,
 			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 				return dial(ctx, network, addr)
@@ -83,12 +84,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case route.ProtoGRPCS:
 		rt = t.h2
 	}
-	return t.roundTripTo(req, be, rt)
+	return t.roundTripTo(req, be, rt.RoundTrip)
 }
 
 // roundTripTo sends req to an endpoint of be through rt, retrying other
 // endpoints when the connection cannot be made.
-func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt http.RoundTripper) (*http.Response, error) {
+func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt func(*http.Request) (*http.Response, error)) (*http.Response, error) {
 	replayable := req.Body == nil || req.Body == http.NoBody
 	tries := min(maxDialTries, len(be.Endpoints))
 	var err error
@@ -99,7 +100,7 @@ func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt http.Ro
 		}
 		req.URL.Host = ep
 		var resp *http.Response
-		resp, err = rt.RoundTrip(req)
+		resp, err = rt(req)
 		if err == nil {
 			return resp, nil
 		}
