@@ -287,10 +287,16 @@ func TestIngressALB(t *testing.T) {
 		}
 	})
 
-	t.Run("tcp-services", func(t *testing.T) {
+	t.Run("tcp-services and udp-services", func(t *testing.T) {
 		if _, err := srv.Kubectl("-n", "kube-system", "patch", "configmap", "tcp-services", "--type=merge", "-p", `{"data":{"9000":"default/web-b:80"}}`); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := srv.Kubectl("-n", "kube-system", "patch", "configmap", "udp-services", "--type=merge", "-p", `{"data":{"9053":"default/web-g:9053"}}`); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "UDP port 9053 of the ALB", func() error {
+			return udpEcho(ext, albPublicIP+":9053", "ping", "echo web-g-")
+		})
 		eventually(t, time.Minute, "TCP port 9000 of the ALB", func() error {
 			body, err := ext.HTTPGet(context.Background(), "http://"+albPublicIP+":9000/", 2*time.Second)
 			if err == nil && !strings.Contains(body, "hostname=web-b-") {
@@ -418,8 +424,8 @@ func createALBBackend(t *testing.T, cs kubernetes.Interface, name string, replic
 	}
 }
 
-// createGRPCBackend: one httpd pod serving gRPC health on 9090 (h2c)
-// behind a Service port named grpc.
+// createGRPCBackend: one httpd pod serving gRPC health on 9090 (h2c) and
+// a UDP echo on 9053, behind Service ports grpc and udp.
 func createGRPCBackend(t *testing.T, cs kubernetes.Interface, name string) {
 	t.Helper()
 	l := map[string]string{"app": name}
@@ -427,7 +433,7 @@ func createGRPCBackend(t *testing.T, cs kubernetes.Interface, name string) {
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DeploymentSpec{Replicas: &one,
 		Selector: &metav1.LabelSelector{MatchLabels: l},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
-			Name: "httpd", Image: httpdImage, ImagePullPolicy: corev1.PullNever, Env: []corev1.EnvVar{{Name: "GRPC_PORT", Value: "9090"}},
+			Name: "httpd", Image: httpdImage, ImagePullPolicy: corev1.PullNever, Env: []corev1.EnvVar{{Name: "GRPC_PORT", Value: "9090"}, {Name: "UDP_PORT", Value: "9053"}},
 			Ports:          []corev1.ContainerPort{{ContainerPort: 8080}, {ContainerPort: 9090}},
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
 		}}}}}}
@@ -435,7 +441,8 @@ func createGRPCBackend(t *testing.T, cs kubernetes.Interface, name string) {
 		t.Fatal(err)
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Selector: l,
-		Ports: []corev1.ServicePort{{Name: "grpc", Port: 9090, TargetPort: intstr.FromInt32(9090)}}}}
+		Ports: []corev1.ServicePort{{Name: "grpc", Port: 9090, TargetPort: intstr.FromInt32(9090)},
+			{Name: "udp", Port: 9053, TargetPort: intstr.FromInt32(9053), Protocol: corev1.ProtocolUDP}}}}
 	if _, err := cs.CoreV1().Services("default").Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -189,3 +189,30 @@ func grpcHealth(ext *testutil.Netns, host, service string) error {
 	}
 	return nil
 }
+
+// udpEcho sends msg from ext to addr and expects an answer starting with
+// want and ending with msg.
+func udpEcho(ext *testutil.Netns, addr, msg, want string) error {
+	pc, err := ext.ListenPacket("udp", ":0")
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	to, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return err
+	}
+	if _, err := pc.WriteTo([]byte(msg), to); err != nil {
+		return err
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 512)
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		return fmt.Errorf("no UDP answer from %s: %w", addr, err)
+	}
+	if got := string(buf[:n]); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, " "+msg) {
+		return fmt.Errorf("UDP answer %q, want %q... %q", got, want, msg)
+	}
+	return nil
+}

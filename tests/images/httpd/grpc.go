@@ -40,3 +40,31 @@ func startGRPC() (stop func(), err error) {
 	slog.Info("gRPC health listening", "port", port)
 	return s.GracefulStop, nil
 }
+
+// startUDPEcho answers each datagram on $UDP_PORT with
+// "echo <hostname> <payload>", for tests of UDP forwarding.
+func startUDPEcho() (stop func(), err error) {
+	port := os.Getenv("UDP_PORT")
+	if port == "" {
+		return func() {}, nil
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, fmt.Errorf("UDP_PORT=%q is not a port number 1-65535", port)
+	}
+	pc, err := net.ListenPacket("udp", net.JoinHostPort("", port))
+	if err != nil {
+		return nil, fmt.Errorf("listen for UDP on %s: %w", port, err)
+	}
+	host, _ := os.Hostname()
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(append([]byte("echo "+host+" "), buf[:n]...), from)
+		}
+	}()
+	return func() { pc.Close() }, nil
+}

@@ -7,7 +7,8 @@
 // "ok" for probes; GET /whoami answers "client=<source IP>"; GET /ws with
 // "Upgrade: websocket" switches protocols and echoes each line back
 // (prefixed "echo <hostname> "), to test upgrades through proxies. With
-// $GRPC_PORT set it also serves the gRPC health service there (grpc.go).
+// $GRPC_PORT set it also serves the gRPC health service there, with
+// $UDP_PORT a UDP echo (grpc.go).
 // `httpd echo WORDS` prints WORDS, `httpd get URL` prints URL's body,
 // `httpd cat FILE` prints a file, `httpd lookup|dig|dnsbench` are DNS
 // clients (see dns.go) and `httpd tcpsink|tcpsend` measure TCP throughput
@@ -99,6 +100,11 @@ func run() error {
 		return err
 	}
 	defer stopGRPC()
+	stopUDP, err := startUDPEcho()
+	if err != nil {
+		return err
+	}
+	defer stopUDP()
 	srv := &http.Server{
 		Addr:              net.JoinHostPort("", port),
 		Handler:           handler(),
