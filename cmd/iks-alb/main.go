@@ -85,6 +85,8 @@ func run() error {
 
 	proxy.TuneGC()
 	h := proxy.NewHandler(log, redirectPort)
+	h.Access = proxy.NewAccessLog(os.Stdout)
+	defer h.Access.Close()
 	srv, err := proxy.Listen(h, ":"+strconv.Itoa(httpPort), ":"+strconv.Itoa(httpsPort), log)
 	if err != nil {
 		return err

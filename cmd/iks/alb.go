@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/iks-dev/iks/internal/kubeutil"
+	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/server/alb"
 )
 
@@ -29,6 +31,9 @@ type albEntry struct {
 	IP        string `json:"ip"`
 	Replicas  string `json:"replicas"` // ready/desired
 	Endpoints int    `json:"readyEndpoints"`
+	// Health is the self check: pods answering /healthz through the
+	// apiserver (the k8s-alb-health check of IKS), "healthy/pods".
+	Health string `json:"health"`
 }
 
 func newALBCmd() *cobra.Command {
@@ -60,9 +65,9 @@ func newALBCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), entries)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ALB\tTYPE\tSTATE\tIP\tREPLICAS\tREADY ENDPOINTS")
+			fmt.Fprintln(tw, "ALB\tTYPE\tSTATE\tIP\tREPLICAS\tREADY ENDPOINTS\tHEALTH")
 			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", e.Name, e.Type, e.State, e.IP, e.Replicas, e.Endpoints)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Name, e.Type, e.State, e.IP, e.Replicas, e.Endpoints, e.Health)
 			}
 			return tw.Flush()
 		},
@@ -168,7 +173,30 @@ func readALBs(ctx context.Context, cs kubernetes.Interface) ([]albEntry, error) 
 				e.Endpoints = len(seen)
 			}
 		}
+		e.Health = albHealth(ctx, cs, n)
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// albHealth asks each running pod of an ALB for /healthz through the
+// apiserver's pod proxy and returns "healthy/pods" ("-" without pods).
+func albHealth(ctx context.Context, cs kubernetes.Interface, name string) string {
+	pods, err := cs.CoreV1().Pods(alb.Namespace).List(ctx, metav1.ListOptions{LabelSelector: lbpool.LabelALB + "=" + name})
+	if err != nil || len(pods.Items) == 0 {
+		return "-"
+	}
+	ok := 0
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := cs.CoreV1().Pods(alb.Namespace).ProxyGet("http", p.Name, strconv.Itoa(alb.HealthPort), "/healthz", nil).DoRaw(cctx)
+		cancel()
+		if err == nil {
+			ok++
+		}
+	}
+	return fmt.Sprintf("%d/%d", ok, len(pods.Items))
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -73,8 +74,18 @@ func TestIngressALB(t *testing.T) {
 			}
 			out, _ := srv.Kubectl("get", "pods,svc,ingress,endpointslices", "-A", "-o", "wide")
 			t.Logf("===== objects\n%s", out)
-			out, _ = srv.Kubectl("logs", "-n", "kube-system", "-l", "app.kubernetes.io/name=iks-alb", "--tail=40", "--prefix")
-			t.Logf("===== ALB logs\n%s", out)
+			// The ALB's own log lines (the access log fills the rest).
+			out, _ = srv.Kubectl("logs", "-n", "kube-system", "-l", "app.kubernetes.io/name=iks-alb", "--tail=-1", "--prefix")
+			var own []string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, `"level":`) {
+					own = append(own, l)
+				}
+			}
+			if len(own) > 60 {
+				own = own[len(own)-60:]
+			}
+			t.Logf("===== ALB logs\n%s", strings.Join(own, "\n"))
 		}
 	})
 
@@ -107,6 +118,17 @@ func TestIngressALB(t *testing.T) {
 		out, _ := srv.Command("alb", "list").CombinedOutput()
 		if !rowHas(string(out), "private-cr", "disabled", "0/0") || !rowHas(string(out), "public-cr", "enabled", albPublicIP, "2/2") {
 			t.Errorf("iks alb list:\n%s", out)
+		}
+		// The self check: both pods answer /healthz through the apiserver.
+		out, err := srv.Command("alb", "list", "--json").Output()
+		var list []struct{ Name, Health string }
+		if err != nil || json.Unmarshal(out, &list) != nil {
+			t.Fatalf("iks alb list --json: %v: %s", err, out)
+		}
+		for _, a := range list {
+			if strings.HasPrefix(a.Name, "public-") && a.Health != "2/2" {
+				t.Errorf("%s health %q, want 2/2", a.Name, a.Health)
+			}
 		}
 	})
 

@@ -59,6 +59,16 @@ func (cl *h1Client) put(addr string, pc *h1Conn) {
 	}
 }
 
+func (cl *h1Client) purge(addr string) {
+	cl.mu.Lock()
+	idle := cl.idle[addr]
+	delete(cl.idle, addr)
+	cl.mu.Unlock()
+	for _, pc := range idle {
+		pc.c.Close()
+	}
+}
+
 // errStale is a pooled connection the backend had closed: nothing of the
 // response was read, the request may be sent again on a new connection.
 var errStale = errors.New("pooled connection closed by the backend")
@@ -67,8 +77,12 @@ var errStale = errors.New("pooled connection closed by the backend")
 // its body returns the connection to the pool once read to the end.
 func (cl *h1Client) roundTrip(req *http.Request, readTimeout time.Duration) (*http.Response, error) {
 	addr := req.URL.Host
-	for attempt := 0; ; attempt++ {
-		pc := cl.get(addr)
+	fresh := false
+	for {
+		var pc *h1Conn
+		if !fresh {
+			pc = cl.get(addr)
+		}
 		reused := pc != nil
 		if pc == nil {
 			d := net.Dialer{Timeout: connectTimeout(req.Context()), KeepAlive: 30 * time.Second}
@@ -83,7 +97,13 @@ func (cl *h1Client) roundTrip(req *http.Request, readTimeout time.Duration) (*ht
 			return resp, nil
 		}
 		pc.c.Close()
-		if reused && errors.Is(err, errStale) && (req.Body == nil || req.Body == http.NoBody) && attempt < 2 {
+		if reused && errors.Is(err, errStale) && (req.Body == nil || req.Body == http.NoBody) {
+			// The backend closed its idle connections (a pod shutting
+			// down closes them all): drop the others, then try once on
+			// a new connection; if that cannot connect, the caller tries
+			// another endpoint.
+			cl.purge(addr)
+			fresh = true
 			continue
 		}
 		return nil, err
@@ -103,7 +123,11 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request, readTimeout time.Dur
 		return nil, fmt.Errorf("write request: %w", err)
 	}
 	if err := pc.bw.Flush(); err != nil {
-		return nil, fmt.Errorf("write request: %w", err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// Nothing was answered: on a pooled connection, the backend closed it.
+		return nil, fmt.Errorf("%w: write request: %v", errStale, err)
 	}
 	if readTimeout > 0 {
 		_ = pc.c.SetReadDeadline(time.Now().Add(readTimeout))

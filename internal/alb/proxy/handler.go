@@ -41,6 +41,8 @@ type Handler struct {
 	httpsPort int
 	// Requests counts served requests (for metrics and tests).
 	Requests atomic.Uint64
+	// Access receives the JSON access log when the table enables it.
+	Access *AccessLog
 }
 
 // NewHandler returns a handler with an empty table. httpsPort is the
@@ -69,6 +71,14 @@ func (h *Handler) Table() *route.Table { return h.table.Load() }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Requests.Add(1)
 	t := h.table.Load()
+	if t.AccessLog && h.Access != nil {
+		h.logged(w, r, t, func(lw http.ResponseWriter) { h.serve(lw, r, t) })
+		return
+	}
+	h.serve(w, r, t)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, t *route.Table) {
 	hostname := r.Host
 	if hn, _, err := net.SplitHostPort(hostname); err == nil {
 		hostname = hn

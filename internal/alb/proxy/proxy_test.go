@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +29,13 @@ func table(t *testing.T, ann map[string]string, tlsHost bool, hosts map[string][
 	return buildTable(t, ann, tlsHost, hosts)
 }
 
-func newServer(t *testing.T, tb *route.Table) (*Handler, string, string) {
+func newServer(t *testing.T, tb *route.Table, access ...io.Writer) (*Handler, string, string) {
 	t.Helper()
 	h := NewHandler(slog.New(slog.DiscardHandler), 443)
+	if len(access) > 0 {
+		h.Access = NewAccessLog(access[0])
+		t.Cleanup(h.Access.Close)
+	}
 	h.Swap(tb)
 	s, err := Listen(h, "127.0.0.1:0", "127.0.0.1:0", slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -138,7 +144,9 @@ func TestWebSocketAndStreaming(t *testing.T) {
 		}
 	}))
 	defer be.Close()
-	_, httpAddr, _ := newServer(t, table(t, nil, false, map[string][]string{"ws.example.com": {be.Listener.Addr().String()}}))
+	// With the access log on: its writer wrapper must pass Hijack and Flush.
+	var logBuf syncBuffer
+	_, httpAddr, _ := newServer(t, table(t, nil, false, map[string][]string{"ws.example.com": {be.Listener.Addr().String()}}), &logBuf)
 	c, err := net.Dial("tcp", httpAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +176,34 @@ func TestWebSocketAndStreaming(t *testing.T) {
 	if first != "chunk0\n" || time.Since(t0) > 35*time.Millisecond {
 		t.Errorf("first chunk %q after %v: not streamed", first, time.Since(t0))
 	}
+	_, _ = io.Copy(io.Discard, sr.Body)
+	sr.Body.Close()
+	c.Close() // the WebSocket's line is written when it ends
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logBuf.String(), `"request_uri":"/stream","server_protocol":"HTTP/1.1","status":200,"bytes_sent":21`) ||
+		!strings.Contains(logBuf.String(), `"request_uri":"/ws","server_protocol":"HTTP/1.1","status":101`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("access log lacks the /stream or the /ws line:\n%s", logBuf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logBuf.String(), `"ingress":"ns/test","service":"ns/ws.example.com:80"`) {
+		t.Errorf("access log:\n%s", logBuf.String())
+	}
 }
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestGRPCBackendOverH2C(t *testing.T) {
 	be := httptest.NewServer(h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,9 @@ const (
 	maxIdle        = 8192
 	idleTimeout    = 90 * time.Second
 	maxDialTries   = 3
+	// maxTries bounds the endpoints one request tries (those that refuse
+	// a connection are skipped for a while, see route.Backend.MarkDown).
+	maxTries = 8
 )
 
 // transport picks a ready endpoint of the route's backend for each request
@@ -91,7 +94,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // endpoints when the connection cannot be made.
 func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt func(*http.Request) (*http.Response, error)) (*http.Response, error) {
 	replayable := req.Body == nil || req.Body == http.NoBody
-	tries := min(maxDialTries, len(be.Endpoints))
+	tries := min(maxTries, len(be.Endpoints))
 	var err error
 	for i := 0; i < tries; i++ {
 		ep := be.Pick()
@@ -104,8 +107,14 @@ func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt func(*h
 		if err == nil {
 			return resp, nil
 		}
+		// Another endpoint may take the request when this one could not be
+		// reached or closed the connection without answering.
 		var op *net.OpError
-		if !replayable || !errors.As(err, &op) || op.Op != "dial" || req.Context().Err() != nil {
+		isDial := errors.As(err, &op) && op.Op == "dial"
+		if isDial || errors.Is(err, errStale) {
+			be.MarkDown(ep)
+		}
+		if !replayable || !(isDial || errors.Is(err, errStale)) || req.Context().Err() != nil {
 			break
 		}
 	}

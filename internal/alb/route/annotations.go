@@ -19,12 +19,15 @@ type Global struct {
 	SendTimeout    time.Duration
 	HSTS           bool
 	SSLRedirect    bool
+	// AccessLog writes one JSON line per request (ibm-k8s-controller-config
+	// disable-access-log: "true" turns it off, as in ingress-nginx).
+	AccessLog bool
 }
 
 // DefaultGlobal is ingress-nginx's defaults.
 func DefaultGlobal() Global {
 	return Global{BodyLimit: 1 << 20, ConnectTimeout: 5 * time.Second, ReadTimeout: 60 * time.Second,
-		SendTimeout: 60 * time.Second, HSTS: true, SSLRedirect: true}
+		SendTimeout: 60 * time.Second, HSTS: true, SSLRedirect: true, AccessLog: true}
 }
 
 // unsupported are annotations IKS documents that this ALB does not

@@ -43,7 +43,7 @@ type Problem struct {
 // reported.
 func Build(in Input) (*Table, []Problem) {
 	b := &builder{in: in, backends: map[string]*Backend{}, t: &Table{exact: map[string]*host{}, wildcard: map[string]*host{},
-		certs: map[string]*tls.Certificate{}, wcerts: map[string]*tls.Certificate{}, DefaultCert: in.DefaultCert}}
+		certs: map[string]*tls.Certificate{}, wcerts: map[string]*tls.Certificate{}, DefaultCert: in.DefaultCert, AccessLog: in.Global.AccessLog}}
 	ings := slices.Clone(in.Ingresses)
 	slices.SortStableFunc(ings, func(a, c *networkingv1.Ingress) int {
 		if d := a.CreationTimestamp.Compare(c.CreationTimestamp.Time); d != 0 {

@@ -203,3 +203,20 @@ func TestPickRoundRobin(t *testing.T) {
 		t.Errorf("round robin = %v", seen)
 	}
 }
+
+func TestPickSkipsDownEndpoints(t *testing.T) {
+	b := &Backend{Endpoints: []string{"a", "b", "c", "d"}}
+	b.MarkDown("b")
+	b.MarkDown("c")
+	for range 20 {
+		if ep := b.Pick(); ep == "b" || ep == "c" {
+			t.Fatalf("picked %s, marked down", ep)
+		}
+	}
+	for _, ep := range b.Endpoints {
+		b.MarkDown(ep)
+	}
+	if ep := b.Pick(); ep == "" {
+		t.Error("all down: Pick must still return one")
+	}
+}

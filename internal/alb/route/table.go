@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -40,16 +41,47 @@ type Backend struct {
 	// Service is missing).
 	Problem string
 	next    atomic.Uint64
+	// down holds endpoints that refused a connection: endpoint → time
+	// until which Pick skips it (a pod shutting down before its
+	// EndpointSlice says so).
+	down sync.Map
 }
 
-// Pick returns the next endpoint round-robin, or "" when there is none.
+// downFor is how long a failed endpoint is skipped.
+const downFor = 2 * time.Second
+
+// Pick returns the next endpoint round-robin, skipping those marked down
+// (unless all are), or "" when there is none.
 func (b *Backend) Pick() string {
 	n := len(b.Endpoints)
 	if n == 0 {
 		return ""
 	}
-	return b.Endpoints[int(b.next.Add(1)-1)%n]
+	first := b.Endpoints[int(b.next.Add(1)-1)%n]
+	ep := first
+	for i := 0; i < n && b.isDown(ep); i++ {
+		ep = b.Endpoints[int(b.next.Add(1)-1)%n]
+	}
+	if b.isDown(ep) {
+		return first
+	}
+	return ep
 }
+
+func (b *Backend) isDown(ep string) bool {
+	v, ok := b.down.Load(ep)
+	if !ok {
+		return false
+	}
+	if time.Now().Before(v.(time.Time)) {
+		return true
+	}
+	b.down.Delete(ep)
+	return false
+}
+
+// MarkDown makes Pick skip ep for a while.
+func (b *Backend) MarkDown(ep string) { b.down.Store(ep, time.Now().Add(downFor)) }
 
 // Options are the per-Ingress settings from annotations and the global
 // ConfigMap.
@@ -137,6 +169,8 @@ type Table struct {
 	Streams []Stream
 	// Rules counts the routes, for logs.
 	Rules int
+	// AccessLog: one JSON line per request (Global.AccessLog).
+	AccessLog bool
 }
 
 // Stream is one tcp-services or udp-services entry.

@@ -142,6 +142,12 @@ func parseGlobal(data map[string]string) (route.Global, []route.Problem) {
 			default:
 				g.SendTimeout = d
 			}
+		case "disable-access-log":
+			if v != "true" && v != "false" {
+				bad(k, v, `use "true" or "false"`)
+				continue
+			}
+			g.AccessLog = v == "false"
 		case "hsts", "ssl-redirect":
 			b := v == "true"
 			if v != "true" && v != "false" {

@@ -85,7 +85,9 @@ func run(httpAddr, httpsAddr string, backends []string) error {
 		slices = append(slices, &discoveryv1.EndpointSlice{Endpoints: []discoveryv1.Endpoint{{Addresses: []string{host}}},
 			Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &n}}})
 	}
-	tb, probs := route.Build(route.Input{Ingresses: []*networkingv1.Ingress{ing}, Global: route.DefaultGlobal(), DefaultCert: cert,
+	g := route.DefaultGlobal()
+	g.AccessLog = false // as nginx's access_log off in the benchmark
+	tb, probs := route.Build(route.Input{Ingresses: []*networkingv1.Ingress{ing}, Global: g, DefaultCert: cert,
 		Service: func(string, string) *corev1.Service {
 			return &corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
 		},
