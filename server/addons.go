@@ -9,6 +9,7 @@ import (
 	"github.com/iks-dev/iks/embedded"
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/manifests"
 	"github.com/iks-dev/iks/server/alb"
 	"github.com/iks-dev/iks/server/deploy"
@@ -26,7 +27,7 @@ const (
 
 // addonComponents returns the manifest deployer and, unless cluster DNS
 // is disabled, the controller that scales CoreDNS with the Ready nodes.
-func addonComponents(cfg *config.Server, admin string, log *slog.Logger) ([]component.Component, error) {
+func addonComponents(cfg *config.Server, admin string, clients *kubeclients.Clients, log *slog.Logger) ([]component.Component, error) {
 	values := manifests.Values{
 		ClusterDNS:    config.ClusterDNSIP(cfg.ServiceCIDR).String(),
 		ClusterDomain: cfg.ClusterDomain,
@@ -51,7 +52,7 @@ func addonComponents(cfg *config.Server, admin string, log *slog.Logger) ([]comp
 	}
 	comps = append(comps, albComp)
 	if dnsEnabled {
-		comps = append(comps, dnsreplicas.New(dnsreplicas.Config{Kubeconfig: admin, Namespace: coreDNSNamespace,
+		comps = append(comps, dnsreplicas.New(dnsreplicas.Config{Clients: clients, Namespace: coreDNSNamespace,
 			Deployment: coreDNSDeployment, Max: maxDNSReplicas}, log))
 	}
 	return comps, nil
