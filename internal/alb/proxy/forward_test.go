@@ -93,3 +93,25 @@ func TestStalePooledConnection(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // let the backend's close arrive
 	}
 }
+
+func TestIdleSweep(t *testing.T) {
+	cl := newH1Client()
+	a, b := net.Pipe()
+	defer b.Close()
+	old := &h1Conn{c: a}
+	cl.put("gone:80", old)
+	cl.mu.Lock()
+	old.used = time.Now().Add(-2 * idleTimeout) // idle far too long
+	cl.swept = time.Time{}
+	cl.mu.Unlock()
+	c2, d2 := net.Pipe()
+	defer d2.Close()
+	cl.put("live:80", &h1Conn{c: c2})
+	cl.mu.Lock()
+	_, kept := cl.idle["gone:80"]
+	n := len(cl.idle["live:80"])
+	cl.mu.Unlock()
+	if kept || n != 1 {
+		t.Errorf("after a sweep: gone kept %v, live %d; want gone dropped, live 1", kept, n)
+	}
+}

@@ -21,6 +21,7 @@ type h1Client struct {
 	mu      sync.Mutex
 	idle    map[string][]*h1Conn
 	maxIdle int
+	swept   time.Time // last sweep of expired idle connections
 }
 
 type h1Conn struct {
@@ -47,15 +48,40 @@ func (cl *h1Client) get(addr string) *h1Conn {
 }
 
 func (cl *h1Client) put(addr string, pc *h1Conn) {
-	pc.used = time.Now()
+	now := time.Now()
+	pc.used = now
+	var expired []*h1Conn
 	cl.mu.Lock()
 	if len(cl.idle[addr]) < cl.maxIdle {
 		cl.idle[addr] = append(cl.idle[addr], pc)
 		pc = nil
 	}
+	// Now and then, drop connections idle too long, such as those to
+	// endpoints that went away and are never asked for again.
+	if now.Sub(cl.swept) > idleTimeout/3 {
+		cl.swept = now
+		for a, l := range cl.idle {
+			keep := l[:0]
+			for _, c := range l {
+				if now.Sub(c.used) < idleTimeout {
+					keep = append(keep, c)
+				} else {
+					expired = append(expired, c)
+				}
+			}
+			if len(keep) == 0 {
+				delete(cl.idle, a)
+			} else {
+				cl.idle[a] = keep
+			}
+		}
+	}
 	cl.mu.Unlock()
 	if pc != nil {
 		pc.c.Close()
+	}
+	for _, c := range expired {
+		c.c.Close()
 	}
 }
 
