@@ -45,9 +45,22 @@ func TestWantReplicas(t *testing.T) {
 		nodes []*corev1.Node
 		want  int32
 	}{{nil, 1}, {[]*corev1.Node{ready(false)}, 1}, {[]*corev1.Node{ready(false), ready(true)}, 1}, {[]*corev1.Node{ready(false), ready(false), ready(false)}, 2}} {
-		if got := wantReplicas(c.nodes); got != c.want {
+		if got := wantReplicas(c.nodes, nil); got != c.want {
 			t.Errorf("wantReplicas(%d nodes) = %d, want %d", len(c.nodes), got, c.want)
 		}
+	}
+}
+
+func TestWantReplicasOnAttachedNodes(t *testing.T) {
+	node := func(name string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	}
+	nodes := []*corev1.Node{node("s"), node("w1"), node("w2")}
+	if got := wantReplicas(nodes, []string{"w1"}); got != 1 {
+		t.Errorf("one attached node: %d replicas, want 1", got)
+	}
+	if got := wantReplicas(nodes, []string{"w1", "w2"}); got != 2 {
+		t.Errorf("two attached nodes: %d replicas, want 2", got)
 	}
 }
 
@@ -81,9 +94,9 @@ func TestReconcile(t *testing.T) {
 		t.Fatalf("service %+v %v", svc, err)
 	}
 	d, _ := cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
-	pref := d.Spec.Template.Spec.Affinity.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution
-	if len(pref) != 2 || pref[1].Weight != 100 || fmt.Sprint(pref[1].Preference.MatchExpressions[0].Values) != "[w1 w2]" {
-		t.Errorf("node affinity %+v, want the attached nodes w1 w2 preferred", pref)
+	req := d.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	if req == nil || fmt.Sprint(req.NodeSelectorTerms[0].MatchExpressions[0].Values) != "[w1 w2]" {
+		t.Errorf("node affinity %+v, want the attached nodes w1 w2 required", req)
 	}
 	if *d.Spec.Replicas != 2 || len(d.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 {
 		t.Errorf("deployment replicas %d, anti-affinity %v", *d.Spec.Replicas, d.Spec.Template.Spec.Affinity)

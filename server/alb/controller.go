@@ -166,12 +166,12 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 		state := data(StateConfigMap)
 		streams := streamPorts(data(TCPServices), data(UDPServices))
 		nl, _ := nodes.Lister().List(labels.Everything())
-		replicas := wantReplicas(nl)
 		for _, a := range albs {
 			var attached []string
 			if sub, ok := lbpool.Find(c.cfg.Subnets, a.IP); ok && a.IP.IsValid() {
 				attached = lbpool.Place([]lbpool.Subnet{sub}, nl)[0].Nodes
 			}
+			replicas := wantReplicas(nl, attached)
 			if err := c.reconcile(ctx, cs, a, IsEnabled(a, state), replicas, attached, streams); err != nil {
 				c.log.Warn("ALB reconcile failed; retrying", "alb", a.Name, "err", err)
 				failed = true

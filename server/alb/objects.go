@@ -61,19 +61,22 @@ func deployment(a ALB, image string, replicas int32, attached []string) *appsac.
 				WithTerminationGracePeriodSeconds(30).WithAffinity(affinity).WithContainers(ctr))))
 }
 
-// nodeAffinity prefers the nodes attached to the ALB's subnet, then
-// workers over the control plane. (A surge pod could find no free node
-// under the one-per-node rule: rollouts replace one pod at a time.)
+// nodeAffinity keeps the pods on the nodes attached to the ALB's subnet
+// (required: with externalTrafficPolicy Local only such a node can hold
+// the IP for a local pod, so a pod elsewhere would serve nobody), and
+// prefers workers over the control plane. (A surge pod could find no
+// free node under the one-per-node rule: rollouts replace one pod at a
+// time.)
 func nodeAffinity(attached []string) *coreac.NodeAffinityApplyConfiguration {
 	na := coreac.NodeAffinity().WithPreferredDuringSchedulingIgnoredDuringExecution(
 		coreac.PreferredSchedulingTerm().WithWeight(10).WithPreference(coreac.NodeSelectorTerm().WithMatchExpressions(
 			coreac.NodeSelectorRequirement().WithKey("node-role.kubernetes.io/control-plane").WithOperator(corev1.NodeSelectorOpDoesNotExist))))
 	if len(attached) > 0 {
-		na = na.WithPreferredDuringSchedulingIgnoredDuringExecution(
-			// kubelet's --hostname-override is the node name, so the
-			// hostname label names the node (a matchFields term takes one
-			// value only).
-			coreac.PreferredSchedulingTerm().WithWeight(100).WithPreference(coreac.NodeSelectorTerm().WithMatchExpressions(
+		// kubelet's --hostname-override is the node name, so the
+		// hostname label names the node (a matchFields term takes one
+		// value only).
+		na = na.WithRequiredDuringSchedulingIgnoredDuringExecution(coreac.NodeSelector().WithNodeSelectorTerms(
+			coreac.NodeSelectorTerm().WithMatchExpressions(
 				coreac.NodeSelectorRequirement().WithKey(corev1.LabelHostname).WithOperator(corev1.NodeSelectorOpIn).WithValues(attached...))))
 	}
 	return na
@@ -122,12 +125,13 @@ func streamPorts(tcp, udp map[string]string) []corev1.ServicePort {
 	return out
 }
 
-// wantReplicas is Replicas, limited to the Ready schedulable nodes (the
-// pods never share a node), at least 1.
-func wantReplicas(nodes []*corev1.Node) int32 {
+// wantReplicas is Replicas, limited to the Ready schedulable nodes the
+// pods may run on (those in attached when it is not empty: the pods never
+// share a node), at least 1.
+func wantReplicas(nodes []*corev1.Node, attached []string) int32 {
 	n := int32(0)
 	for _, nd := range nodes {
-		if nd.Spec.Unschedulable {
+		if nd.Spec.Unschedulable || len(attached) > 0 && !slices.Contains(attached, nd.Name) {
 			continue
 		}
 		for _, c := range nd.Status.Conditions {
