@@ -120,7 +120,11 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			// NAT outgoing follows it, so a node never mixes backends.
 			NATBackend: func() routing.NATBackend { return routing.NATBackend(prx.Mode()) }}, log),
 		&component.Await{B: prxBG},
-		netpol.New(netpol.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, VethPrefix: cni.HostVethPrefix}, log),
+		netpol.New(netpol.Config{NodeName: cfg.NodeName, Clients: clients, VethPrefix: cni.HostVethPrefix,
+			NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP}, log),
+		// The carried images besides pause import beside the kubelet's
+		// start; the node counts as up once they are in.
+		&component.Func{ID: "images", StartFn: ctrd.WaitImages},
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Clients: clients}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,

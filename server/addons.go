@@ -33,6 +33,7 @@ func addonComponents(cfg *config.Server, admin string, clients *kubeclients.Clie
 		ClusterDomain: cfg.ClusterDomain,
 		APIServerHost: cfg.NodeIP.String(),
 		APIServerPort: strconv.Itoa(config.APIServerPort),
+		ClusterCIDR:   cfg.ClusterCIDR.String(),
 	}
 	dnsEnabled := !slices.Contains(cfg.Disable, coreDNSManifest)
 	image, err := embedded.ImageName(embedded.CoreDNSArchive)

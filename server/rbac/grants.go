@@ -1,7 +1,10 @@
 // Package rbac is the one place to read what iks grants beyond upstream
 // Kubernetes' bootstrap roles: every ClusterRole, Role and binding the
-// server creates for nodes and their agents, with why. (Add-ons that run
-// as pods carry their own ServiceAccount RBAC in manifests/*.yaml.)
+// server creates for nodes and their agents, with why. Two exceptions,
+// each beside the resources it grants: manifests/network-policy.yaml
+// (what every node's policy engine may read, with the Calico CRDs it
+// reads) and the add-ons that run as pods (their ServiceAccounts' RBAC in
+// manifests/*.yaml).
 //
 // Every node's agent runs with its kubelet's identity, system:node:NAME
 // in group system:nodes. The Node authorizer lets it read only its own
