@@ -61,7 +61,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		RestrictOOMScoreAdj: containerd.NeedsRestrictOOMScoreAdj(),
 		Debug:               cfg.Debug,
 	}, log)
-	// The pause image and the add-on images (CoreDNS), imported and pinned
+	// The pause image and the add-on images (CoreDNS, ALB), imported and pinned
 	// on every node: air-gapped, nothing is pulled.
 	ctrd.Embedded = func() ([]containerd.EmbeddedImage, error) {
 		m, err := embedded.Manifest()
@@ -69,7 +69,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			return nil, err
 		}
 		var out []containerd.EmbeddedImage
-		for _, archive := range []string{embedded.PauseArchive, embedded.CoreDNSArchive} {
+		for _, archive := range []string{embedded.PauseArchive, embedded.CoreDNSArchive, embedded.ALBArchive} {
 			a, ok := m[archive]
 			if !ok {
 				return nil, fmt.Errorf("embedded image %s missing from the manifest: build iks with `make`", archive)

@@ -44,6 +44,10 @@ const PauseArchive = "pause.tar"
 // name (iks.local/coredns:VERSION) comes from the manifest, see ImageName.
 const CoreDNSArchive = "coredns.tar"
 
+// ALBArchive is the asset name of the Ingress ALB image archive
+// (cmd/iks-alb); its image name comes from the manifest, see ImageName.
+const ALBArchive = "alb.tar"
+
 //go:embed all:assets
 var assetsFS embed.FS
 
@@ -56,7 +60,7 @@ func newEmbeddedStore() *store {
 		// fs.Sub fails only for an invalid path; "assets" is valid.
 		panic(err)
 	}
-	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, CNI, PauseArchive, CoreDNSArchive}}
+	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, CNI, PauseArchive, CoreDNSArchive, ALBArchive}}
 }
 
 // Stage decompresses every embedded binary into binDir with mode 0755 and

@@ -18,6 +18,9 @@
 #   coredns.tar   github.com/coredns/coredns with a reduced plugin set (see
 #                 COREDNS_PLUGINS), static, packed as iks.local/coredns:VERSION
 #                 (the cluster DNS add-on the server deploys from manifests/)
+#   alb.tar       this repo's cmd/iks-alb, the Ingress ALB, static, packed as
+#                 iks.local/alb:KEY (KEY: a hash of its sources, so that a
+#                 changed ALB rolls the Deployments the server creates)
 #
 # Sources come from the Go module proxy (`go mod download`), never from a
 # container registry, so the build works wherever Go modules resolve. Build
@@ -308,6 +311,25 @@ build_coredns() {
 	install_asset coredns.tar image "$COREDNS_VERSION" "$key" "$WORK/out/coredns.tar" "$COREDNS_IMAGE"
 }
 
+build_alb() {
+	local key f tag inputs=(go.mod go.sum)
+	for f in "$ROOT"/cmd/iks-alb/*.go "$ROOT"/internal/alb/*/*.go "$ROOT"/internal/ociimage/*.go "$ROOT"/scripts/mkimage/*.go; do
+		[[ $f == *_test.go ]] || inputs+=("${f#"$ROOT"/}")
+	done
+	key=$(cd "$ROOT" && input_key alb.tar alb "${inputs[@]}")
+	tag=${key:0:12}
+	if up_to_date alb.tar "$key"; then log "alb.tar iks.local/alb:$tag: up to date"; return; fi
+	log "alb.tar iks.local/alb:$tag: building"
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath \
+		-ldflags "-s -w -X main.version=$tag" -o "$WORK/out/iks-alb" ./cmd/iks-alb)
+	check_static "$WORK/out/iks-alb"
+	check_version "$WORK/out/iks-alb" "iks-alb version $tag" -version
+	[[ -x $WORK/out/mkimage ]] || (cd "$ROOT" && go build -trimpath -o "$WORK/out/mkimage" ./scripts/mkimage)
+	"$WORK/out/mkimage" -name "iks.local/alb:$tag" -bin "$WORK/out/iks-alb" -entrypoint /iks-alb \
+		-port 8080/tcp -port 8443/tcp -o "$WORK/out/alb.tar"
+	install_asset alb.tar image "$tag" "$key" "$WORK/out/alb.tar" "iks.local/alb:$tag"
+}
+
 # write_manifest: manifest.json from the stamps, atomically.
 write_manifest() {
 	local name sep=
@@ -335,5 +357,6 @@ build_containerd
 build_cni
 build_pause
 build_coredns
-write_manifest runc crictl portmap containerd-shim-runc-v2 containerd iks-cni pause.tar coredns.tar
+build_alb
+write_manifest runc crictl portmap containerd-shim-runc-v2 containerd iks-cni pause.tar coredns.tar alb.tar
 log "assets in $OUT ready after $((SECONDS - start))s"

@@ -50,6 +50,9 @@ runtime|CA certificates|file:/etc/ssl/certs/ca-certificates.crt|ca-certificates|
 test|bird|cmd:bird|bird2|bird|e2e tests peer a real BGP router with the nodes
 test|nsenter|cmd:nsenter|util-linux|util-linux|tests run iks in network namespaces
 test|curl|cmd:curl|curl|curl|tests fetch pages from services
+test|nginx|cmd:nginx|nginx-light|nginx|the ALB benchmark compares the ALB with nginx on the same backends
+test|wrk|cmd:wrk|wrk|wrk|the ALB benchmark drives the load
+test|openssl|cmd:openssl|openssl|openssl|the ALB benchmark makes the nginx certificate
 '
 
 usage() {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strconv"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/manifests"
+	"github.com/iks-dev/iks/server/alb"
 	"github.com/iks-dev/iks/server/deploy"
 	"github.com/iks-dev/iks/server/dnsreplicas"
 )
@@ -45,9 +47,31 @@ func addonComponents(cfg *config.Server, admin string, clients *kubeclients.Clie
 		values.CoreDNSImage = "iks.local/coredns:none"
 	}
 	comps := []component.Component{deploy.New(deploy.Config{Kubeconfig: admin, Values: values, Disabled: cfg.Disable}, log)}
+	albComp, err := albComponent(cfg, admin, log)
+	if err != nil {
+		return nil, err
+	}
+	comps = append(comps, albComp)
 	if dnsEnabled {
 		comps = append(comps, dnsreplicas.New(dnsreplicas.Config{Clients: clients, Namespace: coreDNSNamespace,
 			Deployment: coreDNSDeployment, Max: maxDNSReplicas}, log))
 	}
 	return comps, nil
+}
+
+// albManifest is the --disable name of the Ingress ALBs (manifests/alb.yaml
+// plus the per-subnet objects of server/alb).
+const albManifest = "alb"
+
+// albComponent returns the ALB controller; with --disable alb it only
+// removes what an earlier run created.
+func albComponent(cfg *config.Server, admin string, log *slog.Logger) (component.Component, error) {
+	disabled := slices.Contains(cfg.Disable, albManifest)
+	image, err := embedded.ImageName(embedded.ALBArchive)
+	if err != nil && !disabled {
+		return nil, err
+	}
+	tls := cfg.Paths().TLSDir()
+	return alb.New(alb.Config{Kubeconfig: admin, Subnets: cfg.PortableSubnets, Image: image, Disabled: disabled,
+		CACert: filepath.Join(tls, "ca.crt"), CAKey: filepath.Join(tls, "ca.key")}, log), nil
 }

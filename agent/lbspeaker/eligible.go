@@ -38,7 +38,9 @@ func targets(svcs []*corev1.Service, slices_ []*discoveryv1.EndpointSlice, subne
 				continue
 			}
 			sub, ok := lbpool.Find(subnets, ip)
-			if !ok || !sub.IsServiceIP(ip) {
+			// The ALB address only for an ALB's own Service.
+			albSvc := s.Namespace == "kube-system" && s.Labels[lbpool.LabelALB] != ""
+			if !ok || !(sub.IsServiceIP(ip) || albSvc && ip == sub.ALBIP()) {
 				continue
 			}
 			t := target{IP: ip, Service: s.Namespace + "/" + s.Name, Subnet: sub,

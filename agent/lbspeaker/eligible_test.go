@@ -63,6 +63,12 @@ func TestTargetsAndEligibility(t *testing.T) {
 	if len(ts) != 3 {
 		t.Fatalf("targets %v, want the three pool service IPs", ts)
 	}
+	// The ALB IP is announced for the ALB's own Service only.
+	albSvc := lbService("public-cr1-alb1", "10.95.1.67", false)
+	albSvc.Namespace, albSvc.Labels = "kube-system", map[string]string{lbpool.LabelALB: "public-cr1-alb1"}
+	if got := targets(append(svcs, albSvc), eps, []lbpool.Subnet{pub, priv}); len(got) != 4 || got[netip.MustParseAddr("10.95.1.67")].Service != "kube-system/public-cr1-alb1" {
+		t.Errorf("with the ALB service, targets %v, want the ALB IP held by kube-system/public-cr1-alb1", got)
+	}
 	web, local := ts[netip.MustParseAddr("10.95.1.68")], ts[netip.MustParseAddr("10.95.1.84")]
 	privWeb := ts[netip.MustParseAddr("10.95.1.85")]
 	w1 := node("w1", true, map[string]string{"publicVLAN": "11"})

@@ -144,7 +144,9 @@ func readLBStatus(ctx context.Context, cs kubernetes.Interface, now time.Time) (
 			e.IP = ip.String()
 			if sub, ok := lbpool.Find(subnets, ip); ok {
 				e.Pool, e.Subnet = string(sub.Kind), sub.Prefix.String()
-				used[sub.Prefix]++
+				if sub.IsServiceIP(ip) { // the ALB address is not one of the service IPs
+					used[sub.Prefix]++
+				}
 				p := placed[sub.Prefix]
 				e.Zone, e.VLAN = strings.Join(zonesOf(p), ","), strings.Join(vlansOf(p), ",")
 				e.Eligible = eligibleNodes(nodes, sub)

@@ -264,3 +264,10 @@ func TestDisableNetworkPolicyIsRefused(t *testing.T) {
 		t.Errorf("--disable coredns: %v", err)
 	}
 }
+
+func TestDisableALB(t *testing.T) {
+	s, err := flags(t, "--disable", "alb").Validate(goodEnv())
+	if err != nil || len(s.Disable) != 1 || s.Disable[0] != "alb" {
+		t.Errorf("--disable alb: %+v, %v; want it accepted (the Ingress ALBs are an add-on)", s, err)
+	}
+}

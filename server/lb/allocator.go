@@ -46,6 +46,9 @@ type Request struct {
 	IP      netip.Addr // invalid: any free IP
 	// Zone, when set, limits the choice to that zone's subnets.
 	Zone string
+	// ALB is set for an Ingress ALB's Service (lbpool.LabelALB), which
+	// may ask for its subnet's ALB address.
+	ALB bool
 }
 
 // Allocator hands out service IPs of the portable subnets. It is not safe
@@ -79,7 +82,7 @@ func (a *Allocator) Owner(ip netip.Addr) (string, bool) {
 // Assign records an existing allocation (rebuilding from Services'
 // status). It fails when ip is not a service IP or is held by another.
 func (a *Allocator) Assign(key string, ip netip.Addr) error {
-	if _, ok := a.serviceSubnet(ip); !ok {
+	if s, ok := lbpool.Find(a.subnets, ip); !ok || !s.IsAnnounced(ip) {
 		return &AllocError{ReasonNotInPool, fmt.Sprintf("%s is not a LoadBalancer IP of any portable subnet", ip)}
 	}
 	if owner, ok := a.byIP[ip]; ok && owner != key {
@@ -164,7 +167,7 @@ func (a *Allocator) allocateIP(key string, req Request) (netip.Addr, error) {
 			ip, s.Kind, s.Prefix, req.Kind, lbpool.AnnotationIPType, req.Kind, a.choices(req.Kind))}
 	}
 	kind = s.Kind
-	if !s.IsServiceIP(ip) {
+	if !s.IsServiceIP(ip) && (!req.ALB || ip != s.ALBIP()) {
 		what := "reserved for network functions"
 		if ip == s.ALBIP() {
 			what = "kept for the subnet's ALB"

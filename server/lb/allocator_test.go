@@ -169,3 +169,23 @@ func TestNoPoolOfKind(t *testing.T) {
 		t.Fatalf("private service without private subnet: %v", err)
 	}
 }
+
+func TestALBServiceTakesTheALBIP(t *testing.T) {
+	a := NewAllocator(subnets(t))
+	albIP := netip.MustParseAddr("10.95.1.67")
+	if _, err := a.Allocate("default/x", Request{IP: albIP}); err == nil {
+		t.Fatal("an ordinary service got the ALB IP")
+	}
+	ip, err := a.Allocate("kube-system/public-alb1", Request{IP: albIP, ALB: true})
+	if err != nil || ip != albIP {
+		t.Fatalf("ALB service: %v %v, want %s", ip, err, albIP)
+	}
+	// A restarted server keeps it from the Service's status.
+	b := NewAllocator(subnets(t))
+	if err := b.Assign("kube-system/public-alb1", albIP); err != nil {
+		t.Errorf("rebuild of the ALB IP: %v", err)
+	}
+	if a.Release("kube-system/public-alb1"); len(a.Free(lbpool.Public)) != 4 {
+		t.Errorf("the ALB IP must never count among the free service IPs: %v", a.Free(lbpool.Public))
+	}
+}

@@ -346,7 +346,7 @@ func request(svc *corev1.Service) (Request, error) {
 	if err != nil {
 		return Request{}, err
 	}
-	r := Request{Kind: kind, KindSet: set}
+	r := Request{Kind: kind, KindSet: set, ALB: svc.Namespace == "kube-system" && svc.Labels[lbpool.LabelALB] != ""}
 	if z, ok := svc.Annotations[lbpool.AnnotationZone]; ok {
 		z = strings.TrimSpace(z)
 		if problem := topology.ValidZone(z); problem != "" {

@@ -58,6 +58,7 @@ func TestSingleNodeServer(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	t.Run("Ingress ALB without portable subnets: NodePort", func(t *testing.T) { checkALBNodePort(t, n, cs) })
 
 	caBefore := fileHash(t, filepath.Join(n.DataDir, "server", "tls", "ca.crt"))
 	t.Run("restart keeps pods, objects and CA", func(t *testing.T) {

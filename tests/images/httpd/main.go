@@ -4,7 +4,11 @@
 // It listens on $PORT (default 8080). GET / answers
 // "hostname=<hostname> ip=<first non-loopback IPv4>", so a test can tell
 // which pod served it and which address the pod has; GET /healthz answers
-// "ok" for probes; GET /whoami answers "client=<source IP>".
+// "ok" for probes; GET /whoami answers "client=<source IP>"; GET /ws with
+// "Upgrade: websocket" switches protocols and echoes each line back
+// (prefixed "echo <hostname> "), to test upgrades through proxies. With
+// $GRPC_PORT set it also serves the gRPC health service there, with
+// $UDP_PORT a UDP echo (grpc.go).
 // `httpd echo WORDS` prints WORDS, `httpd get URL` prints URL's body,
 // `httpd cat FILE` prints a file, `httpd lookup|dig|dnsbench` are DNS
 // clients (see dns.go) and `httpd tcpsink|tcpsend` measure TCP throughput
@@ -91,6 +95,16 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	stopGRPC, err := startGRPC()
+	if err != nil {
+		return err
+	}
+	defer stopGRPC()
+	stopUDP, err := startUDPEcho()
+	if err != nil {
+		return err
+	}
+	defer stopUDP()
 	srv := &http.Server{
 		Addr:              net.JoinHostPort("", port),
 		Handler:           handler(),
@@ -129,6 +143,7 @@ func handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("GET /ws", upgradeEcho)
 	return mux
 }
 
@@ -162,4 +177,33 @@ func fetch(url string) error {
 	}
 	_, err = io.Copy(os.Stdout, resp.Body)
 	return err
+}
+
+// upgradeEcho answers an Upgrade request with 101 and then echoes lines
+// on the raw connection until the client closes it.
+func upgradeEcho(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		http.Error(w, "want Upgrade: websocket", http.StatusBadRequest)
+		return
+	}
+	c, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	host, _ := os.Hostname()
+	fmt.Fprint(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	if rw.Flush() != nil {
+		return
+	}
+	for {
+		line, err := rw.ReadString('\n')
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(rw, "echo %s %s", host, line)
+		if rw.Flush() != nil {
+			return
+		}
+	}
 }

@@ -1,0 +1,133 @@
+package alb
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/iks-dev/iks/internal/lbpool"
+)
+
+func TestPlan(t *testing.T) {
+	pub, _ := lbpool.Parse(lbpool.Public, "f", "10.0.0.64/29")
+	priv, _ := lbpool.Parse(lbpool.Private, "f", "10.0.1.0/28")
+	got := Plan("abcd1234", []lbpool.Subnet{pub, priv})
+	if len(got) != 2 || got[0].Name != "public-crabcd1234-alb1" || got[0].IP != netip.MustParseAddr("10.0.0.67") || !got[0].DefaultEnabled ||
+		got[1].Name != "private-crabcd1234-alb1" || got[1].Class != PrivateClass || got[1].IP != netip.MustParseAddr("10.0.1.3") || got[1].DefaultEnabled {
+		t.Errorf("Plan = %+v", got)
+	}
+	// No public subnet: a NodePort public ALB.
+	if got := Plan("x", []lbpool.Subnet{priv}); len(got) != 2 || got[0].IP.IsValid() || got[0].Kind != lbpool.Public {
+		t.Errorf("Plan without public subnet = %+v", got)
+	}
+	if !IsEnabled(got[0], nil) || IsEnabled(got[1], nil) || !IsEnabled(got[1], map[string]string{got[1].Name: Enabled}) {
+		t.Error("IsEnabled defaults or override wrong")
+	}
+	if ClusterID("1a2b3c4d-5e6f-0000-1111-222233334444") != "1a2b3c4d" {
+		t.Error("ClusterID")
+	}
+}
+
+func TestWantReplicas(t *testing.T) {
+	ready := func(unsched bool) *corev1.Node {
+		return &corev1.Node{Spec: corev1.NodeSpec{Unschedulable: unsched}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	}
+	for _, c := range []struct {
+		nodes []*corev1.Node
+		want  int32
+	}{{nil, 1}, {[]*corev1.Node{ready(false)}, 1}, {[]*corev1.Node{ready(false), ready(true)}, 1}, {[]*corev1.Node{ready(false), ready(false), ready(false)}, 2}} {
+		if got := wantReplicas(c.nodes, nil); got != c.want {
+			t.Errorf("wantReplicas(%d nodes) = %d, want %d", len(c.nodes), got, c.want)
+		}
+	}
+}
+
+func TestWantReplicasOnAttachedNodes(t *testing.T) {
+	node := func(name string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	}
+	nodes := []*corev1.Node{node("s"), node("w1"), node("w2")}
+	if got := wantReplicas(nodes, []string{"w1"}); got != 1 {
+		t.Errorf("one attached node: %d replicas, want 1", got)
+	}
+	if got := wantReplicas(nodes, []string{"w1", "w2"}); got != 2 {
+		t.Errorf("two attached nodes: %d replicas, want 2", got)
+	}
+}
+
+func TestStreamPorts(t *testing.T) {
+	ps := streamPorts(map[string]string{"9000": "a/b:1", "x": "a/b:1", "80": "a/b:1"}, map[string]string{"5353": "a/b:53"})
+	if len(ps) != 2 || ps[0].Name != "tcp-9000" || ps[1].Protocol != corev1.ProtocolUDP || ps[1].Port != 5353 {
+		t.Errorf("streamPorts = %+v", ps)
+	}
+}
+
+// TestReconcile: enabled gives a LoadBalancer Service asking for the ALB
+// IP and 2 replicas; disabled deletes the Service and scales to 0; the
+// default certificate is signed by the CA.
+func TestReconcile(t *testing.T) {
+	dir := t.TempDir()
+	caCert, caKey := writeCA(t, dir)
+	cs := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace, UID: "deadbeef-0000"}})
+	pub, _ := lbpool.Parse(lbpool.Public, "f", "10.0.0.64/29")
+	c := New(Config{Subnets: []lbpool.Subnet{pub}, Image: "iks.local/alb:x", CACert: caCert, CAKey: caKey, Client: cs}, slogDiscard())
+	ctx := context.Background()
+	a := Plan("deadbeef", c.cfg.Subnets)[0]
+	if err := c.ensureShared(ctx, cs, []ALB{a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.reconcile(ctx, cs, a, true, 2, []string{"w1", "w2"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	if err != nil || svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Annotations[lbpool.AnnotationIP] != "10.0.0.67" ||
+		svc.Labels[lbpool.LabelALB] != a.Name || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Fatalf("service %+v %v", svc, err)
+	}
+	d, _ := cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	req := d.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	if req == nil || fmt.Sprint(req.NodeSelectorTerms[0].MatchExpressions[0].Values) != "[w1 w2]" {
+		t.Errorf("node affinity %+v, want the attached nodes w1 w2 required", req)
+	}
+	if *d.Spec.Replicas != 2 || len(d.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 {
+		t.Errorf("deployment replicas %d, anti-affinity %v", *d.Spec.Replicas, d.Spec.Template.Spec.Affinity)
+	}
+	if err := c.reconcile(ctx, cs, a, false, 2, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{}); err == nil {
+		t.Error("disabled ALB still has its service")
+	}
+	d, _ = cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	if *d.Spec.Replicas != 0 {
+		t.Errorf("disabled ALB has %d replicas", *d.Spec.Replicas)
+	}
+	sec, err := cs.CoreV1().Secrets(Namespace).Get(ctx, DefaultCertSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+	caPEM, _ := os.ReadFile(caCert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "iks-alb-default", CurrentTime: time.Now()}); err != nil {
+		t.Errorf("default certificate not signed by the cluster CA: %v", err)
+	}
+	st, _ := cs.CoreV1().ConfigMaps(Namespace).Get(ctx, StateConfigMap, metav1.GetOptions{})
+	if st.Data[a.Name] != Enabled || st.Data[a.Name+".ip"] != "10.0.0.67" {
+		t.Errorf("state %v", st.Data)
+	}
+}

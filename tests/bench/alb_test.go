@@ -1,0 +1,217 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iks-dev/iks/tests/testutil"
+)
+
+// TestALBvsNginx measures the ALB's proxy engine (internal/alb/proxy,
+// driven by tests/bench/albproxy with a fixed table) against Debian's
+// nginx proxying to the same two backends, on loopback: each proxy gets
+// one CPU (taskset, GOMAXPROCS=1 / worker_processes 1), backends and wrk
+// share the other. wrk -t1 -c64, keep-alive, HTTP/1.1 and HTTPS; three
+// alternating rounds, the median is printed with the ratio to nginx.
+func TestALBvsNginx(t *testing.T) {
+	if os.Getenv("IKS_BENCH") == "" {
+		t.Skip("benchmark: run with `make bench`")
+	}
+	for _, tool := range []string{"nginx", "wrk", "taskset", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: apt-get install nginx-light wrk util-linux openssl", tool)
+		}
+	}
+	dir := t.TempDir()
+	bin := testutil.BuildBinary(t, "./tests/bench/albproxy")
+	start := func(cpu string, env []string, name string, args ...string) int {
+		cmd := exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// SIGTERM first: nginx's master then stops its worker too.
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		})
+		return cmd.Process.Pid
+	}
+	// Ports in 2xxxx on 127.0.0.1 only, distinct from other tests.
+	const o1, o2, albHTTP, albHTTPS, ngHTTP, ngHTTPS = "127.0.0.1:21181", "127.0.0.1:21182", "127.0.0.1:21080", "127.0.0.1:21443", "127.0.0.1:22080", "127.0.0.1:22443"
+	start("1", nil, bin, "-origin", o1)
+	start("1", nil, bin, "-origin", o2)
+	albPid := start("0", []string{"GOMAXPROCS=1"}, bin, "-http", albHTTP, "-https", albHTTPS, "-backends", o1+","+o2)
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", filepath.Join(dir, "k.pem"), "-out", filepath.Join(dir, "c.pem"), "-days", "2", "-subj", "/CN=bench").CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v: %s", err, out)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxConf(dir, o1, o2, ngHTTP, ngHTTPS)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ngPid := start("0", nil, "nginx", "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	for _, a := range []string{albHTTP, ngHTTP} {
+		waitHTTP(t, "http://"+a+"/")
+	}
+	type result struct{ rps, p99, cpuUS float64 }
+	run := func(url string, pid int) result {
+		cpu0 := cpuSeconds(pid)
+		out, err := exec.Command("taskset", "-c", "1", "wrk", "-t1", "-c64", "-d8s", "--latency", url).CombinedOutput()
+		cpu := cpuSeconds(pid) - cpu0
+		if err != nil {
+			t.Fatalf("wrk %s: %v: %s", url, err, out)
+		}
+		if strings.Contains(string(out), "Non-2xx") {
+			t.Fatalf("wrk %s saw errors:\n%s", url, out)
+		}
+		rps := wrkNumber(t, out, `Requests/sec:\s+([0-9.]+)`)
+		total := wrkNumber(t, out, `([0-9]+) requests in`)
+		return result{rps: rps, p99: wrkLatency(t, out), cpuUS: cpu / total * 1e6}
+	}
+	median := func(rs []result) result {
+		slices.SortFunc(rs, func(a, b result) int { return int(a.rps - b.rps) })
+		p := []float64{rs[0].p99, rs[1].p99, rs[2].p99}
+		c := []float64{rs[0].cpuUS, rs[1].cpuUS, rs[2].cpuUS}
+		slices.Sort(p)
+		slices.Sort(c)
+		return result{rps: rs[1].rps, p99: p[1], cpuUS: c[1]}
+	}
+	fmt.Printf("\n== Ingress ALB engine vs nginx %s (1 CPU each, wrk -c64 keep-alive, 612-byte answers, median of 3) ==\n%-18s %10s %9s %8s %12s %10s %9s %8s %8s %8s\n",
+		nginxVersion(), "protocol", "ALB req/s", "ALB p99", "ALB cpu", "nginx req/s", "nginx p99", "nginx cpu", "req/s x", "p99 x", "cpu x")
+	for _, sc := range []struct{ name, alb, ng string }{
+		{"HTTP/1.1", "http://" + albHTTP + "/", "http://" + ngHTTP + "/"},
+		{"HTTPS (HTTP/1.1)", "https://" + albHTTPS + "/", "https://" + ngHTTPS + "/"},
+	} {
+		var a, n []result
+		for range 3 {
+			a = append(a, run(sc.alb, albPid))
+			n = append(n, run(sc.ng, ngPid))
+		}
+		ma, mn := median(a), median(n)
+		fmt.Printf("%-18s %10.0f %7.1fms %6.1fus %12.0f %8.1fms %7.1fus %7.2fx %7.2fx %7.2fx\n", sc.name, ma.rps, ma.p99, ma.cpuUS,
+			mn.rps, mn.p99, mn.cpuUS, ma.rps/mn.rps, ma.p99/mn.p99, ma.cpuUS/mn.cpuUS)
+	}
+	fmt.Println("cpu: the proxy's CPU time (user+system, nginx master and worker) per request; targets: req/s >= 1.0x nginx, p99 <= 1.1x nginx")
+}
+
+func nginxConf(dir, o1, o2, httpAddr, httpsAddr string) string {
+	return fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy; fastcgi_temp_path %[1]s/fcgi; uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
+  upstream b { server %[2]s; server %[3]s; keepalive 256; }
+  server {
+    listen %[4]s;
+    listen %[5]s ssl http2;
+    ssl_certificate %[1]s/c.pem; ssl_certificate_key %[1]s/k.pem; ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Real-IP $remote_addr;
+    }
+  }
+}
+`, dir, o1, o2, httpAddr, httpsAddr)
+}
+
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: (&net.Dialer{}).DialContext}}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer 200 within 20 s", url)
+}
+
+func wrkNumber(t *testing.T, out []byte, re string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(re).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no %s in wrk output:\n%s", re, out)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// wrkLatency returns the 99% latency in milliseconds.
+func wrkLatency(t *testing.T, out []byte) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`99%\s+([0-9.]+)(us|ms|s)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no 99%% latency in wrk output:\n%s", out)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	switch string(m[2]) {
+	case "us":
+		v /= 1000
+	case "s":
+		v *= 1000
+	}
+	return v
+}
+
+// cpuSeconds is the user+system CPU time of pid and its child processes
+// (nginx's worker), from /proc.
+func cpuSeconds(pid int) float64 {
+	total := 0.0
+	pids := []int{pid}
+	if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+		for _, f := range strings.Fields(string(kids)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, k)
+			}
+		}
+	}
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" of the command: utime and stime are the
+		// 12th and 13th (clock ticks, 100 per second on Linux).
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseFloat(f[11], 64)
+			st, _ := strconv.ParseFloat(f[12], 64)
+			total += (u + st) / 100
+		}
+	}
+	return total
+}
+
+func nginxVersion() string {
+	out, _ := exec.Command("nginx", "-v").CombinedOutput()
+	return strings.TrimSpace(strings.TrimPrefix(string(out), "nginx version: "))
+}
