@@ -21,6 +21,7 @@ import (
 	"github.com/iks-dev/iks/agent/proxy"
 	"github.com/iks-dev/iks/agent/routing"
 	"github.com/iks-dev/iks/agent/tunnel"
+	"github.com/iks-dev/iks/agent/vpnroute"
 	"github.com/iks-dev/iks/embedded"
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
@@ -68,7 +69,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			return nil, err
 		}
 		var out []containerd.EmbeddedImage
-		for _, archive := range []string{embedded.PauseArchive, embedded.CoreDNSArchive} {
+		for _, archive := range []string{embedded.PauseArchive, embedded.CoreDNSArchive, embedded.StrongSwanArchive} {
 			a, ok := m[archive]
 			if !ok {
 				return nil, fmt.Errorf("embedded image %s missing from the manifest: build iks with `make`", archive)
@@ -115,6 +116,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			natBackend: func() routing.NATBackend { return routing.NATBackend(prx.Mode()) }},
 		&component.Await{B: prxBG},
 		netpol.New(netpol.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, VethPrefix: cni.HostVethPrefix}, log),
+		vpnroute.New(vpnroute.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, Kubeconfig: creds.Kubeconfig}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Kubeconfig: creds.Kubeconfig}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,

@@ -44,6 +44,11 @@ const PauseArchive = "pause.tar"
 // name (iks.local/coredns:VERSION) comes from the manifest, see ImageName.
 const CoreDNSArchive = "coredns.tar"
 
+// StrongSwanArchive is the asset name of the VPN gateway image (charon
+// from Debian's strongSwan and the cmd/iks-vpn supervisor); its image
+// name (iks.local/strongswan:VERSION) comes from the manifest.
+const StrongSwanArchive = "strongswan.tar"
+
 //go:embed all:assets
 var assetsFS embed.FS
 
@@ -56,7 +61,7 @@ func newEmbeddedStore() *store {
 		// fs.Sub fails only for an invalid path; "assets" is valid.
 		panic(err)
 	}
-	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, CNI, PauseArchive, CoreDNSArchive}}
+	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, CNI, PauseArchive, CoreDNSArchive, StrongSwanArchive}}
 }
 
 // Stage decompresses every embedded binary into binDir with mode 0755 and

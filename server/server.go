@@ -94,6 +94,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		bgpPeers,
 		lbCtl,
 		nodeaddr.New(admin, nil, log),
+		vpnController(cfg, admin, log),
 	}
 	addons, err := addonComponents(cfg, admin, log)
 	if err != nil {
