@@ -54,6 +54,17 @@ func run(ctx context.Context, log *slog.Logger) error {
 	dp, perr := probeDataplane()
 	log.Info("kernel ESP probe", "dataplane", dp, "probe-error", errString(perr))
 	g := &gateway{e: e, k: k, dataplane: dp, log: log, backoff: 500 * time.Millisecond}
+	if dp == vpnconn.DataplaneLibipsec {
+		anchors, err := ensureAnchors(e.Plan.LocalTS)
+		if err != nil {
+			g.fail(ctx, vpnconn.ReasonGatewayError, err.Error())
+			return err
+		}
+		if len(anchors) > 0 {
+			log.Info("anchor addresses for kernel-libipsec's routes", "device", anchorDevice, "addresses", fmt.Sprint(anchors))
+		}
+		defer func() { _ = removeAnchors() }()
+	}
 	cmd, err := startCharon(ctx, e, dp, log)
 	if err != nil {
 		g.fail(ctx, vpnconn.ReasonGatewayError, err.Error())
@@ -208,15 +219,19 @@ func (g *gateway) kick(delay time.Duration) {
 }
 
 func (g *gateway) initiate() error {
-	st, err := listSAs(context.Background(), g.sess, g.e.Name, time.Now())
-	if err == nil && st.IKE.State != "DOWN" {
-		return nil // established or under way (charon retries itself)
-	}
+	// Its own session: a session serves one request at a time, and
+	// govici's CallStreaming releases it before the stream is read.
 	s, err := dialVICI(g.e.RunDir)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = s.Close() }()
+	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	st, err := listSAs(lctx, s, g.e.Name, time.Now())
+	lcancel()
+	if err == nil && st.IKE.State != "DOWN" && st.Child.State != "DOWN" {
+		return nil // established or under way (charon retries itself)
+	}
 	msg, err := g.e.Plan.Initiate(15000)
 	if err != nil {
 		return err
@@ -232,7 +247,9 @@ func (g *gateway) initiate() error {
 // refresh reads the SAs and writes the status when it changed or the
 // heartbeat is due.
 func (g *gateway) refresh(ctx context.Context) {
-	st, err := listSAs(ctx, g.sess, g.e.Name, time.Now())
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	st, err := listSAs(lctx, g.sess, g.e.Name, time.Now())
+	cancel()
 	if err != nil {
 		g.log.Warn("list-sas failed", "err", err)
 		return

@@ -138,6 +138,9 @@ func classify(msg string, p *vpnconn.Plan) (failure, bool) {
 	case strings.Contains(l, "giving up after"), strings.Contains(l, "retransmit") && strings.Contains(l, "giving up"):
 		return failure{Reason: vpnconn.ReasonPeerUnreachable, Message: fmt.Sprintf(
 			"remote.gateway %s does not answer IKE on UDP 500/4500 (%s): check its address and that UDP 500 and 4500 reach it", p.Gateway, msg)}, true
+	case strings.Contains(l, "unable to install ipsec policies"), strings.Contains(l, "unable to install inbound and outbound ipsec sa"):
+		return failure{Reason: vpnconn.ReasonGatewayError, Message: fmt.Sprintf(
+			"charon could not install the tunnel on the gateway node (%s): see the gateway pod's log", msg)}, true
 	case strings.Contains(l, "no ike config found"), strings.Contains(l, "no matching peer config"):
 		return failure{Reason: vpnconn.ReasonAuthFailed, Message: fmt.Sprintf(
 			"the identities do not match (%s): check local.id=%s and remote.id=%s against the remote's", msg, p.LocalID, p.RemoteID)}, true
