@@ -110,10 +110,19 @@ func TestVPN(t *testing.T) {
 	}
 	mustSecret(t, cs, "site-psk", "site-secret")
 	mustSecret(t, cs, "bad-psk", "a-wrong-secret")
+	mustSecret(t, cs, "single-psk", "single-secret")
+	// The gateway of "site" may run on the workers only (nodeSelector), so
+	// that killing its node never kills the control plane.
+	for _, w := range nodes[1:] {
+		if out, err := srv.Kubectl("label", "node", w.Name, "vpn-gateway=yes"); err != nil {
+			t.Fatalf("label %s: %v: %s", w.Name, err, out)
+		}
+	}
 
 	t.Run("ipsec.auto start establishes the tunnel over kernel-libipsec", func(t *testing.T) {
 		applyVPN(t, srv, fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"site"},
-"spec":{"ipsec":{"auto":"start"},"remote":{"gateway":%q,"subnet":%q,"privateIPtoPing":%q},"preshared":{"secretName":"site-psk"}}}`,
+"spec":{"ipsec":{"auto":"start"},"remote":{"gateway":%q,"subnet":%q,"privateIPtoPing":%q},"preshared":{"secretName":"site-psk"},
+"nodeSelector":{"vpn-gateway":"yes"}}}`,
 			site.GWIP, site.LAN, site.HostIP))
 		c := waitVPN(t, dyn, "site", 90*time.Second, func(c *vpnconn.Conn) error {
 			if !c.Up() {
@@ -121,6 +130,9 @@ func TestVPN(t *testing.T) {
 			}
 			return nil
 		})
+		if gw := c.Status.Gateway.Node; gw != w1.Name && gw != w2.Name {
+			t.Errorf("gateway on %s, want a node of the nodeSelector (%s or %s)", gw, w1.Name, w2.Name)
+		}
 		if c.Status.Gateway.Dataplane != vpnconn.DataplaneLibipsec {
 			t.Errorf("dataplane %q, want %s on this kernel without ESP", c.Status.Gateway.Dataplane, vpnconn.DataplaneLibipsec)
 		}
@@ -195,13 +207,53 @@ func TestVPN(t *testing.T) {
 		if c, err := getVPN(dyn, "site"); err != nil || !c.Up() {
 			t.Errorf("connection site after adding bad: up=%v err=%v", c != nil && c.Up(), err)
 		}
+		if out, err := srv.Kubectl("delete", "vpnconnection", "bad", "--wait=true"); err != nil {
+			t.Fatalf("delete bad: %v: %s", err, out)
+		}
+	})
+
+	alive := nodes
+	t.Run("gateway node killed: the tunnel comes back on another eligible node", func(t *testing.T) {
+		c, err := getVPN(dyn, "site")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var victim *testutil.Node
+		alive = nil
+		for _, n := range nodes {
+			if n.Name == c.Status.Gateway.Node {
+				victim = n
+			} else {
+				alive = append(alive, n)
+			}
+		}
+		if victim == nil || victim == srv {
+			t.Fatalf("gateway node %q is not a worker", c.Status.Gateway.Node)
+		}
+		t0 := time.Now()
+		if err := nw.Cut(victim.Peer()); err != nil {
+			t.Fatal(err)
+		}
+		victim.Kill()
+		c = waitVPN(t, dyn, "site", 150*time.Second, func(c *vpnconn.Conn) error {
+			if c.Status.Gateway.Node == victim.Name || !c.Up() {
+				return fmt.Errorf("gateway %s, established %v", c.Status.Gateway.Node, c.Up())
+			}
+			return nil
+		})
+		eventually(t, 30*time.Second, "pod on "+srv.Name+" → remote host after the failover", func() error {
+			_, err := srv.Kubectl("exec", "vpn-"+srv.Name, "--", "/httpd", "get", "http://"+site.HostIP+":8080/whoami")
+			return err
+		})
+		t.Logf("tunnel back on %s %s after the gateway node %s died (node-monitor grace period + 10 s toleration + pod start)",
+			c.Status.Gateway.Node, time.Since(t0).Round(time.Second), victim.Name)
 	})
 
 	t.Run("deleting the resource removes routes and SAs", func(t *testing.T) {
 		if out, err := srv.Kubectl("delete", "vpnconnection", "site", "--wait=true"); err != nil {
 			t.Fatalf("delete: %v: %s", err, out)
 		}
-		for _, n := range nodes {
+		for _, n := range alive {
 			eventually(t, 30*time.Second, n.Name+" drops its routes to "+vpnLAN, func() error {
 				out, err := n.Net.Exec("ip", "route", "show", "table", "all", vpnLAN)
 				if err == nil && strings.TrimSpace(out) != "" {
@@ -217,6 +269,37 @@ func TestVPN(t *testing.T) {
 			}
 			return err
 		})
+	})
+
+	t.Run("ipsec.auto add and enableSingleSourceIP: the remote connects, sees one address", func(t *testing.T) {
+		const single = "10.250.0.7"
+		applyVPN(t, srv, fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"single"},
+"spec":{"enableSingleSourceIP":true,"local":{"id":"ibm-cloud-s","subnet":"%s/32"},"remote":{"id":"on-prem-s","subnet":%q},
+"preshared":{"secretName":"single-psk"}}}`, single, site.LAN))
+		c := waitVPN(t, dyn, "single", 60*time.Second, func(c *vpnconn.Conn) error {
+			e := c.Status.Condition(vpnconn.ConditionEstablished)
+			if e == nil || e.Reason != vpnconn.ReasonWaitingForPeer || c.Status.Gateway.NodeIP == "" {
+				return fmt.Errorf("Established %+v, want reason %s with the gateway's address", e, vpnconn.ReasonWaitingForPeer)
+			}
+			return nil
+		})
+		site.addSingle(t, c.Status.Gateway.NodeIP, single)
+		waitVPN(t, dyn, "single", 30*time.Second, func(c *vpnconn.Conn) error {
+			if !c.Up() {
+				return fmt.Errorf("not established: %+v", c.Status.Conditions)
+			}
+			return nil
+		})
+		for _, n := range alive {
+			pod := "vpn-" + n.Name
+			eventually(t, 30*time.Second, pod+" → remote host as "+single, func() error {
+				out, err := srv.Kubectl("exec", pod, "--", "/httpd", "get", "http://"+site.HostIP+":8080/whoami")
+				if err == nil && strings.TrimSpace(out) != "client="+single {
+					err = fmt.Errorf("remote host saw %q, want client=%s", out, single)
+				}
+				return err
+			})
+		}
 	})
 }
 

@@ -151,3 +151,43 @@ func (s *remoteSite) hostGet(httpdBin, url string) (string, error) {
 	out, err := exec.Command("nsenter", "--net="+s.Host.Path(), "--", httpdBin, "get", url).CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }
+
+// addSingle adds connection "single" to the remote, initiated by the
+// remote toward the cluster's gateway at gwIP (the cluster side waits:
+// ipsec.auto add), and initiates it.
+func (s *remoteSite) addSingle(t *testing.T, gwIP, single string) {
+	t.Helper()
+	conf := swanctlConf(s.GWIP) + fmt.Sprintf(`connections {
+  single {
+    version = 2
+    local_addrs = %s
+    remote_addrs = %s
+    local { auth = psk
+      id = on-prem-s }
+    remote { auth = psk
+      id = ibm-cloud-s }
+    children { single { local_ts = %s
+        remote_ts = %s/32 } }
+  }
+}
+secrets {
+  ike-single { id-a = on-prem-s
+    id-b = ibm-cloud-s
+    secret = "single-secret" }
+}
+`, s.GWIP, gwIP, vpnLAN, single)
+	f := filepath.Join(s.dir, "swanctl.conf")
+	if err := os.WriteFile(f, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.swanctl("--load-all", "--file", f); err != nil {
+		t.Fatalf("remote load: %v: %s", err, out)
+	}
+	eventually(t, 30*time.Second, "the remote initiates single", func() error {
+		out, err := s.swanctl("--initiate", "--child", "single", "--timeout", "10")
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	})
+}
