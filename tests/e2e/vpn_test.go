@@ -301,6 +301,43 @@ func TestVPN(t *testing.T) {
 			})
 		}
 	})
+
+	t.Run("remoteSubnetNAT: pods reach the remote at the mapped range, the remote appears from it", func(t *testing.T) {
+		if out, err := srv.Kubectl("delete", "vpnconnection", "single", "--wait=true"); err != nil {
+			t.Fatalf("delete single: %v: %s", err, out)
+		}
+		const mappedHost = "10.251.87.10"
+		applyVPN(t, srv, fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"mapped"},
+"spec":{"ipsec":{"auto":"start"},"remote":{"gateway":%q,"subnet":%q},"remoteSubnetNAT":"%s=10.251.87.0/24","preshared":{"secretName":"site-psk"}}}`,
+			site.GWIP, site.LAN, site.LAN))
+		waitVPN(t, dyn, "mapped", 60*time.Second, func(c *vpnconn.Conn) error {
+			if !c.Up() {
+				return fmt.Errorf("not established: %+v", c.Status.Conditions)
+			}
+			return nil
+		})
+		for _, n := range alive {
+			pod := "vpn-" + n.Name
+			eventually(t, 30*time.Second, pod+" → remote host at "+mappedHost, func() error {
+				out, err := srv.Kubectl("exec", pod, "--", "/httpd", "get", "http://"+mappedHost+":8080/whoami")
+				if err == nil && strings.TrimSpace(out) != "client="+podIPs[n.Name] {
+					err = fmt.Errorf("remote host saw %q, want client=%s", out, podIPs[n.Name])
+				}
+				return err
+			})
+			url := "http://" + podIPs[n.Name] + ":8080/whoami"
+			eventually(t, 20*time.Second, "remote host → "+url, func() error {
+				out, err := site.hostGet(httpdBin, url)
+				if err == nil && strings.TrimSpace(out) != "client="+mappedHost {
+					err = fmt.Errorf("pod saw %q, want client=%s (the mapped address)", out, mappedHost)
+				}
+				return err
+			})
+			if out, _ := n.Net.Exec("ip", "route", "show", site.LAN); strings.TrimSpace(out) != "" {
+				t.Errorf("%s routes the real remote subnet %s: %q; only the mapped range is routed", n.Name, site.LAN, out)
+			}
+		}
+	})
 }
 
 func mustSecret(t *testing.T, cs kubernetes.Interface, name, psk string) {
