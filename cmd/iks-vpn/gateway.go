@@ -85,6 +85,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		"local-ts", fmt.Sprint(e.Plan.LocalTS), "remote-ts", fmt.Sprint(e.Plan.RemoteTS))
 	g.kick(0)
 	g.refresh(ctx)
+	go g.holdLease(ctx)
 	tick := time.NewTicker(refreshEvery)
 	defer tick.Stop()
 	for {
@@ -299,6 +300,28 @@ func (g *gateway) refresh(ctx context.Context) {
 	g.mu.Lock()
 	g.reported, g.lastWrite = key, time.Now()
 	g.mu.Unlock()
+}
+
+// holdLease renews the gateway's Lease until ctx ends: the server moves
+// the gateway to another node when it stops (node dead or cut off).
+func (g *gateway) holdLease(ctx context.Context) {
+	t := time.NewTicker(leaseRenew)
+	defer t.Stop()
+	failing := false
+	for {
+		rctx, cancel := context.WithTimeout(ctx, leaseRenew)
+		err := g.k.renewLease(rctx, g.e.Name, g.e.PodName, g.e.NodeName)
+		cancel()
+		if err != nil && !failing && ctx.Err() == nil {
+			g.log.Warn("gateway Lease not renewed", "err", err)
+		}
+		failing = err != nil
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // fail reports a gateway-side failure.

@@ -109,3 +109,54 @@ func (k *kube) updateStatus(ctx context.Context, name string, mutate func(*vpnco
 	}
 	return fmt.Errorf("status of VPNConnection %s: conflicts persisted: %w", name, last)
 }
+
+// LeaseDuration is how long the gateway's Lease lasts without renewal;
+// the server's VPN controller moves a gateway whose Lease expired.
+const (
+	leaseRenew    = 2 * time.Second
+	leaseDuration = 6
+)
+
+// renewLease creates or renews kube-system/iks-vpn-NAME, held by pod.
+func (k *kube) renewLease(ctx context.Context, name, pod, node string) error {
+	path := "/apis/coordination.k8s.io/v1/namespaces/" + vpnconn.Namespace + "/leases/" + vpnconn.LeaseName(name)
+	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+	b, code, err := k.do(ctx, http.MethodGet, path, nil)
+	if code == http.StatusNotFound {
+		obj := map[string]any{"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+			"metadata": map[string]any{"name": vpnconn.LeaseName(name), "namespace": vpnconn.Namespace,
+				"annotations": map[string]any{vpnconn.LeaseNodeAnnotation: node}},
+			"spec": map[string]any{"holderIdentity": pod, "leaseDurationSeconds": leaseDuration, "renewTime": now, "acquireTime": now}}
+		body, _ := json.Marshal(obj)
+		_, _, err = k.do(ctx, http.MethodPost, "/apis/coordination.k8s.io/v1/namespaces/"+vpnconn.Namespace+"/leases", body)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return fmt.Errorf("decode Lease: %w", err)
+	}
+	spec, _ := obj["spec"].(map[string]any)
+	if spec == nil {
+		spec = map[string]any{}
+		obj["spec"] = spec
+	}
+	if spec["holderIdentity"] != pod {
+		spec["holderIdentity"], spec["acquireTime"] = pod, now
+	}
+	spec["renewTime"], spec["leaseDurationSeconds"] = now, leaseDuration
+	md, _ := obj["metadata"].(map[string]any)
+	if md != nil {
+		ann, _ := md["annotations"].(map[string]any)
+		if ann == nil {
+			ann = map[string]any{}
+			md["annotations"] = ann
+		}
+		ann[vpnconn.LeaseNodeAnnotation] = node
+	}
+	body, _ := json.Marshal(obj)
+	_, _, err = k.do(ctx, http.MethodPut, path, body)
+	return err
+}

@@ -169,3 +169,10 @@ const (
 	DataplaneLibipsec = "kernel-libipsec"
 	DataplaneXFRM     = "kernel-xfrm"
 )
+
+// LeaseName is the Lease (in Namespace) a connection's gateway renews
+// every 2 s; the server moves the gateway when it expires.
+func LeaseName(conn string) string { return "iks-vpn-" + conn }
+
+// LeaseNodeAnnotation on the Lease names the gateway's node.
+const LeaseNodeAnnotation = "network.iks.io/node"

@@ -105,11 +105,15 @@ func (c *Controller) Start(ctx context.Context) error {
 		return fmt.Errorf("vpn: watch %s: %w", vpnconn.Resource, err)
 	}
 	f.Start(runCtx.Done())
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
 		for c.work(runCtx) {
 		}
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.watchGateways(runCtx)
 	}()
 	c.log.Info("VPN controller running", "crd", vpnconn.CRDName, "image", c.cfg.Image)
 	return nil

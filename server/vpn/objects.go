@@ -137,6 +137,7 @@ func accessObjects() (*corev1.ServiceAccount, []*rbacv1.ClusterRole, []*rbacv1.C
 	gw := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: RoleGateway, Labels: managedBy}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{vpnconn.Group}, Resources: []string{vpnconn.Resource}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{vpnconn.Group}, Resources: []string{vpnconn.Resource + "/status"}, Verbs: []string{"get", "update", "patch"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 	}}
 	nodes := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: RoleNodeReader, Labels: managedBy}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{vpnconn.Group}, Resources: []string{vpnconn.Resource}, Verbs: []string{"get", "list", "watch"}},
