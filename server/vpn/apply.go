@@ -69,6 +69,13 @@ func (c *Controller) ensureAccess(ctx context.Context) error {
 			return fmt.Errorf("ClusterRole %s: %w", r.Name, err)
 		}
 	}
+	role, rb := leaseAccess()
+	if _, err := rbac.Roles(role.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("Role %s/%s: %w", role.Namespace, role.Name, err)
+	}
+	if _, err := rbac.RoleBindings(rb.Namespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("RoleBinding %s/%s: %w", rb.Namespace, rb.Name, err)
+	}
 	for _, b := range bindings {
 		if _, err := rbac.ClusterRoleBindings().Create(ctx, b, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("ClusterRoleBinding %s: %w", b.Name, err)

@@ -129,6 +129,16 @@ func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav
 	}, nil
 }
 
+// leaseAccess lets the gateways keep their Leases in kube-system only.
+func leaseAccess() (*rbacv1.Role, *rbacv1.RoleBinding) {
+	r := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: RoleGateway, Namespace: vpnconn.Namespace, Labels: managedBy},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}}}
+	b := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: RoleGateway, Namespace: vpnconn.Namespace, Labels: managedBy},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: RoleGateway},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: ServiceAccount, Namespace: vpnconn.Namespace}}}
+	return r, b
+}
+
 // accessObjects are the gateway's ServiceAccount and its right to read
 // VPNConnections and write their status, and the nodes' right to read
 // them (every agent routes).
@@ -137,7 +147,6 @@ func accessObjects() (*corev1.ServiceAccount, []*rbacv1.ClusterRole, []*rbacv1.C
 	gw := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: RoleGateway, Labels: managedBy}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{vpnconn.Group}, Resources: []string{vpnconn.Resource}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{vpnconn.Group}, Resources: []string{vpnconn.Resource + "/status"}, Verbs: []string{"get", "update", "patch"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 	}}
 	nodes := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: RoleNodeReader, Labels: managedBy}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{vpnconn.Group}, Resources: []string{vpnconn.Resource}, Verbs: []string{"get", "list", "watch"}},
