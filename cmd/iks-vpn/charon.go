@@ -26,8 +26,10 @@ func plugins(dataplane string) string {
 }
 
 // charonConf is strongswan.conf: logs to stderr (the pod's log),
-// retransmissions that give up within ~10 s (charon's defaults take
-// minutes), the VICI socket in runDir.
+// retransmissions that give up after ~8 s (1 + 1.5 + 2.25 + 3.4 s;
+// charon's defaults take minutes), so that with a 5 s DPD a restarted
+// or vanished peer is noticed and re-initiated within ~10-13 s; the VICI
+// socket in runDir.
 func charonConf(runDir, dataplane string) string {
 	return fmt.Sprintf(`charon-systemd {
   load = %s
@@ -41,9 +43,9 @@ func charonConf(runDir, dataplane string) string {
       ike_name = yes
     }
   }
-  retransmit_timeout = 2.0
+  retransmit_timeout = 1.0
   retransmit_tries = 3
-  retransmit_base = 1.4
+  retransmit_base = 1.5
   install_routes = yes
   plugins {
     vici {

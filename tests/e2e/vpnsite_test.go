@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,17 +12,16 @@ import (
 )
 
 // remoteSite is the "remote site" of TestVPN: a gateway namespace on the
-// harness's external subnet running stock strongSwan (Debian's
-// charon-systemd with kernel-libipsec, configured with swanctl), and a
-// host namespace on the LAN behind it.
+// harness's external subnet running stock strongSwan (testutil.Charon:
+// Debian's charon-systemd with kernel-libipsec, configured with swanctl),
+// and a host namespace on the LAN behind it.
 type remoteSite struct {
-	GW, Host       *testutil.Netns
-	GWIP, HostIP   string
-	LAN            string // the remote subnet
-	dir            string
-	charon, server *exec.Cmd
+	GW, Host     *testutil.Netns
+	GWIP, HostIP string
+	LAN          string // the remote subnet
+	charon       *testutil.Charon
+	dir          string
 }
-
 // remote LAN of the site: outside every harness subnet, so only the
 // tunnel reaches it.
 const (
@@ -75,8 +72,6 @@ secrets {
 
 func newRemoteSite(t *testing.T, nw *testutil.Network, httpdBin string) *remoteSite {
 	t.Helper()
-	testutil.RequireTools(t, "charon-systemd libcharon-extra-plugins", "/usr/sbin/charon-systemd")
-	testutil.RequireTools(t, "strongswan-swanctl", "swanctl")
 	s := &remoteSite{GW: testutil.NewNetns(t, "iks-vpn-rgw"), Host: testutil.NewNetns(t, "iks-vpn-rhost"),
 		GWIP: nw.IP("ext", 20), HostIP: vpnLANHost, LAN: vpnLAN, dir: t.TempDir()}
 	nw.Attach(s.GW, "ext", s.GWIP, "v-vpn-rgw")
@@ -90,61 +85,14 @@ func newRemoteSite(t *testing.T, nw *testutil.Network, httpdBin string) *remoteS
 	if out, err := s.GW.Exec("sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
 		t.Fatalf("ip_forward in the remote gateway: %v: %s", err, out)
 	}
-	conf := fmt.Sprintf(`charon-systemd {
-  load = random nonce openssl pem pkcs1 x509 pubkey kdf kernel-libipsec kernel-netlink socket-default vici
-  journal { default = -1 }
-  plugins { vici { socket = unix://%s/charon.vici } }
-}
-`, s.dir)
-	if err := os.WriteFile(filepath.Join(s.dir, "strongswan.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(s.dir, "swanctl.conf"), []byte(swanctlConf(s.GWIP)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.charon = s.start(t, "charon-daemon", "STRONGSWAN_CONF="+filepath.Join(s.dir, "strongswan.conf"), s.GW, "/usr/sbin/charon-systemd")
-	eventually(t, 20*time.Second, "remote charon loads its configuration", func() error {
-		out, err := s.swanctl("--load-all", "--file", filepath.Join(s.dir, "swanctl.conf"))
-		if err != nil {
-			return fmt.Errorf("%w: %s", err, out)
-		}
-		return nil
-	})
-	// charon-systemd logs to the journal only: swanctl --log streams it.
-	s.start(t, "charon", "", s.GW, "swanctl", "--log", "--uri", "unix://"+s.dir+"/charon.vici")
-	s.server = s.start(t, "httpd", "PORT=8080", s.Host, httpdBin)
+	s.charon = testutil.StartCharon(t, s.GW, swanctlConf(s.GWIP))
+	s.dir = s.charon.Dir
+	testutil.SpawnIn(t, s.Host, filepath.Join(s.dir, "httpd.log"), "PORT=8080", httpdBin)
 	return s
 }
 
-// start runs bin in ns with one extra environment entry, killed at cleanup.
-func (s *remoteSite) start(t *testing.T, name, env string, ns *testutil.Netns, bin string, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command("nsenter", append([]string{"--net=" + ns.Path(), "--", bin}, args...)...)
-	cmd.Env = append(os.Environ(), env)
-	log, err := os.Create(filepath.Join(s.dir, name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		_ = log.Close()
-	})
-	return cmd
-}
-
 // swanctl runs swanctl against the remote charon.
-func (s *remoteSite) swanctl(args ...string) (string, error) {
-	full := append([]string{"--net=" + s.GW.Path(), "--", "swanctl"}, args...)
-	full = append(full, "--uri", "unix://"+s.dir+"/charon.vici")
-	out, err := exec.Command("nsenter", full...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
+func (s *remoteSite) swanctl(args ...string) (string, error) { return s.charon.Swanctl(args...) }
 
 // hostGet fetches url from the remote host namespace.
 func (s *remoteSite) hostGet(httpdBin, url string) (string, error) {
@@ -176,13 +124,7 @@ secrets {
     secret = "single-secret" }
 }
 `, s.GWIP, gwIP, vpnLAN, single)
-	f := filepath.Join(s.dir, "swanctl.conf")
-	if err := os.WriteFile(f, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := s.swanctl("--load-all", "--file", f); err != nil {
-		t.Fatalf("remote load: %v: %s", err, out)
-	}
+	s.charon.Load(conf)
 	eventually(t, 30*time.Second, "the remote initiates single", func() error {
 		out, err := s.swanctl("--initiate", "--child", "single", "--timeout", "10")
 		if err != nil {
