@@ -22,6 +22,7 @@ type remoteSite struct {
 	charon       *testutil.Charon
 	dir          string
 }
+
 // remote LAN of the site: outside every harness subnet, so only the
 // tunnel reaches it.
 const (
