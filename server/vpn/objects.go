@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -104,6 +105,10 @@ func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav
 			ImagePullPolicy: corev1.PullNever,
 			Env:             env,
 			SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+			// Not BestEffort: ESP runs in charon's user space with
+			// kernel-libipsec, and a BestEffort pod's CPU weight is minimal.
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},
 			VolumeMounts: []corev1.VolumeMount{
 				{Name: "psk", MountPath: pskMountDir, ReadOnly: true},
 				{Name: "run", MountPath: runDir},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/iks-dev/iks/tests/testutil"
@@ -122,7 +123,9 @@ secrets { ike-plain { id-a = plain
 		t.Fatal(err)
 	}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "vpnb"}, Spec: corev1.PodSpec{NodeName: srv.Name,
-		Containers: []corev1.Container{{Name: "httpd", Image: "iks.local/httpd:1", ImagePullPolicy: corev1.PullNever}}}}
+		// A CPU request as the baseline's sender has (not BestEffort).
+		Containers: []corev1.Container{{Name: "httpd", Image: "iks.local/httpd:1", ImagePullPolicy: corev1.PullNever,
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}}}}}}
 	if _, err := cs.CoreV1().Pods("default").Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
