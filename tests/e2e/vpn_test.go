@@ -341,6 +341,39 @@ func TestVPN(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("localSubnetNAT: the remote sees pods in the mapped range and reaches them there", func(t *testing.T) {
+		if out, err := srv.Kubectl("delete", "vpnconnection", "mapped", "--wait=true"); err != nil {
+			t.Fatalf("delete mapped: %v: %s", err, out)
+		}
+		applyVPN(t, srv, fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"lnat"},
+"spec":{"ipsec":{"auto":"start"},"local":{"id":"ibm-cloud-l","subnet":"10.252.0.0/16"},"localSubnetNAT":"172.30.0.0/16=10.252.0.0/16",
+"remote":{"id":"on-prem-l","gateway":%q,"subnet":%q},"preshared":{"secretName":"site-psk"}}}`, site.GWIP, site.LAN))
+		waitVPN(t, dyn, "lnat", 60*time.Second, func(c *vpnconn.Conn) error {
+			if !c.Up() {
+				return fmt.Errorf("not established: %+v", c.Status.Conditions)
+			}
+			return nil
+		})
+		for _, n := range alive {
+			pod := "vpn-" + n.Name
+			mapped := "10.252." + strings.SplitN(podIPs[n.Name], ".", 3)[2]
+			eventually(t, 30*time.Second, pod+" → remote host as "+mapped, func() error {
+				out, err := srv.Kubectl("exec", pod, "--", "/httpd", "get", "http://"+site.HostIP+":8080/whoami")
+				if err == nil && strings.TrimSpace(out) != "client="+mapped {
+					err = fmt.Errorf("remote host saw %q, want client=%s", out, mapped)
+				}
+				return err
+			})
+			eventually(t, 20*time.Second, "remote host → "+mapped, func() error {
+				out, err := site.hostGet(httpdBin, "http://"+mapped+":8080/whoami")
+				if err == nil && strings.TrimSpace(out) != "client="+site.HostIP {
+					err = fmt.Errorf("pod saw %q, want client=%s", out, site.HostIP)
+				}
+				return err
+			})
+		}
+	})
 }
 
 func mustSecret(t *testing.T, cs kubernetes.Interface, name, psk string) {

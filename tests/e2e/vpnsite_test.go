@@ -49,6 +49,16 @@ func swanctlConf(gwIP string) string {
         remote_ts = 172.30.0.0/16,172.21.0.0/16
         dpd_action = clear } }
   }
+  lnat {
+    version = 2
+    local_addrs = %[1]s
+    local { auth = psk
+      id = on-prem-l }
+    remote { auth = psk
+      id = ibm-cloud-l }
+    children { lnat { local_ts = %[2]s
+        remote_ts = 10.252.0.0/16 } }
+  }
   bad {
     version = 2
     local_addrs = %[1]s
@@ -63,6 +73,9 @@ func swanctlConf(gwIP string) string {
 secrets {
   ike-site { id-a = on-prem
     id-b = ibm-cloud
+    secret = "site-secret" }
+  ike-lnat { id-a = on-prem-l
+    id-b = ibm-cloud-l
     secret = "site-secret" }
   ike-bad { id-a = on-prem-b
     id-b = ibm-cloud-b
