@@ -54,6 +54,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 	dp, perr := probeDataplane()
 	log.Info("kernel ESP probe", "dataplane", dp, "probe-error", errString(perr))
 	g := &gateway{e: e, k: k, dataplane: dp, log: log, backoff: 500 * time.Millisecond}
+	// Claim the connection at once: the agents blackhole its subnets
+	// instead of routing them to a previous gateway's node.
+	g.fail(ctx, vpnconn.ReasonConnecting, "gateway starting on node "+e.NodeName)
 	if dp == vpnconn.DataplaneLibipsec {
 		anchors, err := ensureAnchors(e.Plan.LocalTS)
 		if err != nil {
@@ -79,6 +82,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	events, err := g.subscribe()
 	if err != nil {
+		g.fail(ctx, vpnconn.ReasonGatewayError, err.Error())
 		return err
 	}
 	log.Info("connection loaded into charon", "auto", e.Plan.Auto, "remote", e.Plan.Gateway,
@@ -132,14 +136,16 @@ func (g *gateway) load() error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Call(context.Background(), "load-shared", shared); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.Call(ctx, "load-shared", shared); err != nil {
 		return fmt.Errorf("vici load-shared: %w", err)
 	}
 	conn, err := g.e.Plan.LoadConn(g.e.NodeIP)
 	if err != nil {
 		return err
 	}
-	if _, err := s.Call(context.Background(), "load-conn", conn); err != nil {
+	if _, err := s.Call(ctx, "load-conn", conn); err != nil {
 		return fmt.Errorf("vici load-conn: %w", err)
 	}
 	return nil
@@ -152,8 +158,15 @@ func (g *gateway) subscribe() (<-chan vici.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Subscribe("ike-updown", "child-updown", "log"); err != nil {
-		return nil, fmt.Errorf("vici subscribe: %w", err)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Subscribe("ike-updown", "child-updown", "log") }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return nil, fmt.Errorf("vici subscribe: %w", err)
+		}
+	case <-time.After(20 * time.Second):
+		return nil, errors.New("vici subscribe: charon did not answer within 20s")
 	}
 	ch := make(chan vici.Event, 256)
 	s.NotifyEvents(ch)

@@ -66,8 +66,9 @@ func TestVPN(t *testing.T) {
 				r, _ := n.Net.Exec("ip", "route", "show", "table", "all", "proto", "82")
 				t.Logf("===== %s VPN routes\n%s", n.Name, r)
 			}
-			for _, d := range []string{"site", "bad"} {
-				l, _ := srv.Kubectl("logs", "-n", vpnconn.Namespace, "deploy/iks-vpn-"+d, "--tail", "400")
+			pods, _ := srv.Kubectl("get", "pods", "-n", vpnconn.Namespace, "-l", "app=iks-vpn-gateway", "-o", "name")
+			for _, d := range strings.Fields(pods) {
+				l, _ := srv.Kubectl("logs", "-n", vpnconn.Namespace, d, "--tail", "400")
 				var keep []string
 				for _, line := range strings.Split(l, "\n") {
 					if !strings.Contains(line, "[NET]") && !strings.Contains(line, "[ENC]") {
@@ -235,7 +236,12 @@ func TestVPN(t *testing.T) {
 			t.Fatal(err)
 		}
 		victim.Kill()
-		c = waitVPN(t, dyn, "site", 150*time.Second, func(c *vpnconn.Conn) error {
+		t.Cleanup(func() {
+			if t.Failed() {
+				dump()
+			}
+		})
+		c = waitVPN(t, dyn, "site", 60*time.Second, func(c *vpnconn.Conn) error {
 			if c.Status.Gateway.Node == victim.Name || !c.Up() {
 				return fmt.Errorf("gateway %s, established %v", c.Status.Gateway.Node, c.Up())
 			}
@@ -245,6 +251,9 @@ func TestVPN(t *testing.T) {
 			_, err := srv.Kubectl("exec", "vpn-"+srv.Name, "--", "/httpd", "get", "http://"+site.HostIP+":8080/whoami")
 			return err
 		})
+		if t.Failed() {
+			dump()
+		}
 		took := time.Since(t0)
 		t.Logf("tunnel back and traffic flowing through %s %s after the gateway node %s died", c.Status.Gateway.Node, took.Round(100*time.Millisecond), victim.Name)
 		if took > 30*time.Second {
@@ -372,6 +381,31 @@ func TestVPN(t *testing.T) {
 				}
 				return err
 			})
+		}
+	})
+
+	t.Run("a remote subnet overlapping the pod range without NAT: condition Valid names it, no gateway, no routes", func(t *testing.T) {
+		applyVPN(t, srv, `{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"overlap"},
+"spec":{"remote":{"subnet":"172.30.8.0/24"},"preshared":{"secretName":"site-psk"}}}`)
+		c := waitVPN(t, dyn, "overlap", 30*time.Second, func(c *vpnconn.Conn) error {
+			if v := c.Status.Condition(vpnconn.ConditionValid); v == nil || v.Status != metav1.ConditionFalse {
+				return fmt.Errorf("Valid %+v, want False", v)
+			}
+			return nil
+		})
+		if msg := c.Status.Condition(vpnconn.ConditionValid).Message; !strings.Contains(msg, "172.30.8.0/24 overlaps the cluster range") || !strings.Contains(msg, "remoteSubnetNAT") {
+			t.Errorf("Valid message %q: want the subnet, the overlap and the fix", msg)
+		}
+		if _, err := cs.AppsV1().Deployments(vpnconn.Namespace).Get(context.Background(), "iks-vpn-overlap", metav1.GetOptions{}); err == nil {
+			t.Error("a gateway runs for an invalid connection")
+		}
+		for _, n := range alive {
+			if out, _ := n.Net.Exec("ip", "route", "show", "proto", "82", "172.30.8.0/24"); strings.TrimSpace(out) != "" {
+				t.Errorf("%s routes the invalid connection's subnet: %q", n.Name, out)
+			}
+		}
+		if c, err := getVPN(dyn, "lnat"); err != nil || !c.Up() {
+			t.Errorf("connection lnat after the invalid one: up=%v err=%v", c != nil && c.Up(), err)
 		}
 	})
 }
