@@ -21,6 +21,7 @@ import (
 	"github.com/iks-dev/iks/agent/proxy"
 	"github.com/iks-dev/iks/agent/routing"
 	"github.com/iks-dev/iks/agent/tunnel"
+	"github.com/iks-dev/iks/agent/vpnroute"
 	"github.com/iks-dev/iks/embedded"
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
@@ -69,7 +70,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			return nil, err
 		}
 		var out []containerd.EmbeddedImage
-		for _, archive := range []string{embedded.PauseArchive, embedded.CoreDNSArchive, embedded.ALBArchive} {
+		for _, archive := range []string{embedded.PauseArchive, embedded.CoreDNSArchive, embedded.ALBArchive, embedded.StrongSwanArchive} {
 			a, ok := m[archive]
 			if !ok {
 				return nil, fmt.Errorf("embedded image %s missing from the manifest: build iks with `make`", archive)
@@ -125,6 +126,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		// The carried images besides pause import beside the kubelet's
 		// start; the node counts as up once they are in.
 		&component.Func{ID: "images", StartFn: ctrd.WaitImages},
+		vpnroute.New(vpnroute.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, Kubeconfig: creds.Kubeconfig}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Clients: clients}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,

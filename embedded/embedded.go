@@ -48,6 +48,11 @@ const CoreDNSArchive = "coredns.tar"
 // (cmd/iks-alb); its image name comes from the manifest, see ImageName.
 const ALBArchive = "alb.tar"
 
+// StrongSwanArchive is the asset name of the VPN gateway image (charon
+// from Debian's strongSwan and the cmd/iks-vpn supervisor); its image
+// name (iks.local/strongswan:VERSION) comes from the manifest.
+const StrongSwanArchive = "strongswan.tar"
+
 //go:embed all:assets
 var assetsFS embed.FS
 
@@ -60,7 +65,7 @@ func newEmbeddedStore() *store {
 		// fs.Sub fails only for an invalid path; "assets" is valid.
 		panic(err)
 	}
-	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, CNI, PauseArchive, CoreDNSArchive, ALBArchive}}
+	return &store{fsys: sub, required: []string{Runc, Crictl, Portmap, Shim, Containerd, CNI, PauseArchive, CoreDNSArchive, ALBArchive, StrongSwanArchive}}
 }
 
 // Stage decompresses every embedded binary into binDir with mode 0755 and

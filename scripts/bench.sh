@@ -4,7 +4,9 @@
 # process, the agent's Go heap (pprof), binary size by section, asset and
 # module, kube-proxy rule sync for 1,000
 # Services, pod-to-pod TCP throughput (same node, same subnet, cross
-# subnet, with tcpsend/tcpsink of tests/images/httpd; no extra package);
+# subnet, with tcpsend/tcpsink of tests/images/httpd; no extra package),
+# the strongSwan VPN (TestVPNBench: throughput against a plain
+# strongSwan-to-strongSwan tunnel, create → traffic, remote restart);
 # each printed with its target and
 # a baseline measured in the same run.
 set -euo pipefail

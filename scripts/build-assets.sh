@@ -21,6 +21,12 @@
 #   alb.tar       this repo's cmd/iks-alb, the Ingress ALB, static, packed as
 #                 iks.local/alb:KEY (KEY: a hash of its sources, so that a
 #                 changed ALB rolls the Deployments the server creates)
+#   strongswan.tar the VPN gateway image iks.local/strongswan:VERSION: Debian's
+#                 charon-systemd with the few plugins a PSK gateway needs
+#                 (kernel-libipsec included) and the shared libraries they
+#                 load, copied from this host's packages (charon-systemd,
+#                 libcharon-extra-plugins), plus this repo's cmd/iks-vpn
+#                 (static) as entrypoint; see STRONGSWAN_PLUGINS
 #
 # Sources come from the Go module proxy (`go mod download`), never from a
 # container registry, so the build works wherever Go modules resolve. Build
@@ -51,6 +57,8 @@ COREDNS_IMAGE=iks.local/coredns:${COREDNS_VERSION#v}
 # small and the build short.
 COREDNS_PLUGINS=(kubernetes forward cache errors health ready log loop reload loadbalance hosts metrics)
 PAUSE_IMAGE=iks.local/pause:${PAUSE_VERSION}
+# The charon plugins the gateway image carries (cmd/iks-vpn loads them).
+STRONGSWAN_PLUGINS=(random nonce openssl pem pkcs1 x509 pubkey kdf kernel-libipsec kernel-netlink socket-default vici)
 ZSTD_LEVEL=${ZSTD_LEVEL:-19}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -330,6 +338,50 @@ build_alb() {
 	install_asset alb.tar image "$tag" "$key" "$WORK/out/alb.tar" "iks.local/alb:$tag"
 }
 
+build_strongswan() {
+	local key f inputs=(go.mod go.sum) dir version charon=/usr/sbin/charon-systemd image lib
+	local -a files=() objs=()
+	[[ -x $charon ]] || die "$charon not found: install Debian's strongSwan (apt-get install charon-systemd libcharon-extra-plugins strongswan-swanctl, or scripts/prereqs.sh install build)"
+	version=$(dpkg-query -W -f '${Version}' charon-systemd 2>/dev/null) || die "cannot read the version of the charon-systemd package"
+	image=iks.local/strongswan:${version//[^A-Za-z0-9._-]/-}
+	while read -r dir; do
+		for f in "$dir"/*.go; do
+			[[ $f == *_test.go ]] || inputs+=("${f#"$ROOT"/}")
+		done
+	done < <(cd "$ROOT" && go list -deps -f '{{if not .Standard}}{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}{{end}}' ./cmd/iks-vpn ./scripts/mkimage)
+	key=$(cd "$ROOT" && input_key strongswan.tar "$version ${STRONGSWAN_PLUGINS[*]}" "${inputs[@]}")
+	if up_to_date strongswan.tar "$key"; then log "strongswan.tar $image: up to date"; return; fi
+	log "strongswan.tar $image: building"
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$WORK/out/iks-vpn" ./cmd/iks-vpn)
+	check_static "$WORK/out/iks-vpn"
+	[[ -x $WORK/out/mkimage ]] || (cd "$ROOT" && go build -trimpath -o "$WORK/out/mkimage" ./scripts/mkimage)
+	objs=("$charon")
+	for f in "${STRONGSWAN_PLUGINS[@]}"; do
+		[[ -f /usr/lib/ipsec/plugins/libstrongswan-$f.so ]] || die "charon plugin $f missing: apt-get install libcharon-extra-plugins libstrongswan-standard-plugins"
+		objs+=("/usr/lib/ipsec/plugins/libstrongswan-$f.so")
+	done
+	# Every object and the shared libraries each loads (ldd resolves the
+	# whole closure), at the paths the loader looks them up.
+	declare -A seen=()
+	for f in "${objs[@]}"; do
+		seen[$f]=1
+		while read -r lib; do
+			[[ -n $lib ]] && seen[$lib]=1
+		done < <(ldd "$f" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p')
+	done
+	# glibc dlopens libgcc_s for pthread_cancel, which charon uses: put
+	# it beside the libc that ldd found.
+	lib=$(ldd "$charon" | sed -n 's/.*libc\.so\.6 => \(\/[^ ]*\)\/libc\.so\.6 .*/\1/p')
+	[[ -f $lib/libgcc_s.so.1 ]] || die "libgcc_s.so.1 not found beside libc in $lib: install libgcc-s1"
+	seen[$lib/libgcc_s.so.1]=1
+	for f in "${!seen[@]}"; do
+		files+=(-file "$f:$f")
+	done
+	"$WORK/out/mkimage" -name "$image" -bin "$WORK/out/iks-vpn" -entrypoint /iks-vpn \
+		-env IKS_VPN_CHARON=$charon -port 500/udp -port 4500/udp "${files[@]}" -o "$WORK/out/strongswan.tar"
+	install_asset strongswan.tar image "$version" "$key" "$WORK/out/strongswan.tar" "$image"
+}
+
 # write_manifest: manifest.json from the stamps, atomically.
 write_manifest() {
 	local name sep=
@@ -358,5 +410,6 @@ build_cni
 build_pause
 build_coredns
 build_alb
-write_manifest runc crictl portmap containerd-shim-runc-v2 containerd iks-cni pause.tar coredns.tar alb.tar
+build_strongswan
+write_manifest runc crictl portmap containerd-shim-runc-v2 containerd iks-cni pause.tar coredns.tar alb.tar strongswan.tar
 log "assets in $OUT ready after $((SECONDS - start))s"

@@ -3,7 +3,8 @@
 # server, containerd, the containerd shims and every pod process; then
 # unmounts what they mounted, deletes the pod interfaces (cali*), the
 # iptables chains and rules named CNI-*, KUBE-* and IKS-*, the iks.vxlan
-# tunnel and its routes, the nftables tables of NAT outgoing (ip iks-nat),
+# tunnel and its routes, the VPN routes (proto 82) and anchor addresses,
+# the nftables tables of NAT outgoing (ip iks-nat), VPN (ip iks-vpn),
 # kube-proxy, iks and the portmap plugin, and the kubepods cgroups.
 #
 # Processes are ours when their executable is the installed iks binary or a
@@ -296,11 +297,18 @@ clean_links() {
 	# IP-in-IP where the kernel has it).
 	ip route flush proto 80 2>/dev/null || true
 	ip route flush proto 81 2>/dev/null || true
+	# VPN routes and blackholes toward remote sites (agent/vpnroute).
+	ip route flush proto 82 2>/dev/null || true
 	for dev in iks.vxlan iks.tunl; do
 		if [ -e "/sys/class/net/$dev" ] || ip link show "$dev" >/dev/null 2>&1; then
 			ip link delete "$dev" 2>/dev/null || problem "cannot delete interface $dev"
 		fi
 	done
+	# Anchor addresses of a VPN gateway (cmd/iks-vpn, label lo:iksvpn).
+	ip -o -4 addr show dev lo label 'lo:iksvpn' 2>/dev/null | awk '{ print $4 }' |
+		while read -r addr; do
+			ip addr del "$addr" dev lo 2>/dev/null || problem "cannot remove VPN anchor address $addr from lo"
+		done || true
 	# LoadBalancer IPs the lb speaker announced (/32, label <uplink>:lb).
 	ip -o -4 addr show label '*:lb' 2>/dev/null | awk '{ print $2, $4 }' |
 		while read -r dev addr; do

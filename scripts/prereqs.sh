@@ -38,6 +38,8 @@ build|pkg-config|cmd:pkg-config|pkg-config|pkgconf-pkg-config|finds libseccomp f
 build|libseccomp|pc:libseccomp|libseccomp-dev|libseccomp-devel libseccomp-static|seccomp in runc (pods get the RuntimeDefault profile)
 build|zstd|cmd:zstd|zstd|zstd|compresses the assets carried in the binary
 build|sha256sum|cmd:sha256sum|coreutils|coreutils|hashes the carried assets
+build|charon-systemd|file:/usr/sbin/charon-systemd|charon-systemd|strongswan|the VPN gateway image carries its charon (scripts/build-assets.sh)
+build|charon plugins|file:/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so|libcharon-extra-plugins|strongswan|kernel-libipsec (ESP without kernel ESP) in the VPN gateway image
 runtime|iptables|cmd:iptables|iptables|iptables-nft|NAT of pod traffic leaving the cluster, hostPort (portmap), kube-proxy iptables mode
 runtime|iptables-restore|cmd:iptables-restore|iptables|iptables-nft|loads the NAT outgoing chain atomically
 runtime|nft|cmd:nft|nftables|nftables|kube-proxy nftables mode and network policy (without it kube-proxy falls back to iptables and NetworkPolicies are not enforced)
@@ -53,6 +55,7 @@ test|curl|cmd:curl|curl|curl|tests fetch pages from services
 test|nginx|cmd:nginx|nginx-light|nginx|the ALB benchmark compares the ALB with nginx on the same backends
 test|wrk|cmd:wrk|wrk|wrk|the ALB benchmark drives the load
 test|openssl|cmd:openssl|openssl|openssl|the ALB benchmark makes the nginx certificate
+test|swanctl|cmd:swanctl|strongswan-swanctl|strongswan|e2e tests run a stock strongSwan as the remote VPN site
 '
 
 usage() {

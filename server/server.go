@@ -99,6 +99,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		bgpPeers,
 		lbCtl,
 		nodeaddr.New(clients, log),
+		vpnController(cfg, admin, log),
 	}
 	addons, err := addonComponents(cfg, admin, clients, log)
 	if err != nil {

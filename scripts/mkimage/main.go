@@ -1,11 +1,14 @@
 // Command mkimage packs one static binary into a single-layer linux/amd64
 // OCI image archive that containerd can import without a registry:
 //
-//	go run ./scripts/mkimage -name iks.local/httpd:1 -bin ./httpd [-entrypoint /httpd] -o httpd.tar [-- ARGS...]
+//	go run ./scripts/mkimage -name iks.local/httpd:1 -bin ./httpd [-entrypoint /httpd] [-file SRC:DEST]... -o httpd.tar [-- ARGS...]
 //
 // The binary is stored at the entrypoint path (default "/" plus its base
 // name) and runs as the image's entrypoint; arguments after the flags become
-// the image's Cmd. The output is deterministic.
+// the image's Cmd. -file adds further files (e.g. a distribution's
+// programs and the shared libraries they need, for the VPN gateway
+// image) at DEST with SRC's permission bits; symlinks are followed. The
+// output is deterministic.
 package main
 
 import (
@@ -44,9 +47,11 @@ func run(args []string) error {
 		out        = fset.String("o", "", "output archive path (required)")
 		workdir    = fset.String("workdir", "/", "working directory of the container")
 		env, ports listFlag
+		extra      listFlag
 	)
 	fset.Var(&env, "env", "KEY=VALUE environment entry (repeatable)")
 	fset.Var(&ports, "port", "exposed port, e.g. 8080 or 53/udp (repeatable)")
+	fset.Var(&extra, "file", "SRC:DEST, a further file of the image (repeatable)")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -68,9 +73,25 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("read -bin: %w", err)
 	}
+	files := []ociimage.File{{Path: ep, Mode: 0o755, Data: data}}
+	for _, f := range extra {
+		src, dest, ok := strings.Cut(f, ":")
+		if !ok || src == "" || !path.IsAbs(dest) {
+			return fmt.Errorf("-file %q: give SRC:DEST with an absolute DEST, e.g. /usr/sbin/charon:/usr/sbin/charon", f)
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return fmt.Errorf("-file %q: %w", f, err)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return fmt.Errorf("-file %q: %w", f, err)
+		}
+		files = append(files, ociimage.File{Path: dest, Mode: st.Mode().Perm(), Data: b})
+	}
 	img := ociimage.Image{
 		Name:         *name,
-		Files:        []ociimage.File{{Path: ep, Mode: 0o755, Data: data}},
+		Files:        files,
 		Entrypoint:   []string{ep},
 		Cmd:          fset.Args(),
 		Env:          env,

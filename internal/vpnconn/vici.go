@@ -1,0 +1,130 @@
+package vpnconn
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/strongswan/govici/vici"
+)
+
+// Timers tuned for recovery within seconds rather than charon's
+// defaults (~166 s after a remote restart): dead peers are detected by
+// DPD every DPDDelay, and the gateway re-initiates on ike-updown.
+const (
+	DPDDelay = "5s"
+)
+
+// ChildName is the CHILD_SA name of a connection (the same as the IKE
+// connection's).
+func (p *Plan) ChildName() string { return p.Name }
+
+// SharedID is the id of the connection's pre-shared key in charon.
+func (p *Plan) SharedID() string { return "psk-" + p.Name }
+
+// LoadConn is the VICI load-conn message of the plan; localAddr is the
+// address charon binds to (the node's, or a load balancer IP), or
+// invalid for any.
+func (p *Plan) LoadConn(localAddr netip.Addr) (*vici.Message, error) {
+	local := vici.NewMessage()
+	remote := vici.NewMessage()
+	child := vici.NewMessage()
+	conn := vici.NewMessage()
+	startAction, closeAction, dpdAction := "none", "none", "clear"
+	if p.Auto == "start" {
+		// The chart's closeaction/dpdaction restart: re-initiate.
+		startAction, closeAction, dpdAction = "start", "restart", "restart"
+	} else if p.Gateway != "%any" {
+		dpdAction = "restart"
+	}
+	remoteAddrs := []string{p.Gateway}
+	localAddrs := []string{"%any"}
+	if localAddr.IsValid() {
+		localAddrs = []string{localAddr.String()}
+	}
+	for _, kv := range []struct {
+		m   *vici.Message
+		key string
+		val any
+	}{
+		{local, "auth", "psk"}, {local, "id", p.LocalID},
+		{remote, "auth", "psk"}, {remote, "id", p.RemoteID},
+		{child, "local_ts", prefixStrings(p.LocalTS)},
+		{child, "remote_ts", prefixStrings(p.RemoteTS)},
+		{child, "rekey_time", p.Lifetime},
+		{child, "start_action", startAction},
+		{child, "close_action", closeAction},
+		{child, "dpd_action", dpdAction},
+		{conn, "version", strconv.Itoa(p.Version)},
+		{conn, "local_addrs", localAddrs},
+		{conn, "remote_addrs", remoteAddrs},
+		{conn, "rekey_time", p.IKELifetime},
+		{conn, "dpd_delay", DPDDelay},
+		{conn, "keyingtries", "0"},
+		{conn, "unique", "replace"},
+		{conn, "mobike", "no"},
+		{conn, "local", local},
+		{conn, "remote", remote},
+	} {
+		if err := kv.m.Set(kv.key, kv.val); err != nil {
+			return nil, fmt.Errorf("vici message %s: %w", kv.key, err)
+		}
+	}
+	if len(p.ESP) > 0 {
+		if err := child.Set("esp_proposals", p.ESP); err != nil {
+			return nil, fmt.Errorf("vici message esp_proposals: %w", err)
+		}
+	}
+	if len(p.IKE) > 0 {
+		if err := conn.Set("proposals", p.IKE); err != nil {
+			return nil, fmt.Errorf("vici message proposals: %w", err)
+		}
+	}
+	children := vici.NewMessage()
+	if err := children.Set(p.ChildName(), child); err != nil {
+		return nil, fmt.Errorf("vici message children: %w", err)
+	}
+	if err := conn.Set("children", children); err != nil {
+		return nil, fmt.Errorf("vici message children: %w", err)
+	}
+	msg := vici.NewMessage()
+	if err := msg.Set(p.Name, conn); err != nil {
+		return nil, fmt.Errorf("vici message %s: %w", p.Name, err)
+	}
+	return msg, nil
+}
+
+// LoadShared is the VICI load-shared message of the pre-shared key,
+// bound to both identities.
+func (p *Plan) LoadShared(psk string) (*vici.Message, error) {
+	m := vici.NewMessage()
+	for _, kv := range []struct {
+		key string
+		val any
+	}{{"id", p.SharedID()}, {"type", "IKE"}, {"data", psk}, {"owners", []string{p.LocalID, p.RemoteID}}} {
+		if err := m.Set(kv.key, kv.val); err != nil {
+			return nil, fmt.Errorf("vici load-shared %s: %w", kv.key, err)
+		}
+	}
+	return m, nil
+}
+
+// Initiate is the VICI initiate message of the connection; timeoutMS 0
+// waits for the result, a negative value returns at once.
+func (p *Plan) Initiate(timeoutMS int) (*vici.Message, error) {
+	m := vici.NewMessage()
+	for _, kv := range [][2]string{{"child", p.ChildName()}, {"ike", p.Name}, {"timeout", strconv.Itoa(timeoutMS)}, {"init-limits", "no"}} {
+		if err := m.Set(kv[0], kv[1]); err != nil {
+			return nil, fmt.Errorf("vici initiate %s: %w", kv[0], err)
+		}
+	}
+	return m, nil
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}

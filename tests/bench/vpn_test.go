@@ -1,0 +1,193 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/iks-dev/iks/tests/testutil"
+)
+
+// Remote site of TestVPNBench: 192.168.86.0/24 behind a stock charon.
+const (
+	vbLAN  = "192.168.86.0/24"
+	vbHost = "192.168.86.10"
+	vbGW   = "192.168.86.1"
+	// plainNet is the "local subnet" of the baseline's plain strongSwan peer.
+	plainNet  = "10.86.210.0/24"
+	plainAddr = "10.86.210.1"
+)
+
+func vbRemoteConf(gwIP string) string {
+	return fmt.Sprintf(`connections {
+  site {
+    version = 2
+    local_addrs = %[1]s
+    dpd_delay = 5s
+    local { auth = psk
+      id = on-prem }
+    remote { auth = psk
+      id = ibm-cloud }
+    children { site { local_ts = %[2]s
+        remote_ts = 172.30.0.0/16,172.21.0.0/16 } }
+  }
+  plain {
+    version = 2
+    local_addrs = %[1]s
+    local { auth = psk
+      id = on-prem-p }
+    remote { auth = psk
+      id = plain }
+    children { plain { local_ts = %[2]s
+        remote_ts = %[3]s } }
+  }
+}
+secrets {
+  ike-site { id-a = on-prem
+    id-b = ibm-cloud
+    secret = "bench-secret" }
+  ike-plain { id-a = on-prem-p
+    id-b = plain
+    secret = "bench-secret" }
+}
+`, gwIP, vbLAN, plainNet)
+}
+
+// TestVPNBench: TCP throughput pod → remote host through an iks
+// VPNConnection against a plain strongSwan-to-strongSwan tunnel (same
+// remote charon, same kernel-libipsec plugin, same run); resource create
+// → first request through; remote charon killed and restarted → traffic
+// again.
+func TestVPNBench(t *testing.T) {
+	if os.Getenv("IKS_BENCH") == "" {
+		t.Skip("benchmark: run with `make bench`")
+	}
+	testutil.RequireRoot(t)
+	nw := testutil.NewNetwork(t, "vpnb", 86)
+	img := testutil.BuildImage(t, "./tests/images/httpd", "iks.local/httpd:1")
+	bin := buildHTTPD(t)
+	srv := testutil.NewNodeOn(t, "vpnb-s", nw, "a", 1)
+	srv.StageImage(img, "httpd.tar")
+	srv.Start()
+
+	gw, host := testutil.NewNetns(t, "iks-vpnb-rgw"), testutil.NewNetns(t, "iks-vpnb-rh")
+	gwIP := nw.IP("ext", 20)
+	nw.Attach(gw, "ext", gwIP, "v-vpnb-rgw")
+	testutil.MustRun(t, "ip", "link", "add", "lan0", "netns", gw.Name, "type", "veth", "peer", "name", "eth0", "netns", host.Name)
+	testutil.MustRun(t, "ip", "-n", gw.Name, "addr", "add", vbGW+"/24", "dev", "lan0")
+	testutil.MustRun(t, "ip", "-n", gw.Name, "link", "set", "lan0", "up")
+	testutil.MustRun(t, "ip", "-n", host.Name, "addr", "add", vbHost+"/24", "dev", "eth0")
+	testutil.MustRun(t, "ip", "-n", host.Name, "link", "set", "eth0", "up")
+	testutil.MustRun(t, "ip", "-n", host.Name, "route", "add", "default", "via", vbGW)
+	if out, err := gw.Exec("sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	remote := testutil.StartCharon(t, gw, vbRemoteConf(gwIP))
+	testutil.SpawnIn(t, host, filepath.Join(remote.Dir, "httpd.log"), "PORT=8080", bin)
+	testutil.SpawnIn(t, host, filepath.Join(remote.Dir, "sink.log"), "", bin, "tcpsink", "-l", ":"+sinkPort)
+
+	// Baseline peer: a plain strongSwan in its own namespace on subnet b.
+	plainNS := testutil.NewNetns(t, "iks-vpnb-plain")
+	nw.Attach(plainNS, "b", nw.IP("b", 60), "v-vpnb-plain")
+	testutil.MustRun(t, "ip", "-n", plainNS.Name, "addr", "add", plainAddr+"/32", "dev", "lo")
+	testutil.MustRun(t, "ip", "-n", plainNS.Name, "link", "set", "lo", "up")
+	plain := testutil.StartCharon(t, plainNS, fmt.Sprintf(`connections {
+  plain {
+    version = 2
+    remote_addrs = %s
+    local { auth = psk
+      id = plain }
+    remote { auth = psk
+      id = on-prem-p }
+    children { plain { local_ts = %s
+        remote_ts = %s
+        start_action = start } }
+  }
+}
+secrets { ike-plain { id-a = plain
+    id-b = on-prem-p
+    secret = "bench-secret" } }
+`, gwIP, plainNet, vbLAN))
+
+	srv.WaitReady(3 * time.Minute)
+	cs := srv.Client()
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bench-psk", Namespace: "kube-system"}, StringData: map[string]string{"psk": "bench-secret"}}
+	if _, err := cs.CoreV1().Secrets("kube-system").Create(t.Context(), sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "vpnb"}, Spec: corev1.PodSpec{NodeName: srv.Name,
+		// A CPU request as the baseline's sender has (not BestEffort).
+		Containers: []corev1.Container{{Name: "httpd", Image: "iks.local/httpd:1", ImagePullPolicy: corev1.PullNever,
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}}}}}}
+	if _, err := cs.CoreV1().Pods("default").Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 2*time.Minute, "pod vpnb running", func() bool {
+		p, err := cs.CoreV1().Pods("default").Get(t.Context(), "vpnb", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning
+	})
+	// Warm the CRD (installed in the background) so the create is timed alone.
+	waitUntil(t, time.Minute, "VPNConnection CRD served", func() bool {
+		_, err := srv.Kubectl("get", "vpnconnections")
+		return err == nil
+	})
+	through := func() bool {
+		_, err := srv.Kubectl("exec", "vpnb", "--", "/httpd", "get", "http://"+vbHost+":8080/")
+		return err == nil
+	}
+	f := filepath.Join(t.TempDir(), "vpn.json")
+	if err := os.WriteFile(f, []byte(fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"bench"},
+"spec":{"ipsec":{"auto":"start"},"remote":{"gateway":%q,"subnet":%q},"preshared":{"secretName":"bench-psk"}}}`, gwIP, vbLAN)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if out, err := srv.Kubectl("apply", "-f", f); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	waitUntil(t, time.Minute, "first request through the tunnel", through)
+	create := time.Since(t0)
+
+	iks := sendVia(t, func() (string, error) {
+		return srv.Kubectl("exec", "vpnb", "--", "/httpd", "tcpsend", "-d", "4s", vbHost+":"+sinkPort)
+	})
+	waitUntil(t, 30*time.Second, "plain strongSwan tunnel up", func() bool {
+		out, _ := plain.Swanctl("--list-sas")
+		return strings.Contains(out, "INSTALLED")
+	})
+	base := sendVia(t, func() (string, error) {
+		return plainNS.Exec(bin, "tcpsend", "-d", "4s", vbHost+":"+sinkPort)
+	})
+
+	t1 := time.Now()
+	remote.Kill()
+	remote.Start()
+	remote.Load(vbRemoteConf(gwIP))
+	waitUntil(t, 3*time.Minute, "traffic after the remote charon restarted", through)
+	recovery := time.Since(t1)
+
+	t.Logf("VPN: TCP pod → remote host through iks (kernel-libipsec) %.3f Gbit/s vs plain strongSwan-to-strongSwan %.3f Gbit/s = %.2fx (target ≥ 0.9x); load %s",
+		iks, base, iks/base, loadavg())
+	t.Logf("VPN: VPNConnection create → first request through %s (target ≤ 5 s; includes the gateway pod's start)", create.Round(10*time.Millisecond))
+	t.Logf("VPN: remote charon killed and restarted → traffic again %s (target ≤ 15 s; charon's defaults ~166 s)", recovery.Round(10*time.Millisecond))
+}
+
+// sendVia runs one 4 s tcpsend and returns its Gbit/s.
+func sendVia(t *testing.T, run func() (string, error)) float64 {
+	t.Helper()
+	out, err := run()
+	if err != nil {
+		t.Fatalf("tcpsend: %v: %s", err, out)
+	}
+	g, err := parseGbps(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
