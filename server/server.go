@@ -24,6 +24,7 @@ import (
 	"github.com/iks-dev/iks/server/lb"
 	"github.com/iks-dev/iks/server/netctl"
 	"github.com/iks-dev/iks/server/nodeaddr"
+	"github.com/iks-dev/iks/server/secretsenc"
 	"github.com/iks-dev/iks/server/token"
 	"github.com/iks-dev/iks/server/tunnel"
 )
@@ -40,6 +41,9 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		return err
 	}
 	defer l.Release()
+	if cfg.Datastore.ClusterReset {
+		return clusterReset(ctx, cfg, log)
+	}
 	if err := cfg.RecordClusterInfo(); err != nil {
 		return err
 	}
@@ -55,6 +59,14 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err := tunnel.WriteEgressSelectorConfig(egressConfig, udsPath); err != nil {
 		return err
 	}
+	encArgs, err := secretsenc.Setup(p.CredDir(), time.Now())
+	if err != nil {
+		return fmt.Errorf("secrets encryption: %w", err)
+	}
+	snapshots, err := snapshotScheduler(cfg, k.CAHash(), log)
+	if err != nil {
+		return err
+	}
 	var agentBind netip.Addr
 	if !cfg.BindAddress.IsUnspecified() {
 		agentBind = cfg.BindAddress
@@ -67,6 +79,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	comps := []component.Component{
 		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
 			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug}, log),
+		snapshots,
 		// The master tunnel: kube-apiserver reaches kubelets and pods only
 		// through the agents that nodes connect out with.
 		tunnel.New(tunnel.Config{UDSPath: udsPath, AgentBindAddress: agentBind,
@@ -80,7 +93,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 			FrontProxyCA: k.FrontProxyCACert, FrontProxyCert: k.FrontProxyClientCert, FrontProxyKey: k.FrontProxyClientKey,
 			SAPublicKey: k.ServiceAccountPub, SASigningKey: k.ServiceAccountKey,
 			CertDir: filepath.Join(p.ServerDir(), "apiserver"), AdminKubeconfig: admin,
-			ExtraArgs: []string{"--egress-selector-config-file=" + egressConfig},
+			ExtraArgs: append([]string{"--egress-selector-config-file=" + egressConfig}, encArgs...),
 		}, log),
 		controllers.NewControllerManager(controllers.ControllerManagerConfig{
 			Kubeconfig: kubeconfigPath(cfg, "controller-manager"), CA: k.CACert, CAKey: k.CAKey,

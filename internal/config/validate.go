@@ -91,6 +91,7 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	s.PortableSubnets, errs = validatePortable(errs, f, s)
 	proxyMode := parseProxyMode(bad, f.ProxyMode)
 	f.Network.validate(bad)
+	s.Datastore = f.Datastore.validate(bad)
 	publicIP, zone := f.Network.Topology.validate(bad, env, local, s.ClusterCIDR, s.ServiceCIDR)
 
 	if len(errs) == 0 {

@@ -25,12 +25,19 @@ type Config struct {
 	PeerCert   string
 	PeerKey    string
 	Debug      bool
+	// ForceNewCluster drops every other member from the membership
+	// (--cluster-reset): the member starts as a cluster of one.
+	ForceNewCluster bool
 }
 
 // ClientURL is where the apiserver reaches etcd.
 const ClientURL = "https://127.0.0.1:2379"
 
-const peerURL = "https://127.0.0.1:2380"
+// PeerURL is where the member talks to its peers.
+const PeerURL = "https://127.0.0.1:2380"
+
+// MemberName is the member's name in the etcd cluster.
+const MemberName = "iks"
 
 // Etcd is the component.
 type Etcd struct {
@@ -58,17 +65,18 @@ func (e *Etcd) Init(context.Context) error {
 }
 
 // Start starts the member; Ready waits for it to serve.
-func (e *Etcd) Start(context.Context) error {
+func (e *Etcd) Start(ctx context.Context) error {
 	c := embed.NewConfig()
-	c.Name = "iks"
+	c.Name = MemberName
 	c.Dir = e.cfg.DataDir
 	client, _ := url.Parse(ClientURL)
-	peer, _ := url.Parse(peerURL)
+	peer, _ := url.Parse(PeerURL)
 	c.ListenClientUrls = []url.URL{*client}
 	c.AdvertiseClientUrls = []url.URL{*client}
 	c.ListenPeerUrls = []url.URL{*peer}
 	c.AdvertisePeerUrls = []url.URL{*peer}
-	c.InitialCluster = c.Name + "=" + peerURL
+	c.InitialCluster = c.Name + "=" + PeerURL
+	c.ForceNewCluster = e.cfg.ForceNewCluster
 	c.ClientTLSInfo.CertFile = e.cfg.ServerCert
 	c.ClientTLSInfo.KeyFile = e.cfg.ServerKey
 	c.ClientTLSInfo.TrustedCAFile = e.cfg.CACert
