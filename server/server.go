@@ -44,6 +44,10 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if cfg.Datastore.ClusterReset {
 		return clusterReset(ctx, cfg, log)
 	}
+	etcdHA, err := haEtcd(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 	if err := cfg.RecordClusterInfo(); err != nil {
 		return err
 	}
@@ -78,7 +82,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log))
 	comps := []component.Component{
 		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
-			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug}, log),
+			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: etcdHA}, log),
 		snapshots,
 		// The master tunnel: kube-apiserver reaches kubelets and pods only
 		// through the agents that nodes connect out with.
@@ -97,9 +101,9 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		}, log),
 		controllers.NewControllerManager(controllers.ControllerManagerConfig{
 			Kubeconfig: kubeconfigPath(cfg, "controller-manager"), CA: k.CACert, CAKey: k.CAKey,
-			SAKey: k.ServiceAccountKey, ServiceCIDR: cfg.ServiceCIDR,
+			SAKey: k.ServiceAccountKey, ServiceCIDR: cfg.ServiceCIDR, ExtraArgs: leaderElectArgs(cfg),
 		}, log),
-		controllers.NewScheduler(kubeconfigPath(cfg, "scheduler"), log),
+		newScheduler(cfg, log),
 		token.New(token.Config{DataDir: cfg.DataDir, CAHash: k.CAHash(), FromFlag: cfg.Token, Kubeconfig: admin}, log),
 		csrapprove.New(csrapprove.Config{Kubeconfig: admin}, log),
 		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
@@ -108,6 +112,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		lbCtl,
 		nodeaddr.New(admin, nil, log),
 	}
+	comps = insertAfter(comps, "tokens", haComponents(cfg, admin, log)...)
 	addons, err := addonComponents(cfg, admin, log)
 	if err != nil {
 		return err

@@ -55,8 +55,10 @@ type Server struct {
 	PortableSubnets []lbpool.Subnet
 	// Datastore is the etcd configuration (snapshots, cluster reset).
 	Datastore Datastore
-	Agent     Agent
-	Debug     bool
+	// HA is the multi-server configuration.
+	HA    HA
+	Agent Agent
+	Debug bool
 }
 
 // Agent is the node part shared by `iks server` (its local agent) and,

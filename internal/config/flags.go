@@ -36,6 +36,7 @@ type ServerFlags struct {
 	ProxyMode       string
 	Network         NetworkFlags
 	Datastore       DatastoreFlags
+	HA              HAFlags
 }
 
 // AddFlags registers the server flags on fs.
@@ -62,5 +63,6 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	addProxyModeFlag(fs, &f.ProxyMode)
 	f.Network.AddFlags(fs)
 	f.Datastore.AddFlags(fs)
+	f.HA.AddFlags(fs)
 	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")
 }

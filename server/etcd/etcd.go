@@ -28,6 +28,8 @@ type Config struct {
 	// ForceNewCluster drops every other member from the membership
 	// (--cluster-reset): the member starts as a cluster of one.
 	ForceNewCluster bool
+	// HA, when set, makes the member one of several servers'.
+	HA *HA
 }
 
 // ClientURL is where the apiserver reaches etcd.
@@ -97,6 +99,11 @@ func (e *Etcd) Start(ctx context.Context) error {
 		min = zapcore.InfoLevel
 	}
 	c.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZapLogger(e.log, min))
+	if e.cfg.HA != nil {
+		if err := e.haConfig(ctx, c); err != nil {
+			return err
+		}
+	}
 	et, err := embed.StartEtcd(c)
 	if err != nil {
 		return fmt.Errorf("start etcd in %s: %w", e.cfg.DataDir, err)
@@ -123,13 +130,28 @@ func (e *Etcd) Ready(ctx context.Context) error {
 	e.mu.Unlock()
 	select {
 	case <-et.Server.ReadyNotify():
-		return nil
+		return e.haReady(ctx)
 	case err := <-et.Err():
 		return fmt.Errorf("etcd failed: %w", err)
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for etcd to serve clients on %s: %w; %s", ClientURL, ctx.Err(), e.readyHint())
 	case <-time.After(readyTimeout):
 		return fmt.Errorf("etcd did not serve clients on %s within %s; %s", ClientURL, readyTimeout, e.readyHint())
+	}
+}
+
+// haReady promotes a member that just joined (a learner serves no
+// reads to the apiserver) and gives a first HA member its node IP.
+func (e *Etcd) haReady(ctx context.Context) error {
+	switch {
+	case e.cfg.HA == nil:
+		return nil
+	case len(e.cfg.HA.Join) > 0:
+		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+		return e.promote(ctx)
+	default:
+		return e.ensurePeerURL(ctx)
 	}
 }
 
