@@ -102,5 +102,19 @@ func ensureRBAC(ctx context.Context, cs kubernetes.Interface) error {
 	if _, err := cs.RbacV1().RoleBindings(SecretNamespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create role binding %s: %w", SecretName, err)
 	}
+	// Agents' load balancers learn the apiservers from the kubernetes
+	// Service's EndpointSlices.
+	ep := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "iks-apiserver-endpoints", Namespace: metav1.NamespaceDefault},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"},
+			Verbs: []string{"get", "list", "watch"}}}}
+	if _, err := cs.RbacV1().Roles(ep.Namespace).Create(ctx, ep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create role %s: %w", ep.Name, err)
+	}
+	epb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ep.Name, Namespace: ep.Namespace},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: ep.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:nodes"}}}
+	if _, err := cs.RbacV1().RoleBindings(ep.Namespace).Create(ctx, epb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create role binding %s: %w", epb.Name, err)
+	}
 	return nil
 }

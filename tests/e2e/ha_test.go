@@ -84,8 +84,43 @@ func TestHAServers(t *testing.T) {
 		}
 	})
 
-	t.Run("kill -9 of the etcd leader's server loses no acknowledged write", func(t *testing.T) {
-		leader := etcdLeader(t, ec, srvs)
+	// The agent joins the etcd leader's server: killing it must go
+	// unnoticed through the agent's load balancer.
+	leader := etcdLeader(t, ec, srvs)
+	agent := testutil.NewNodeOn(t, "haw", nw, "b", 20).AsAgent("https://"+leader.IP+":6443", token)
+	agent.Start()
+	agent.WaitReady(4 * time.Minute)
+	t.Run("the agent's load balancer learns every apiserver", func(t *testing.T) {
+		state := filepath.Join(agent.DataDir, "agent", "etc", "apiservers.json")
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			data, _ := os.ReadFile(state)
+			missing := ""
+			for _, s := range srvs {
+				if !strings.Contains(string(data), s.IP+":6443") {
+					missing += " " + s.IP
+				}
+			}
+			if missing == "" {
+				return
+			}
+			if time.Now().After(deadline) {
+				var lines []string
+				for _, l := range strings.Split(agent.Log(), "\n") {
+					if strings.Contains(l, "apiserver-lb") {
+						lines = append(lines, l)
+					}
+				}
+				t.Fatalf("%s lacks%s after 45s (%q); load balancer log:\n%s", state, missing, data, strings.Join(lines, "\n"))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	})
+
+	t.Run("kill -9 of the etcd leader's server loses no acknowledged write, the agent stays Ready", func(t *testing.T) {
+		if now := etcdLeader(t, ec, srvs); now != leader {
+			t.Logf("etcd leadership moved to %s; killing %s, the agent's server", now.Name, leader.Name)
+		}
 		w := startWriter(srvs, clients)
 		w.waitAcks(t, 20, 30*time.Second)
 		killed := time.Now()
@@ -117,6 +152,7 @@ func TestHAServers(t *testing.T) {
 				t.Errorf("acknowledged write %s lost", n)
 			}
 		}
+		checkAgentAlive(t, clients[other.Name], agent, killed)
 		if leader == s1 {
 			leader.Start("--disable-agent", "--cluster-init")
 		} else {
@@ -319,4 +355,39 @@ func (w *writer) stop() ([]string, time.Duration) {
 		gap = max(gap, w.times[i].Sub(w.times[i-1]))
 	}
 	return w.acked, gap
+}
+
+// checkAgentAlive requires the agent's kubelet to renew its node lease
+// after the kill (it reaches another apiserver) and its node to be Ready.
+func checkAgentAlive(t *testing.T, cs kubernetes.Interface, agent *testutil.Node, killed time.Time) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		lease, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, agent.Name, metav1.GetOptions{})
+		cancel()
+		if err == nil && lease.Spec.RenewTime != nil && lease.Spec.RenewTime.After(killed.Add(time.Second)) {
+			node, err := cs.CoreV1().Nodes().Get(context.Background(), agent.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range node.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+					t.Errorf("node %s is %s after the kill: %s", agent.Name, c.Status, c.Message)
+				}
+			}
+			t.Logf("%s renewed its lease %s after the kill", agent.Name, lease.Spec.RenewTime.Sub(killed).Round(100*time.Millisecond))
+			if !strings.Contains(agent.Log(), "apiserver switched") {
+				t.Errorf("the agent's load balancer did not log a switch")
+			}
+			return
+		} else if err != nil {
+			last = err.Error()
+		} else if lease.Spec.RenewTime != nil {
+			last = "last renewal " + lease.Spec.RenewTime.String()
+		}
+		time.Sleep(time.Second)
+	}
+	t.Errorf("agent %s did not renew its node lease within 45s of the kill (%s)", agent.Name, last)
 }
