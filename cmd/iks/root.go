@@ -77,5 +77,6 @@ func newServerCmd() *cobra.Command {
 		},
 	}
 	f.AddFlags(cmd.Flags())
+	cmd.AddCommand(newServerRemoveCmd())
 	return cmd
 }

@@ -120,7 +120,7 @@ const readyTimeout = 2 * time.Minute
 // readyHint names where to look when the member does not come up.
 func (e *Etcd) readyHint() string {
 	return fmt.Sprintf("the log lines with component=etcd say why (iks server --debug shows etcd's info log too); "+
-		"check that no other process holds ports 2379/2380 (ss -ltnp 'sport = :2379') and that %s belongs to this cluster and its disk is not full", e.cfg.DataDir)
+		"check that no other process holds ports 2379/2380 (ss -ltnp 'sport = :2379') and that %s belongs to this cluster and its disk is not full%s", e.cfg.DataDir, e.quorumHint())
 }
 
 // Ready waits until the member serves clients.
@@ -143,16 +143,21 @@ func (e *Etcd) Ready(ctx context.Context) error {
 // haReady promotes a member that just joined (a learner serves no
 // reads to the apiserver) and gives a first HA member its node IP.
 func (e *Etcd) haReady(ctx context.Context) error {
-	switch {
-	case e.cfg.HA == nil:
+	if e.cfg.HA == nil {
 		return nil
-	case len(e.cfg.HA.Join) > 0:
-		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-		defer cancel()
-		return e.promote(ctx)
-	default:
-		return e.ensurePeerURL(ctx)
 	}
+	var err error
+	if len(e.cfg.HA.Join) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+		err = e.promote(pctx)
+	} else {
+		err = e.ensurePeerURL(ctx)
+	}
+	if err == nil {
+		e.warnEven()
+	}
+	return err
 }
 
 // Healthy reports a failed member.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -175,4 +176,52 @@ func (e *Etcd) ensurePeerURL(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// RemoveMember removes the member named name and returns how many remain.
+// Removing the member the client is connected through is refused.
+func RemoveMember(ctx context.Context, cli *clientv3.Client, name string) (int, error) {
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list etcd members: %w", err)
+	}
+	var names []string
+	for _, m := range list.Members {
+		names = append(names, m.Name)
+		if m.Name != name {
+			continue
+		}
+		if m.ID == list.Header.MemberId {
+			return 0, fmt.Errorf("%s is this server's own etcd member: run iks server remove on another server", name)
+		}
+		if _, err := cli.MemberRemove(ctx, m.ID); err != nil {
+			return 0, fmt.Errorf("remove etcd member %s: %w", name, err)
+		}
+		return len(list.Members) - 1, nil
+	}
+	return 0, fmt.Errorf("no etcd member named %s (members: %s)", name, strings.Join(names, ", "))
+}
+
+// quorumHint names the recovery path when a member of several waits.
+func (e *Etcd) quorumHint() string {
+	if e.cfg.HA == nil {
+		return ""
+	}
+	return "; with several servers, etcd serves only while a majority of them runs: start the others, " +
+		"or, if they are lost for good, recover from this one with `iks server --cluster-reset` " +
+		"(then rejoin the others with empty data dirs)"
+}
+
+// warnEven logs a warning when the cluster has an even number of members.
+func (e *Etcd) warnEven() {
+	e.mu.Lock()
+	et := e.etcd
+	e.mu.Unlock()
+	if et == nil {
+		return
+	}
+	n := len(et.Server.Cluster().Members())
+	if n > 1 && n%2 == 0 {
+		e.log.Warn(fmt.Sprintf("the cluster has %d servers: an even number tolerates no more failures than %d; run an odd number", n, n-1))
+	}
 }

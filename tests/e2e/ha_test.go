@@ -164,6 +164,28 @@ func TestHAServers(t *testing.T) {
 			t.Errorf("%s did not rejoin etcd: %v", leader.Name, names)
 		}
 	})
+
+	t.Run("iks server remove takes a stopped server out of etcd", func(t *testing.T) {
+		if out, err := s1.Command("server", "remove", s1.Name).CombinedOutput(); err == nil || !strings.Contains(string(out), "own etcd member") {
+			t.Errorf("removing the server's own member: %v\n%s", err, out)
+		}
+		victim := srvs[2]
+		if _, err := victim.Stop(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s1.Command("server", "remove", victim.Name).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "2 members remain") || !strings.Contains(string(out), "odd number") {
+			t.Fatalf("iks server remove %s: %v\n%s", victim.Name, err, out)
+		}
+		names := waitVoters(t, ec, 2, 30*time.Second)
+		if names[victim.Name] {
+			t.Errorf("%s still an etcd member: %v", victim.Name, names)
+		}
+		if _, err := clients[s1.Name].CoreV1().ConfigMaps("default").Create(context.Background(),
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-remove"}}, metav1.CreateOptions{}); err != nil {
+			t.Errorf("write after the removal: %v", err)
+		}
+	})
 }
 
 // waitControlPlaneReady waits for a --disable-agent server's ready line.
