@@ -1,7 +1,8 @@
 # iks build entry points.
 #
 #   make          check the build prerequisites, build the embedded assets
-#                 when needed, then bin/iks (one progress line per phase)
+#                 when needed, then bin/iks (one progress line per phase):
+#                 a launcher carrying the program compressed
 #   make prereqs  only check the build prerequisites (scripts/prereqs.sh)
 #   make assets   only (re)build the embedded assets (scripts/build-assets.sh)
 #   make test     run the test suites (scripts/test.sh)
@@ -10,6 +11,7 @@
 #
 # A plain `go build ./cmd/iks` works too, but the binary then carries no
 # runc, crictl, portmap or pause image and refuses to start a node.
+# `go build ./cmd/iks-launcher` alone carries no program and says so.
 
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -49,9 +51,16 @@ assets: prereqs
 	$(call phase,building the embedded assets (runc, shim, crictl, portmap, pause and CoreDNS images))
 	bash scripts/build-assets.sh $(ASSETS)
 
+# bin/iks is a small launcher carrying the program zstd-compressed
+# (cmd/iks-launcher); it extracts it once per version into the data dir,
+# as k3s does. bin/iks-unpacked is the program itself (profiling, nm).
 build: assets
-	$(call phase,compiling bin/iks (Kubernetes included: minutes on a cold cache))
-	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/iks ./cmd/iks
+	$(call phase,compiling the iks program (Kubernetes included: minutes on a cold cache))
+	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/iks-unpacked ./cmd/iks
+	$(call phase,packing it into bin/iks ($$(du -m bin/iks-unpacked | cut -f1) MB program, zstd))
+	zstd -q -f -6 -T0 bin/iks-unpacked -o cmd/iks-launcher/payload/iks.zst
+	sha256sum cmd/iks-launcher/payload/iks.zst | cut -c1-16 > cmd/iks-launcher/payload/iks.version
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/iks ./cmd/iks-launcher
 	$(call phase,bin/iks built ($$(du -m bin/iks | cut -f1) MB))
 
 test:
@@ -66,5 +75,5 @@ conformance: build
 	IKS_CONFORMANCE=1 go test -count=1 -v -timeout 3h ./tests/conformance/
 
 clean:
-	rm -rf bin
+	rm -rf bin lib cmd/iks-launcher/payload/iks.zst cmd/iks-launcher/payload/iks.version
 	find $(ASSETS) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -382,7 +382,12 @@ fi
 # pid_is_iks PID: PID runs the installed binary (possibly replaced since).
 pid_is_iks() {
 	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
-	[ "$exe" = "$BIN_REAL" ] || [ "$exe" = "$BIN_REAL (deleted)" ]
+	# The installed binary is a launcher: it execs the program it
+	# extracted to <prefix>/lib/iks/<version>/iks (same PID).
+	case $exe in
+	"$BIN_REAL" | "$BIN_REAL (deleted)" | "$(dirname "$(dirname "$BIN_REAL")")/lib/iks/"*) return 0 ;;
+	esac
+	return 1
 }
 
 # stop_background: stops a server this installer started before (pid file).

@@ -24,6 +24,7 @@ import (
 	"github.com/iks-dev/iks/embedded"
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/kubeutil"
 )
 
@@ -96,7 +97,11 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 	prx := proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
 		Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log)
 	prxBG := component.InBackground(prx)
+	// One set of clients and shared informers for the agent's own
+	// components (the kubelet's identity); stopped after all of them.
+	clients := kubeclients.New(creds.Kubeconfig)
 	return []component.Component{
+		&component.Func{ID: "api-clients", StopFn: func(context.Context) error { clients.Shutdown(); return nil }},
 		&component.Func{ID: "binaries", InitFn: func(context.Context) error {
 			if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
 				return err
@@ -106,17 +111,22 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		// kube-proxy needs neither the pod network nor the node's blocks:
 		// it starts beside them and is awaited where it used to start.
 		ctrd, kl, prxBG, blocks, pn,
-		&podRouting{cfg: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
-			GracefulRestartTime: cfg.GracefulRestartTime, Encap: cfg.Encapsulation}, kubeconfig: creds.Kubeconfig,
-			blocks: blocks, log: log, extras: netExtras{socket: p.RoutingSocket()},
-			topo: nodeTopology{NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Zone: cfg.Zone, UserLabels: cfg.NodeLabels},
+		routing.NewComponent(routing.ComponentConfig{
+			Router: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
+				GracefulRestartTime: cfg.GracefulRestartTime, Encap: cfg.Encapsulation},
+			Clients: clients, Blocks: blocks, StatusSocket: p.RoutingSocket(),
+			Topology: routing.Topology{NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Zone: cfg.Zone, UserLabels: cfg.NodeLabels},
 			// kube-proxy's Init (before any Start) picks the mode;
 			// NAT outgoing follows it, so a node never mixes backends.
-			natBackend: func() routing.NATBackend { return routing.NATBackend(prx.Mode()) }},
+			NATBackend: func() routing.NATBackend { return routing.NATBackend(prx.Mode()) }}, log),
 		&component.Await{B: prxBG},
-		netpol.New(netpol.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, VethPrefix: cni.HostVethPrefix}, log),
+		netpol.New(netpol.Config{NodeName: cfg.NodeName, Clients: clients, VethPrefix: cni.HostVethPrefix,
+			NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP}, log),
+		// The carried images besides pause import beside the kubelet's
+		// start; the node counts as up once they are in.
+		&component.Func{ID: "images", StartFn: ctrd.WaitImages},
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
-		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Kubeconfig: creds.Kubeconfig}, log),
+		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Clients: clients}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,
 			ClientCert: creds.TunnelCert, ClientKey: creds.TunnelKey, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, log),
 		&memoryTrim{log: log},

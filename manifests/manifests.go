@@ -32,6 +32,9 @@ type Values struct {
 	APIServerPort string
 	// CoreDNSImage is the embedded CoreDNS image, e.g. iks.local/coredns:1.15.0.
 	CoreDNSImage string
+	// ClusterCIDR is the pod network, e.g. 172.30.0.0/16 (IKS's default
+	// policy allow-node-port-dnat admits forwarded traffic to it).
+	ClusterCIDR string
 }
 
 // Names lists the embedded manifests, sorted.

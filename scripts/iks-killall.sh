@@ -68,16 +68,18 @@ case $DATA_REAL in
 	fatal "refusing to treat $DATA_REAL as the iks data dir: it is a system directory; set IKS_DATA_DIR to the --data-dir of iks" ;;
 esac
 BIN_REAL=$(canon "$IKS_BIN_DIR")/iks
+# The program the launcher extracted: <prefix>/lib/iks/<version>/iks.
+PROGRAM_DIR=$(dirname "$(canon "$IKS_BIN_DIR")")/lib/iks
 CGROUP_REL=${IKS_CGROUP_ROOT%/}
 
 # ---------------------------------------------------------------- processes
 
-# is_ours PID: PID runs the installed iks binary (or the one it replaced)
-# or an executable under the data dir.
+# is_ours PID: PID runs the installed iks binary (or the one it replaced),
+# the program it extracted, or an executable under the data dir.
 is_ours() {
 	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
 	case $exe in
-	"$BIN_REAL" | "$BIN_REAL (deleted)" | "$DATA_REAL"/*) return 0 ;;
+	"$BIN_REAL" | "$BIN_REAL (deleted)" | "$DATA_REAL"/* | "$PROGRAM_DIR"/*) return 0 ;;
 	esac
 	return 1
 }

@@ -63,6 +63,9 @@ canon() {
 DATA_REAL=$(canon "$IKS_DATA_DIR")
 checked_dir "the data dir" "$DATA_REAL"
 BIN_REAL=$(canon "$IKS_BIN_DIR")/iks
+# The program bin/iks carries, extracted beside its bin dir
+# (<prefix>/lib/iks/<version>/iks, cmd/iks-launcher).
+PROGRAM_DIR=$(dirname "$(canon "$IKS_BIN_DIR")")/lib/iks
 
 created() {
 	case " $IKS_CREATED " in *" $1 "*) return 0 ;; esac
@@ -201,6 +204,15 @@ remove_tree "the configuration dir" "$IKS_CONFIG_DIR"
 log "removing the data dir $IKS_DATA_DIR"
 remove_tree "the data dir" "$IKS_DATA_DIR"
 rm -f "$IKS_LOG" "$IKS_PIDFILE"
+if [ -d "$PROGRAM_DIR" ]; then
+	log "removing the extracted program in $PROGRAM_DIR"
+	for d in "$PROGRAM_DIR"/*/; do
+		[ -f "$d/iks" ] || continue
+		rm -f "$d/iks" && rmdir "$d" || problem "cannot remove the extracted program $d"
+	done
+	rm -f "$PROGRAM_DIR"/.iks-*
+	rmdir "$PROGRAM_DIR" 2>/dev/null || warn "keeping $PROGRAM_DIR: it holds files that are not iks's"
+fi
 
 # Last: these scripts (the running shell keeps its open copy).
 rm -f "$IKS_BIN_DIR/iks-killall.sh" "$IKS_BIN_DIR/iks-uninstall.sh"

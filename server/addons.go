@@ -8,6 +8,7 @@ import (
 	"github.com/iks-dev/iks/embedded"
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/manifests"
 	"github.com/iks-dev/iks/server/deploy"
 	"github.com/iks-dev/iks/server/dnsreplicas"
@@ -24,12 +25,13 @@ const (
 
 // addonComponents returns the manifest deployer and, unless cluster DNS
 // is disabled, the controller that scales CoreDNS with the Ready nodes.
-func addonComponents(cfg *config.Server, admin string, log *slog.Logger) ([]component.Component, error) {
+func addonComponents(cfg *config.Server, admin string, clients *kubeclients.Clients, log *slog.Logger) ([]component.Component, error) {
 	values := manifests.Values{
 		ClusterDNS:    config.ClusterDNSIP(cfg.ServiceCIDR).String(),
 		ClusterDomain: cfg.ClusterDomain,
 		APIServerHost: cfg.NodeIP.String(),
 		APIServerPort: strconv.Itoa(config.APIServerPort),
+		ClusterCIDR:   cfg.ClusterCIDR.String(),
 	}
 	dnsEnabled := !slices.Contains(cfg.Disable, coreDNSManifest)
 	image, err := embedded.ImageName(embedded.CoreDNSArchive)
@@ -44,7 +46,7 @@ func addonComponents(cfg *config.Server, admin string, log *slog.Logger) ([]comp
 	}
 	comps := []component.Component{deploy.New(deploy.Config{Kubeconfig: admin, Values: values, Disabled: cfg.Disable}, log)}
 	if dnsEnabled {
-		comps = append(comps, dnsreplicas.New(dnsreplicas.Config{Kubeconfig: admin, Namespace: coreDNSNamespace,
+		comps = append(comps, dnsreplicas.New(dnsreplicas.Config{Clients: clients, Namespace: coreDNSNamespace,
 			Deployment: coreDNSDeployment, Max: maxDNSReplicas}, log))
 	}
 	return comps, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/iks-dev/iks/agent"
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/lock"
 	"github.com/iks-dev/iks/internal/netapi"
 	"github.com/iks-dev/iks/server/apiserver"
@@ -58,6 +59,10 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	log.Info("certificates ready", "dir", cfg.Paths().TLSDir(), "took", time.Since(t0).Round(time.Millisecond).String())
 	p := cfg.Paths()
 	admin := kubeconfigPath(cfg, "admin")
+	// One set of clients and shared informers for the server's own
+	// controllers, stopped once they all have.
+	clients := kubeclients.New(admin)
+	defer clients.Shutdown()
 	egressConfig := filepath.Join(p.ServerDir(), "egress-selector.yaml")
 	udsPath := filepath.Join(p.RunDir(), "konnectivity", "konnectivity-server.sock")
 	if err := tunnel.WriteEgressSelectorConfig(egressConfig, udsPath); err != nil {
@@ -77,8 +82,8 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	}
 	// Controllers that install a CRD start in the background: the local
 	// node does not wait for them, only the parts that use them do.
-	bgpPeers := component.InBackground(netctl.NewBGPPeers(admin, log))
-	lbCtl := component.InBackground(lb.New(lb.Config{Kubeconfig: admin, Subnets: cfg.PortableSubnets,
+	bgpPeers := component.InBackground(netctl.NewBGPPeers(clients, log))
+	lbCtl := component.InBackground(lb.New(lb.Config{Clients: clients, Subnets: cfg.PortableSubnets,
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log))
 	comps := []component.Component{
 		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
@@ -105,15 +110,15 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		}, log),
 		newScheduler(cfg, log),
 		token.New(token.Config{DataDir: cfg.DataDir, CAHash: k.CAHash(), FromFlag: cfg.Token, Kubeconfig: admin}, log),
-		csrapprove.New(csrapprove.Config{Kubeconfig: admin}, log),
+		csrapprove.New(csrapprove.Config{Clients: clients}, log),
 		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain, BlockSize: cfg.IPAMBlockSize}}, log),
 		bgpPeers,
 		lbCtl,
-		nodeaddr.New(admin, nil, log),
+		nodeaddr.New(clients, log),
 	}
 	comps = insertAfter(comps, "tokens", haComponents(cfg, admin, log)...)
-	addons, err := addonComponents(cfg, admin, log)
+	addons, err := addonComponents(cfg, admin, clients, log)
 	if err != nil {
 		return err
 	}
@@ -132,6 +137,16 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		ctrd, ac := component.Hoist(ac, "containerd")
 		if ctrd != nil {
 			comps = append([]component.Component{ctrd}, comps...)
+		}
+		// kubelet needs only containerd and its own files (this node's
+		// certificates are issued above, not by CSR): it starts as soon
+		// as the apiserver serves and registers the Node while the
+		// server's controllers start, instead of after them.
+		for _, name := range []string{"containerd", "kubelet"} {
+			if i := slices.IndexFunc(ac, func(c component.Component) bool { return c.Name() == name }); i >= 0 {
+				comps = insertBefore(comps, "kube-controller-manager", ac[i])
+				ac = slices.Delete(ac, i, i+1)
+			}
 		}
 		ac = insertBefore(ac, "routing", &component.Await{B: bgpPeers})
 		ac = insertBefore(ac, "lb-speaker", &component.Await{B: lbCtl})

@@ -44,9 +44,11 @@ type EmbeddedImage struct {
 type EmbeddedImages func() ([]EmbeddedImage, error)
 
 // importImages imports the embedded archives not imported yet (or changed,
-// or deleted from containerd since) and every *.tar in the images dir
-// whose size and mtime changed since the last import.
-func (c *Containerd) importImages(ctx context.Context, cl *client.Client) error {
+// or deleted from containerd since) and, with sideLoaded, every *.tar in
+// the images dir whose size and mtime changed since the last import.
+// first limits the embedded archives to the first first ones (-1: all),
+// skip skips that many.
+func (c *Containerd) importImages(ctx context.Context, cl *client.Client, skip, first int, sideLoaded bool) error {
 	ctx = namespaces.WithNamespace(ctx, Namespace)
 	t0 := time.Now()
 	n := 0
@@ -55,6 +57,10 @@ func (c *Containerd) importImages(ctx context.Context, cl *client.Client) error 
 		imgs, err := c.Embedded()
 		if err != nil {
 			return fmt.Errorf("embedded images: %w", err)
+		}
+		imgs = imgs[min(skip, len(imgs)):]
+		if first >= 0 {
+			imgs = imgs[:min(first, len(imgs))]
 		}
 		for _, img := range imgs {
 			key := "embedded:" + img.Archive
@@ -73,6 +79,11 @@ func (c *Containerd) importImages(ctx context.Context, cl *client.Client) error 
 			seen[key] = img.SHA256
 			n++
 		}
+	}
+	if !sideLoaded {
+		c.saveImported(seen)
+		c.log.Info("images imported", "count", n, "took", time.Since(t0).Round(time.Millisecond).String())
+		return nil
 	}
 	entries, err := os.ReadDir(c.cfg.ImagesDir)
 	if err != nil && !os.IsNotExist(err) {

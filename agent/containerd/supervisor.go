@@ -31,8 +31,14 @@ type Containerd struct {
 	exited   chan struct{} // closed when the supervisor loop ends
 	stop     chan struct{}
 
-	// Embedded supplies the image archives the binary carries.
+	// Embedded supplies the image archives the binary carries; the
+	// first is the pause image, imported before Ready returns, the others
+	// (and side-loaded archives) beside the kubelet's start: WaitImages.
 	Embedded EmbeddedImages
+
+	images     chan struct{} // closed when the background import ended
+	imagesErr  error
+	stopImport context.CancelFunc
 }
 
 // New returns the component.
@@ -177,7 +183,11 @@ func (c *Containerd) Ready(ctx context.Context) error {
 			_, verr := cl.Version(ctx)
 			if verr == nil {
 				defer cl.Close()
-				return c.importImages(ctx, cl)
+				if err := c.importImages(ctx, cl, 0, 1, false); err != nil {
+					return err
+				}
+				c.importRest()
+				return nil
 			}
 			cl.Close()
 			err = verr
@@ -192,10 +202,56 @@ func (c *Containerd) Ready(ctx context.Context) error {
 	}
 }
 
+// importRest imports the other images in the background: the kubelet
+// needs only the pause image to start pods' sandboxes.
+func (c *Containerd) importRest() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.images, c.stopImport = done, cancel
+	c.mu.Unlock()
+	go func() {
+		defer close(done)
+		defer cancel()
+		cl, err := client.New(c.cfg.Socket, client.WithTimeout(2*time.Second))
+		if err == nil {
+			err = c.importImages(ctx, cl, 1, -1, true)
+			cl.Close()
+		}
+		if err != nil {
+			c.log.Error("cannot import the carried images", "err", err)
+		}
+		c.imagesErr = err
+	}()
+}
+
+// WaitImages waits for the background import Ready started.
+func (c *Containerd) WaitImages(ctx context.Context) error {
+	c.mu.Lock()
+	done := c.images
+	c.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return c.imagesErr
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the image import: %w", context.Cause(ctx))
+	}
+}
+
 // Stop terminates containerd (SIGTERM, then SIGKILL after 10 s). Shims
 // and the containers they run are left running, so pods survive a
 // restart of iks.
 func (c *Containerd) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	stopImport, images := c.stopImport, c.images
+	c.mu.Unlock()
+	if stopImport != nil {
+		stopImport()
+		<-images
+	}
 	c.mu.Lock()
 	if c.stopping || c.cmd == nil {
 		c.mu.Unlock()

@@ -11,6 +11,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/iks-dev/iks/internal/lbpool"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 type metav1ListOptions = metav1.ListOptions
@@ -36,7 +38,7 @@ func (s *Speaker) campaign(ctx context.Context, ip netip.Addr, ann *Announcer, d
 		LeaseMeta:  metav1.ObjectMeta{Name: lbpool.LeaseName(ip), Namespace: lbpool.Namespace},
 		Client:     s.leases.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: s.cfg.NodeName},
-		Labels:     map[string]string{"app.kubernetes.io/managed-by": "iks", "iks.io/lb-ip": lbpool.LeaseName(ip)},
+		Labels:     map[string]string{api.ManagedByLabel: api.ManagedBy, "iks.io/lb-ip": lbpool.LeaseName(ip)},
 	}
 	for ctx.Err() == nil {
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{

@@ -21,9 +21,10 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/iks-dev/iks/internal/kubeutil"
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/lbpool"
 )
 
@@ -45,8 +46,10 @@ type Config struct {
 	NodeIP   netip.Addr
 	// PublicIP is the node's public side: public IPs are announced on its
 	// interface (invalid: a private-only worker, never eligible for them).
-	PublicIP   netip.Addr
-	Kubeconfig string // the kubelet's (system:node:<name>)
+	PublicIP netip.Addr
+	// Clients are the agent's shared clients (the kubelet's identity,
+	// system:node:<name>).
+	Clients *kubeclients.Clients
 
 	LeaseDuration, RenewDeadline, RetryPeriod, SpreadDelay time.Duration
 }
@@ -60,8 +63,9 @@ type Speaker struct {
 	// priv announces on the node IP's interface, pub on the public IP's
 	// (nil on a private-only worker; priv when both are one interface).
 	priv, pub *Announcer
-	f         informers.SharedInformerFactory
-	cmF       informers.SharedInformerFactory
+	f         informers.SharedInformerFactory // shared: handlers in regs
+	regs      kubeclients.Registrations
+	cmF       informers.SharedInformerFactory // own: one ConfigMap
 	kick      chan struct{}
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -102,14 +106,11 @@ func (s *Speaker) Init(context.Context) error { return nil }
 // A failure after the uplink is open closes it again: a failed Start
 // leaves no raw socket and no informer behind.
 func (s *Speaker) Start(ctx context.Context) (err error) {
-	cs, err := kubeutil.WaitClientset(ctx, s.cfg.Kubeconfig)
+	cs, err := s.cfg.Clients.Wait(ctx)
 	if err != nil {
 		return err
 	}
-	rc, err := kubeutil.RESTConfig(s.cfg.Kubeconfig)
-	if err != nil {
-		return err
-	}
+	rc := rest.CopyConfig(s.cfg.Clients.Config())
 	rc.Impersonate.UserName = lbpool.SpeakerUser
 	if s.leases, err = kubernetes.NewForConfig(rc); err != nil {
 		return fmt.Errorf("lease client: %w", err)
@@ -124,7 +125,7 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 			err = errors.Join(err, s.Stop(context.WithoutCancel(ctx)))
 		}
 	}()
-	s.f = informers.NewSharedInformerFactory(cs, 10*time.Minute)
+	s.f = s.cfg.Clients.Informers()
 	s.cmF = informers.NewSharedInformerFactoryWithOptions(cs, 10*time.Minute, informers.WithNamespace(lbpool.ConfigMapNamespace),
 		informers.WithTweakListOptions(func(o *metav1ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", lbpool.ConfigMapName).String()
@@ -133,11 +134,11 @@ func (s *Speaker) Start(ctx context.Context) (err error) {
 		DeleteFunc: func(any) { s.trigger() }}
 	for _, inf := range []cache.SharedIndexInformer{s.f.Core().V1().Services().Informer(), s.f.Core().V1().Nodes().Informer(),
 		s.f.Discovery().V1().EndpointSlices().Informer(), s.cmF.Core().V1().ConfigMaps().Informer()} {
-		if _, err := inf.AddEventHandler(h); err != nil {
+		if err := s.regs.Add(inf, h); err != nil {
 			return fmt.Errorf("watch %T: %w", inf, err)
 		}
 	}
-	s.f.Start(runCtx.Done())
+	s.cfg.Clients.Start()
 	s.cmF.Start(runCtx.Done())
 	s.wg.Add(1)
 	go s.loop(runCtx)
@@ -168,21 +169,15 @@ func (s *Speaker) loop(ctx context.Context) {
 	}
 }
 
+// synced reports whether every handler has seen its informer's first list.
 func (s *Speaker) synced() bool {
-	for _, ok := range s.f.WaitForCacheSync(closedCh) {
-		if !ok {
-			return false
-		}
-	}
-	for _, ok := range s.cmF.WaitForCacheSync(closedCh) {
-		if !ok {
+	for _, ok := range s.regs.Synced() {
+		if !ok() {
 			return false
 		}
 	}
 	return true
 }
-
-var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // reconcile runs for exactly the IPs this node is eligible for.
 func (s *Speaker) reconcile(ctx context.Context) {
@@ -308,13 +303,12 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.cancel = nil
-	for _, f := range []informers.SharedInformerFactory{s.f, s.cmF} {
-		if f != nil {
-			f.Shutdown()
-		}
+	rerr := s.regs.RemoveAll()
+	if s.cmF != nil {
+		s.cmF.Shutdown()
 	}
 	if len(errs) > 0 {
-		return errors.Join(fmt.Errorf("withdraw LoadBalancer IPs: %w", errors.Join(errs...)), s.closeAnnouncers())
+		return errors.Join(fmt.Errorf("withdraw LoadBalancer IPs: %w", errors.Join(errs...)), rerr, s.closeAnnouncers())
 	}
-	return s.closeAnnouncers()
+	return errors.Join(rerr, s.closeAnnouncers())
 }

@@ -22,7 +22,11 @@ const (
 	// allowMark is the packet mark bit a policy chain sets on an Allow
 	// before it returns; the dispatch chain clears it and returns.
 	allowMark   = "0x00100000"
-	allowUnmark = "0xffefffff"
+	allowUnmark = "0xff8fffff" // clears the allow, pass and untracked bits
+	// passMark is set by a Calico Pass rule, untrackedMark by a
+	// doNotTrack Allow (the filter chains then accept the packet).
+	passMark      = "0x00200000"
+	untrackedMark = "0x00400000"
 
 	typeAddr     = "ipv4_addr"
 	typeAddrPort = "ipv4_addr . inet_proto . inet_service"
@@ -48,6 +52,13 @@ type Chain struct {
 type Program struct {
 	Chains map[string]*Chain
 	Sets   map[string]*Set
+	// members tell, for each set whose elements come from pods, the
+	// elements one endpoint gives it (incremental.go).
+	members map[string]memberFn
+	// base and delta: a Program UpdatePods made from base differs from
+	// it only by delta's set elements (the writer then sends only those).
+	base  *Program
+	delta map[string]*setDelta
 }
 
 func (p *Program) set(name, typ string, interval bool, comment string) *Set {
@@ -61,12 +72,46 @@ func (p *Program) set(name, typ string, interval bool, comment string) *Set {
 
 func (s *Set) add(key ...string) { s.Elements[strings.Join(key, " . ")] = key }
 
+// Input is what CompileInput programs for one node.
+type Input struct {
+	Policies      []*Policy
+	Endpoints     []*Endpoint
+	HostEndpoints []*HostEndpoint
+	NetworkSets   []*NetworkSet
+	Node          string
+	// VethPrefix is the prefix of the host side of pod veths ("cali").
+	VethPrefix string
+	// Failsafe is what host endpoint policy never cuts (nil:
+	// DefaultFailsafe).
+	Failsafe *Failsafe
+}
+
 // Compile builds the Program that enforces policies on node's endpoints.
 // vethPrefix is the prefix of the host side of pod veths ("cali").
 func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string) *Program {
-	p := &Program{Chains: map[string]*Chain{}, Sets: map[string]*Set{}}
+	return CompileInput(&Input{Policies: policies, Endpoints: endpoints, Node: node, VethPrefix: vethPrefix})
+}
+
+// compiler holds what rule compilation looks up.
+type compiler struct {
+	p       *Program
+	all     *index
+	netsets []*NetworkSet
+	heps    []*HostEndpoint
+}
+
+// CompileInput builds the Program for in: pods' policies, and host
+// endpoint policies for in.Node's host endpoints (hostep.go).
+func CompileInput(in *Input) *Program {
+	policies, endpoints, node, vethPrefix := in.Policies, in.Endpoints, in.Node, in.VethPrefix
+	p := &Program{Chains: map[string]*Chain{}, Sets: map[string]*Set{}, members: map[string]memberFn{}}
 	var local []*Endpoint
 	localPods := p.set(SetLocalPods, typeAddr, false, "this node's pods known to the policy engine")
+	p.members[SetLocalPods] = func(e *Endpoint, add addFn) {
+		if e.Node == node {
+			add(e.IP.String())
+		}
+	}
 	for _, e := range endpoints {
 		if e.Node == node {
 			local = append(local, e)
@@ -74,8 +119,23 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 		}
 	}
 	all, localIx := newIndex(endpoints), newIndex(local)
+	cc := &compiler{p: p, all: all, netsets: in.NetworkSets, heps: in.HostEndpoints}
 	isoIn := p.set(SetIngressIso, typeAddr, false, "local pods selected by an ingress policy")
 	isoEg := p.set(SetEgressIso, typeAddr, false, "local pods selected by an egress policy")
+	var isoSel [2][]*Selector // ingress, egress: the selectors of the policies isolating
+	for i, name := range []string{SetIngressIso, SetEgressIso} {
+		p.members[name] = func(e *Endpoint, add addFn) {
+			if e.Node != node {
+				return
+			}
+			for _, s := range isoSel[i] {
+				if s.Matches(e) {
+					add(e.IP.String())
+					return
+				}
+			}
+		}
+	}
 	pods := "\"" + vethPrefix + "*\""
 	p.Chains[ChainForward] = &Chain{Rules: []string{
 		"ct state established,related accept",
@@ -88,7 +148,10 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 	}}
 	ingress := &Chain{Comment: "policies of the destination pod"}
 	egress := &Chain{Comment: "policies of the source pod"}
-	if len(policies) > 0 {
+	policies = slices.Clone(policies)
+	SortPolicies(policies)
+	podPolicies := slices.DeleteFunc(slices.Clone(policies), func(p *Policy) bool { return p.PreDNAT || p.DoNotTrack })
+	if len(podPolicies) > 0 {
 		// No window: while a policy exists, a local pod the engine does not
 		// know yet (its IP not yet in the API) gets no traffic through;
 		// the node's own traffic (output hook) is not filtered.
@@ -102,8 +165,7 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 	clear := "meta mark set meta mark & " + allowUnmark
 	ingress.Rules = append(ingress.Rules, clear)
 	egress.Rules = append(egress.Rules, clear)
-	SortPolicies(policies)
-	for _, pol := range policies {
+	for _, pol := range podPolicies {
 		id := policyName(pol.ID)
 		var selected []*Endpoint
 		localIx.each(&pol.Selects, func(e *Endpoint) { selected = append(selected, e) })
@@ -115,33 +177,46 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 			for _, e := range selected {
 				sel.add(e.IP.String())
 			}
+			p.members[selName] = localMember(&pol.Selects, node)
 		}
 		for _, d := range []Direction{Ingress, Egress} {
 			rules, applies := pol.Rules(d)
 			if !applies {
 				continue
 			}
-			chain, iso, disp, own := id+"-in", isoIn, ingress, "ip daddr"
+			chain, iso, disp, own, dir := id+"-in", isoIn, ingress, "ip daddr", 0
 			if d == Egress {
-				chain, iso, disp, own = id+"-eg", isoEg, egress, "ip saddr"
+				chain, iso, disp, own, dir = id+"-eg", isoEg, egress, "ip saddr", 1
 			}
+			isoSel[dir] = append(isoSel[dir], &pol.Selects)
 			for _, e := range selected {
 				iso.add(e.IP.String())
 			}
 			c := &Chain{Comment: fmt.Sprintf("%s %s", pol.ID, d)}
 			for i, r := range rules {
-				c.Rules = append(c.Rules, compileRule(p, pol, d, fmt.Sprintf("%s-%s%d", id, d[:1], i), r, selKey, selected, all)...)
+				name := fmt.Sprintf("%s-%s%d", id, d[:1], i)
+				if r.Calico != nil {
+					c.Rules = append(c.Rules, cc.calicoRule(name, r, normalVerdicts)...)
+					continue
+				}
+				c.Rules = append(c.Rules, compileRule(p, pol, d, name, r, selKey, selected, all, node)...)
 			}
 			p.Chains[chain] = c
 			disp.Rules = append(disp.Rules,
 				own+" @"+selName+" jump "+chain,
 				"meta mark & "+allowMark+" != 0 "+clear+" return")
+			if pol.Calico() {
+				// Pass: the tier's later policies are skipped; the pod's
+				// profile (its namespace's: allow) decides.
+				disp.Rules = append(disp.Rules, "meta mark & "+passMark+" != 0 "+clear+" return")
+			}
 		}
 	}
 	ingress.Rules = append(ingress.Rules, "ip daddr @"+SetIngressIso+" counter drop")
 	egress.Rules = append(egress.Rules, "ip saddr @"+SetEgressIso+" counter drop")
 	p.Chains[ChainPodIngress] = ingress
 	p.Chains[ChainPodEgress] = egress
+	cc.hosts(in, policies)
 	return p
 }
 
@@ -149,7 +224,7 @@ func Compile(policies []*Policy, endpoints []*Endpoint, node, vethPrefix string)
 // sets. The peer is the source for ingress, the destination for egress;
 // named ports resolve on the destination pod: a selected pod for
 // ingress, any pod for egress.
-func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selKey string, selected []*Endpoint, all *index) []string {
+func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selKey string, selected []*Endpoint, all *index, node string) []string {
 	peer := "ip saddr"
 	if d == Egress {
 		peer = "ip daddr"
@@ -178,6 +253,7 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selK
 			if _, done := p.Sets[setName]; !done {
 				s := p.set(setName, typeAddr, false, truncate("pods: "+key, 120))
 				all.each(sel, func(e *Endpoint) { s.add(e.IP.String()) })
+				p.members[setName] = selectorMember(sel)
 			}
 			peerMatches = append(peerMatches, peer+" @"+setName+" ")
 		}
@@ -227,6 +303,13 @@ func compileRule(p *Program, pol *Policy, d Direction, name string, r Rule, selK
 				named = nil
 			}
 			s := p.set(npName, typeAddrPort, false, truncate("named ports: "+key, 120))
+			if named != nil {
+				if d == Ingress {
+					p.members[npName] = namedPortMember(named, localMember(&pol.Selects, node))
+				} else {
+					p.members[npName] = namedPortMember(named, nil)
+				}
+			}
 			for _, want := range named {
 				dst := selected
 				if d == Egress {

@@ -5,25 +5,37 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/knftables"
 
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/kubeutil"
 )
 
+// calicoWait bounds how long the first sync waits for Calico's resources.
+const calicoWait = time.Minute
+
 // Config of the engine.
 type Config struct {
-	NodeName   string
-	Kubeconfig string // the node's kubelet kubeconfig
+	NodeName string
+	// Clients are the agent's shared clients (the kubelet's identity).
+	Clients *kubeclients.Clients
 	// VethPrefix is the name prefix of pods' host-side veths ("cali").
 	VethPrefix string
+	// NodeIP and PublicIP are the node's private and (optional) public
+	// side: the engine keeps the node's host endpoints on their
+	// interfaces (hostendpoints.go).
+	NodeIP, PublicIP netip.Addr
 }
 
 // Engine is the network policy component.
@@ -36,10 +48,27 @@ type Engine struct {
 	trigger chan struct{}
 	cancel  context.CancelFunc
 	done    chan struct{}
+	regs    kubeclients.Registrations
 
 	mu     sync.Mutex
 	synced bool
 	err    error
+
+	// chg collects what changed since the last sync (set by the
+	// informers' handlers).
+	chg struct {
+		sync.Mutex
+		full  bool
+		dirty map[string]bool // pod keys
+	}
+	// Owned by the loop: the last Program programmed and the endpoints
+	// it was compiled from, by pod key and by address.
+	prog *Program
+	eps  map[string]*Endpoint
+	byIP map[string]string
+	// contested are the addresses two pods claimed at the last full
+	// sync: a change touching one recompiles.
+	contested map[string]bool
 }
 
 // New returns the component.
@@ -108,44 +137,134 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.nft == nil {
 		return nil
 	}
-	cs, err := kubeutil.WaitClientset(ctx, e.cfg.Kubeconfig)
+	cs, err := e.cfg.Clients.Wait(ctx)
 	if err != nil {
 		return err
 	}
+	dyn := e.cfg.Clients.Dynamic()
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
-	f := informers.NewSharedInformerFactory(cs, 0)
-	pods, nss, nps := f.Core().V1().Pods(), f.Core().V1().Namespaces(), f.Networking().V1().NetworkPolicies()
+	// The agent's shared informers; only this engine watches Pods, so
+	// it slims them (SetTransform must come before they start).
+	f := e.cfg.Clients.Informers()
+	pods, nss, nps, sas := f.Core().V1().Pods(), f.Core().V1().Namespaces(), f.Networking().V1().NetworkPolicies(), f.Core().V1().ServiceAccounts()
 	if err := pods.Informer().SetTransform(slimPod); err != nil {
 		cancel()
 		return fmt.Errorf("pod informer: %w", err)
 	}
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { e.kick() },
-		UpdateFunc: func(any, any) { e.kick() },
-		DeleteFunc: func(any) { e.kick() },
+	// A pod change re-checks only that pod (incremental.go); any other
+	// change recompiles.
+	podH := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { e.podChanged(o) },
+		UpdateFunc: func(_, o any) { e.podChanged(o) },
+		DeleteFunc: func(o any) { e.podChanged(o) },
 	}
-	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), nss.Informer(), nps.Informer()} {
-		if _, err := inf.AddEventHandler(h); err != nil {
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { e.changed() },
+		UpdateFunc: func(any, any) { e.changed() },
+		DeleteFunc: func(any) { e.changed() },
+	}
+	if err := e.regs.Add(pods.Informer(), podH); err != nil {
+		cancel()
+		return errors.Join(fmt.Errorf("watch: %w", err), e.regs.RemoveAll())
+	}
+	for _, inf := range []cache.SharedIndexInformer{nss.Informer(), nps.Informer(), sas.Informer()} {
+		if err := e.regs.Add(inf, h); err != nil {
 			cancel()
-			return fmt.Errorf("watch: %w", err)
+			return errors.Join(fmt.Errorf("watch: %w", err), e.regs.RemoveAll())
 		}
 	}
-	f.Start(runCtx.Done())
+	e.cfg.Clients.Start()
 	go func() {
 		defer close(e.done)
-		defer f.Shutdown()
-		if !cache.WaitForCacheSync(runCtx.Done(), pods.Informer().HasSynced, nss.Informer().HasSynced, nps.Informer().HasSynced) {
+		defer e.regs.RemoveAll() //nolint:errcheck // nothing to report when stopping
+		if !cache.WaitForCacheSync(runCtx.Done(), e.regs.Synced()...) {
 			return
 		}
-		e.loop(runCtx, func() ([]*corev1.Pod, []*corev1.Namespace, []*networkingv1.NetworkPolicy, error) {
-			p, err1 := pods.Lister().List(labels.Everything())
-			n, err2 := nss.Lister().List(labels.Everything())
-			np, err3 := nps.Lister().List(labels.Everything())
-			return p, n, np, errors.Join(err1, err2, err3)
-		})
+		// Calico's resources are served once the server has applied their
+		// CRDs: the first sync waits for them a while (a normal start has
+		// them in seconds), then goes on with Kubernetes policy alone
+		// until they come (a server older than this agent).
+		var calico atomic.Pointer[func() *CalicoObjects]
+		ready := make(chan struct{})
+		go func() {
+			list, stop, err := e.watchCalico(runCtx, cs, dyn, h)
+			if err != nil {
+				return // stopped
+			}
+			defer stop()
+			calico.Store(&list)
+			close(ready)
+			e.changed()
+			<-runCtx.Done()
+		}()
+		select {
+		case <-ready:
+		case <-time.After(calicoWait):
+			e.log.Error("Calico resources (projectcalico.org/v3) not served: enforcing Kubernetes NetworkPolicies only until they are", "waited", calicoWait)
+		case <-runCtx.Done():
+			return
+		}
+		hosts := &hostEndpoints{cfg: e.cfg, log: e.log, cs: cs, dyn: dyn}
+		go func() {
+			select {
+			case <-ready:
+				hosts.run(runCtx)
+			case <-runCtx.Done():
+			}
+		}()
+		e.loop(runCtx, &sources{pods: pods.Lister(), namespaces: nss.Lister(), netpols: nps.Lister(),
+			serviceAccounts: sas.Lister(), calico: func() *CalicoObjects {
+				if f := calico.Load(); f != nil {
+					return (*f)()
+				}
+				return &CalicoObjects{}
+			}})
 	}()
 	return nil
+}
+
+// watchCalico waits until the apiserver serves Calico's resources (the
+// server applies their CRDs at start) and watches them; list returns
+// their current objects.
+func (e *Engine) watchCalico(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, h cache.ResourceEventHandler) (list func() *CalicoObjects, stop func(), err error) {
+	waited := time.Now()
+	err = kubeutil.Poll(ctx, time.Second, func(context.Context) (bool, error) {
+		ok, err := CalicoServed(cs.Discovery())
+		if !ok && time.Since(waited) > 30*time.Second {
+			e.log.Warn("waiting for the Calico resources (projectcalico.org/v3) to be served", "error", err)
+			waited = time.Now()
+		}
+		return ok, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	df := e.cfg.Clients.DynamicInformers()
+	infs := make([]cache.SharedIndexInformer, len(CalicoResources))
+	var regs kubeclients.Registrations
+	for i, gvr := range CalicoResources {
+		infs[i] = df.ForResource(gvr).Informer()
+		if err := regs.Add(infs[i], h); err != nil {
+			return nil, nil, errors.Join(fmt.Errorf("watch %s: %w", gvr.Resource, err), regs.RemoveAll())
+		}
+	}
+	e.cfg.Clients.Start()
+	if !cache.WaitForCacheSync(ctx.Done(), regs.Synced()...) {
+		return nil, nil, errors.Join(ctx.Err(), regs.RemoveAll())
+	}
+	list = func() *CalicoObjects {
+		var out CalicoObjects
+		for i, inf := range infs {
+			for _, o := range inf.GetStore().List() {
+				if u, ok := o.(*unstructured.Unstructured); ok {
+					out[i] = append(out[i], u)
+				}
+			}
+		}
+		return &out
+	}
+	return list, func() { _ = regs.RemoveAll() }, nil
 }
 
 func (e *Engine) kick() {
@@ -155,11 +274,9 @@ func (e *Engine) kick() {
 	}
 }
 
-type lister func() ([]*corev1.Pod, []*corev1.Namespace, []*networkingv1.NetworkPolicy, error)
-
 // loop programs the table after every change (coalesced), retrying a
 // failed programming with back-off; the table keeps its last good state.
-func (e *Engine) loop(ctx context.Context, list lister) {
+func (e *Engine) loop(ctx context.Context, src *sources) {
 	e.kick()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
@@ -171,7 +288,7 @@ func (e *Engine) loop(ctx context.Context, list lister) {
 		case <-e.trigger:
 		case <-retry.C:
 		}
-		err := e.sync(ctx, list)
+		err := e.sync(ctx, src)
 		e.mu.Lock()
 		e.err = err
 		if err == nil {
@@ -188,33 +305,6 @@ func (e *Engine) loop(ctx context.Context, list lister) {
 	}
 }
 
-func (e *Engine) sync(ctx context.Context, list lister) error {
-	start := time.Now()
-	podList, nsList, npList, err := list()
-	if err != nil {
-		return err
-	}
-	policies, endpoints := Translate(podList, nsList, npList, func(err error) {
-		e.log.Warn("policy ignored", "error", err)
-	})
-	prog := Compile(policies, endpoints, e.cfg.NodeName, e.cfg.VethPrefix)
-	compiled := time.Since(start)
-	st, err := e.writer.Apply(ctx, prog)
-	if err != nil {
-		return err
-	}
-	level := slog.LevelDebug // incremental changes follow every pod change
-	if st.Full || st.Chains > 0 {
-		level = slog.LevelInfo
-	}
-	if st.Full || st.Chains+st.Added+st.Deleted > 0 {
-		e.log.Log(ctx, level, "network policy programmed", "policies", len(policies), "pods", len(endpoints), "full", st.Full,
-			"chains", st.Chains, "added", st.Added, "deleted", st.Deleted,
-			"compile", compiled.Round(time.Microsecond), "total", time.Since(start).Round(time.Microsecond))
-	}
-	return nil
-}
-
 // Translate maps the API objects into the model; a policy that does not
 // translate is reported and left out.
 func Translate(pods []*corev1.Pod, nss []*corev1.Namespace, nps []*networkingv1.NetworkPolicy, bad func(error)) ([]*Policy, []*Endpoint) {
@@ -222,23 +312,7 @@ func Translate(pods []*corev1.Pod, nss []*corev1.Namespace, nps []*networkingv1.
 	for _, ns := range nss {
 		nsLabels[ns.Name] = ns.Labels
 	}
-	eps := make([]*Endpoint, 0, len(pods))
-	byIP := map[string]*Endpoint{}
-	for _, pod := range pods {
-		ep, ok := FromPod(pod, nsLabels[pod.Namespace])
-		if !ok {
-			continue
-		}
-		// An IP reused before the old pod's object is gone: the pod that
-		// is not being deleted wins.
-		if _, dup := byIP[ep.IP.String()]; dup && pod.DeletionTimestamp != nil {
-			continue
-		}
-		byIP[ep.IP.String()] = ep
-	}
-	for _, ep := range byIP {
-		eps = append(eps, ep)
-	}
+	eps, _ := translatePods(pods, nsLabels)
 	var pols []*Policy
 	for _, np := range nps {
 		p, err := FromNetworkPolicy(np)
@@ -251,6 +325,51 @@ func Translate(pods []*corev1.Pod, nss []*corev1.Namespace, nps []*networkingv1.
 	return pols, eps
 }
 
+// translatePods maps the pods into endpoints; contested are the
+// addresses two pods claimed (one lost: see newerClaim).
+func translatePods(pods []*corev1.Pod, nsLabels map[string]map[string]string) (eps []*Endpoint, contested map[string]bool) {
+	eps = make([]*Endpoint, 0, len(pods))
+	type claim struct {
+		ep  *Endpoint
+		pod *corev1.Pod
+	}
+	byIP := map[string]claim{}
+	contested = map[string]bool{}
+	for _, pod := range pods {
+		ep, ok := FromPod(pod, nsLabels[pod.Namespace])
+		if !ok {
+			continue
+		}
+		// An IP reused before the old pod's object is gone: the pod that
+		// is not being deleted wins, else the newer one (then the larger
+		// key), whatever the list order.
+		ip := ep.IP.String()
+		have, dup := byIP[ip]
+		if dup {
+			contested[ip] = true
+			if !newerClaim(pod, have.pod) {
+				continue
+			}
+		}
+		byIP[ip] = claim{ep, pod}
+	}
+	for _, c := range byIP {
+		eps = append(eps, c.ep)
+	}
+	return eps, contested
+}
+
+// newerClaim reports whether pod a wins an address over pod b.
+func newerClaim(a, b *corev1.Pod) bool {
+	if (a.DeletionTimestamp == nil) != (b.DeletionTimestamp == nil) {
+		return a.DeletionTimestamp == nil
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return b.CreationTimestamp.Before(&a.CreationTimestamp)
+	}
+	return a.Namespace+"/"+a.Name > b.Namespace+"/"+b.Name
+}
+
 // slimPod keeps only what the engine reads of a pod.
 func slimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
@@ -260,7 +379,9 @@ func slimPod(obj any) (any, error) {
 	slim := &corev1.Pod{}
 	slim.Name, slim.Namespace, slim.UID, slim.Labels = pod.Name, pod.Namespace, pod.UID, pod.Labels
 	slim.ResourceVersion, slim.DeletionTimestamp = pod.ResourceVersion, pod.DeletionTimestamp
+	slim.CreationTimestamp = pod.CreationTimestamp
 	slim.Spec.NodeName, slim.Spec.HostNetwork = pod.Spec.NodeName, pod.Spec.HostNetwork
+	slim.Spec.ServiceAccountName = pod.Spec.ServiceAccountName
 	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for _, c := range cs {
 			var ports []corev1.ContainerPort

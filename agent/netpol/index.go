@@ -32,19 +32,19 @@ func newIndex(eps []*Endpoint) *index {
 func (ix *index) each(s *Selector, fn func(*Endpoint)) {
 	visit := func(eps []*Endpoint) {
 		for _, e := range eps {
-			if s.Pods == nil || s.Pods.Matches(e.Labels) {
+			if s.Pods == nil || s.Pods.Matches(podView{e}) {
 				fn(e)
 			}
 		}
 	}
 	if s.Namespace != "" {
-		if s.Namespaces == nil || s.Namespaces.Matches(ix.nsLabels[s.Namespace]) {
+		if s.Namespaces == nil || s.Namespaces.Matches(nsView{s.Namespace, ix.nsLabels[s.Namespace]}) {
 			visit(ix.byNS[s.Namespace])
 		}
 		return
 	}
 	for ns, eps := range ix.byNS {
-		if s.Namespaces == nil || s.Namespaces.Matches(ix.nsLabels[ns]) {
+		if s.Namespaces == nil || s.Namespaces.Matches(nsView{ns, ix.nsLabels[ns]}) {
 			visit(eps)
 		}
 	}

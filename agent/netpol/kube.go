@@ -236,7 +236,7 @@ func FromPod(pod *corev1.Pod, nsLabels map[string]string) (ep *Endpoint, ok bool
 		return nil, false
 	}
 	ep = &Endpoint{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName, IP: ip,
-		Labels: labels.Set(pod.Labels), NamespaceLabels: labels.Set(nsLabels)}
+		Labels: labels.Set(pod.Labels), NamespaceLabels: labels.Set(nsLabels), ServiceAccount: pod.Spec.ServiceAccountName}
 	for _, c := range append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		for _, cp := range c.Ports {
 			if cp.Name == "" {

@@ -14,6 +14,7 @@ package netpol
 import (
 	"net/netip"
 	"sort"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -21,11 +22,17 @@ import (
 // Action is what a matching rule does.
 type Action string
 
-// Actions. Kubernetes NetworkPolicy only allows; Deny is there for the
-// Calico resources built on this model.
+// Actions. Kubernetes NetworkPolicy only allows; Deny, Log and Pass
+// come with the Calico resources (calico.go). Log logs the packet and
+// goes on with the next rule; Pass skips the policy's remaining rules
+// and the tier's later policies: with the one tier iks has, a pod then
+// gets its namespace's profile (allow, as Calico's Kubernetes profiles),
+// a host endpoint none (deny).
 const (
 	Allow Action = "Allow"
 	Deny  Action = "Deny"
+	Log   Action = "Log"
+	Pass  Action = "Pass"
 )
 
 // Direction of a policy part, seen from the selected endpoint.
@@ -55,6 +62,17 @@ type Endpoint struct {
 	NamespaceLabels labels.Set
 	// Ports are the pod's named container ports.
 	Ports []NamedPort
+	// ServiceAccount is the pod's service account, SALabels its labels
+	// (Calico's serviceAccountSelector).
+	ServiceAccount string
+	SALabels       labels.Set
+}
+
+// LabelMatcher is a label selector: Kubernetes' labels.Selector or a
+// Calico selector (internal/calicosel).
+type LabelMatcher interface {
+	Matches(labels.Labels) bool
+	String() string
 }
 
 // Key is NAMESPACE/NAME.
@@ -72,9 +90,13 @@ type Selector struct {
 	// Namespace limits the selection to one namespace ("" any).
 	Namespace string
 	// Namespaces selects by namespace labels (nil: no condition).
-	Namespaces labels.Selector
-	// Pods selects by pod labels (nil: no condition).
-	Pods labels.Selector
+	Namespaces LabelMatcher
+	// Pods selects by pod labels (nil: no condition). Besides the pod's
+	// labels it sees Calico's: projectcalico.org/namespace,
+	// projectcalico.org/orchestrator (k8s),
+	// projectcalico.org/serviceaccount and the service account's labels
+	// as pcsa.KEY (labels.go).
+	Pods LabelMatcher
 }
 
 // Matches reports whether e is selected.
@@ -82,10 +104,10 @@ func (s Selector) Matches(e *Endpoint) bool {
 	if s.Namespace != "" && e.Namespace != s.Namespace {
 		return false
 	}
-	if s.Namespaces != nil && !s.Namespaces.Matches(e.NamespaceLabels) {
+	if s.Namespaces != nil && !s.Namespaces.Matches(nsView{e.Namespace, e.NamespaceLabels}) {
 		return false
 	}
-	return s.Pods == nil || s.Pods.Matches(e.Labels)
+	return s.Pods == nil || s.Pods.Matches(podView{e})
 }
 
 // Peer is the other side of a rule: endpoints by selector, or address
@@ -108,10 +130,43 @@ type Port struct {
 }
 
 // Rule matches traffic by peer and port; nil Peers or Ports match any.
+// A Calico rule (Calico non-nil) matches by its own fields instead.
 type Rule struct {
 	Action Action
 	Peers  []Peer
 	Ports  []Port
+	Calico *CalicoMatch
+	// LogPrefix is the log prefix of a Log rule.
+	LogPrefix string
+}
+
+// CalicoMatch is what a Calico rule matches: every field given must
+// hold.
+type CalicoMatch struct {
+	// Protocol and NotProtocol are nft protocol names or numbers.
+	Protocol, NotProtocol string
+	ICMP, NotICMP         *ICMP
+	Src, Dst              Entity
+}
+
+// ICMP matches an ICMP type and, when Code is set, code.
+type ICMP struct {
+	Type int
+	Code *int
+}
+
+// Entity is one side of a Calico rule (source or destination); every
+// field given must hold.
+type Entity struct {
+	// Selector selects endpoints, host endpoints and network sets (nil:
+	// any address); NotSelector excludes them.
+	Selector, NotSelector *Selector
+	// Nets: the address is in one of them (nil: any; empty, as when
+	// only IPv6 nets were given: nothing); NotNets: in none.
+	Nets, NotNets []Range
+	// Ports: one of them (nil: any); NotPorts: none of them (numbers and
+	// ranges only).
+	Ports, NotPorts []Port
 }
 
 // Policy is one policy of the internal model.
@@ -129,6 +184,37 @@ type Policy struct {
 	// AppliesIngress/AppliesEgress say which directions the policy
 	// applies to (policyTypes).
 	AppliesIngress, AppliesEgress bool
+	// Global policies (GlobalNetworkPolicy) may select host endpoints.
+	Global bool
+	// PreDNAT, DoNotTrack and ApplyOnForward are Calico's host endpoint
+	// options (hostep.go).
+	PreDNAT, DoNotTrack, ApplyOnForward bool
+}
+
+// Calico reports whether p comes from a Calico resource.
+func (p *Policy) Calico() bool {
+	return strings.HasPrefix(p.ID, gnpPrefix+":") || strings.HasPrefix(p.ID, cnpPrefix+":")
+}
+
+// HostEndpoint is an interface of a node the policies protect (Calico's
+// HostEndpoint).
+type HostEndpoint struct {
+	Name, Node string
+	// Interface is the interface name; "*" is every interface of the
+	// node but loopback and the pods' veths.
+	Interface string
+	IPs       []netip.Addr
+	Labels    labels.Set
+	// Ports are the host endpoint's named ports.
+	Ports []NamedPort
+}
+
+// NetworkSet is a labelled set of networks (Calico's NetworkSet and,
+// with no Namespace, GlobalNetworkSet) that rule selectors match.
+type NetworkSet struct {
+	Namespace, Name string
+	Labels          labels.Set
+	Nets            []Range
 }
 
 // Rules returns the rules of one direction and whether the policy

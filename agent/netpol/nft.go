@@ -41,12 +41,16 @@ type Stats struct {
 func (w *Writer) Apply(ctx context.Context, p *Program) (Stats, error) {
 	tx := w.nft.NewTransaction()
 	var st Stats
-	if w.last == nil {
+	switch {
+	case w.last == nil:
 		st = full(tx, p)
-	} else {
+	case p.base != nil && p.base == w.last:
+		st = applyDelta(tx, p)
+	default:
 		st = diff(tx, w.last, p)
 	}
 	if tx.NumOperations() == 0 {
+		w.last = p // same content
 		return st, nil
 	}
 	if err := w.nft.Run(ctx, tx); err != nil {
@@ -79,6 +83,23 @@ func full(tx *knftables.Transaction, p *Program) Stats {
 			tx.Add(&knftables.Rule{Chain: name, Rule: r})
 		}
 		st.Chains++
+	}
+	return st
+}
+
+// applyDelta sends what UpdatePods changed in p's base: set elements
+// only.
+func applyDelta(tx *knftables.Transaction, p *Program) Stats {
+	var st Stats
+	for name, d := range p.delta {
+		for _, key := range d.del {
+			tx.Delete(&knftables.Element{Set: name, Key: key})
+			st.Deleted++
+		}
+		for _, key := range d.add {
+			tx.Add(&knftables.Element{Set: name, Key: key})
+			st.Added++
+		}
 	}
 	return st
 }
@@ -124,13 +145,19 @@ func diff(tx *knftables.Transaction, old, p *Program) Stats {
 		}
 		st.Chains++
 	}
-	// Chains, then sets, that are gone: after the rules naming them.
+	// Chains, then sets, that are gone: after the rules naming them. All
+	// are flushed before any is deleted: a gone base chain may jump to
+	// another gone chain.
+	var gone []string
 	for _, name := range sortedKeys(old.Chains) {
 		if _, ok := p.Chains[name]; !ok {
 			tx.Flush(&knftables.Chain{Name: name})
-			tx.Delete(&knftables.Chain{Name: name})
-			st.Chains++
+			gone = append(gone, name)
 		}
+	}
+	for _, name := range gone {
+		tx.Delete(&knftables.Chain{Name: name})
+		st.Chains++
 	}
 	for _, name := range sortedKeys(old.Sets) {
 		if _, ok := p.Sets[name]; !ok {
@@ -151,12 +178,29 @@ func setObj(name string, s *Set) *knftables.Set {
 	return o
 }
 
+// hostBaseChains are the hooked chains of host endpoint policy
+// (hostep.go), present while the node has host endpoints.
+var hostBaseChains = map[string]struct {
+	hook     knftables.BaseChainHook
+	priority knftables.BaseChainPriority
+}{
+	ChainOutput:    {knftables.OutputHook, knftables.FilterPriority},
+	ChainPreDNAT:   {knftables.PreroutingHook, knftables.DNATPriority + " - 10"},
+	ChainRawPre:    {knftables.PreroutingHook, knftables.RawPriority},
+	ChainRawOutput: {knftables.OutputHook, knftables.RawPriority},
+}
+
 func chainObj(name string, c *Chain) *knftables.Chain {
 	o := &knftables.Chain{Name: name}
 	if hook, ok := baseChains[name]; ok {
 		o.Type = knftables.PtrTo(knftables.FilterType)
 		o.Hook = knftables.PtrTo(hook)
 		o.Priority = knftables.PtrTo(knftables.FilterPriority)
+	}
+	if hb, ok := hostBaseChains[name]; ok {
+		o.Type = knftables.PtrTo(knftables.FilterType)
+		o.Hook = knftables.PtrTo(hb.hook)
+		o.Priority = knftables.PtrTo(hb.priority)
 	}
 	if c.Comment != "" {
 		o.Comment = knftables.PtrTo(c.Comment)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -11,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/iks-dev/iks/agent/netpol"
@@ -31,11 +34,11 @@ func newPolicyCmd() *cobra.Command {
 	var dataDir string
 	cmd := &cobra.Command{Use: "policy", Short: "network policy enforcement", Args: cobra.NoArgs}
 	dataDirFlag(cmd.PersistentFlags(), &dataDir, "the server's data dir")
-	var podFlag string
+	var podFlag, nodeFlag string
 	var asJSON bool
 	show := &cobra.Command{
 		Use:   "show",
-		Short: "the policies that apply to each pod, ingress and egress, in order (run on the server)",
+		Short: "the policies that apply to each pod and, with --node, to the node's host endpoints, in order (run on the server)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ns, name string
@@ -53,25 +56,56 @@ func newPolicyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			rc, err := kubeutil.RESTConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			dyn, err := dynamic.NewForConfig(rc)
+			if err != nil {
+				return fmt.Errorf("dynamic client: %w", err)
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), tokenTimeout)
 			defer cancel()
-			rows, err := readPolicyRows(ctx, cs, ns, name, cmd.ErrOrStderr())
+			calico, err := netpol.ListCalico(ctx, dyn)
+			if apierrors.IsNotFound(err) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: Calico's resources are not served (%v): Kubernetes NetworkPolicies only\n", err)
+				calico, err = &netpol.CalicoObjects{}, nil
+			}
 			if err != nil {
 				return serverHint(err)
 			}
+			rows, err := readPolicyRows(ctx, cs, calico, nodeFlag, ns, name, cmd.ErrOrStderr())
+			if err != nil {
+				return serverHint(err)
+			}
+			var hosts []hostRow
+			if nodeFlag != "" {
+				if hosts, err = readHostRows(ctx, cs, calico, nodeFlag, cmd.ErrOrStderr()); err != nil {
+					return serverHint(err)
+				}
+			}
 			if asJSON {
+				if nodeFlag != "" {
+					return printJSON(cmd.OutOrStdout(), map[string]any{"hostEndpoints": hosts, "pods": rows})
+				}
 				return printJSON(cmd.OutOrStdout(), rows)
+			}
+			if nodeFlag != "" {
+				printHostRows(cmd.OutOrStdout(), hosts)
 			}
 			return printPolicyRows(cmd.OutOrStdout(), rows)
 		},
 	}
 	show.Flags().StringVar(&podFlag, "pod", "", "only this pod, as NAMESPACE/NAME")
+	show.Flags().StringVar(&nodeFlag, "node", "", "this node's host endpoints (their pre-DNAT, untracked, normal and forwarded policies) and pods")
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(show)
 	return cmd
 }
 
-func readPolicyRows(ctx context.Context, cs kubernetes.Interface, ns, name string, warn io.Writer) ([]policyRow, error) {
+// readPolicyRows lists the policies of each pod (only node's when node
+// is set), Kubernetes' and Calico's (calico may be nil).
+func readPolicyRows(ctx context.Context, cs kubernetes.Interface, calico *netpol.CalicoObjects, node, ns, name string, warn io.Writer) ([]policyRow, error) {
 	var pods []corev1.Pod
 	if name != "" {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
@@ -106,7 +140,24 @@ func readPolicyRows(ctx context.Context, cs kubernetes.Interface, ns, name strin
 	for i := range npl.Items {
 		nps[i] = &npl.Items[i]
 	}
-	policies, eps := netpol.Translate(podPtrs, nss, nps, func(err error) { fmt.Fprintf(warn, "warning: not enforced: %v\n", err) })
+	bad := func(err error) { fmt.Fprintf(warn, "warning: not enforced: %v\n", err) }
+	policies, eps := netpol.Translate(podPtrs, nss, nps, bad)
+	if calico != nil {
+		sal, err := cs.CoreV1().ServiceAccounts("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("list serviceaccounts: %w", err)
+		}
+		sas := make([]*corev1.ServiceAccount, len(sal.Items))
+		for i := range sal.Items {
+			sas[i] = &sal.Items[i]
+		}
+		netpol.AttachServiceAccounts(eps, sas)
+		cps, _, _ := netpol.TranslateCalico(calico, bad)
+		policies = append(policies, cps...)
+	}
+	if node != "" {
+		eps = slices.DeleteFunc(eps, func(e *netpol.Endpoint) bool { return e.Node != node })
+	}
 	if name != "" && len(eps) == 0 {
 		return nil, fmt.Errorf("pod %s/%s has no pod-network IPv4 address (host network, not started or finished): no policy applies to it", ns, name)
 	}
@@ -126,9 +177,13 @@ func readPolicyRows(ctx context.Context, cs kubernetes.Interface, ns, name strin
 }
 
 // policyLabel is how a policy reads in the table: NAMESPACE/NAME for a
-// Kubernetes NetworkPolicy.
+// Kubernetes NetworkPolicy, calico:NAMESPACE/NAME for a Calico one, and
+// NAME for a GlobalNetworkPolicy.
 func policyLabel(p *netpol.Policy) string {
-	_, rest, _ := strings.Cut(p.ID, ":")
+	kind, rest, _ := strings.Cut(p.ID, ":")
+	if kind == "cnp" {
+		return "calico:" + rest
+	}
 	return rest
 }
 

@@ -29,7 +29,7 @@ func TestPolicyShow(t *testing.T) {
 		np("web-in", map[string]string{"app": "web"}, networkingv1.PolicyTypeIngress),
 	)
 	var warn bytes.Buffer
-	rows, err := readPolicyRows(context.Background(), cs, "", "", &warn)
+	rows, err := readPolicyRows(context.Background(), cs, nil, "", "", "", &warn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +45,11 @@ func TestPolicyShow(t *testing.T) {
 			t.Errorf("policy show lacks %q:\n%s", want, out.String())
 		}
 	}
-	rows, err = readPolicyRows(context.Background(), cs, "app", "web", &warn)
+	rows, err = readPolicyRows(context.Background(), cs, nil, "", "app", "web", &warn)
 	if err != nil || len(rows) != 1 || rows[0].Pod != "app/web" {
 		t.Errorf("--pod app/web: %+v %v", rows, err)
 	}
-	if _, err := readPolicyRows(context.Background(), cs, "app", "nope", &warn); err == nil || !strings.Contains(err.Error(), "app/nope") {
+	if _, err := readPolicyRows(context.Background(), cs, nil, "", "app", "nope", &warn); err == nil || !strings.Contains(err.Error(), "app/nope") {
 		t.Errorf("unknown pod: %v", err)
 	}
 }

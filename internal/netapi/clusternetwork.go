@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/iks-dev/iks/internal/fsutil"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // The ConfigMap in which the server publishes the cluster's address plan
@@ -59,7 +61,7 @@ func (c ClusterNetwork) Validate() error {
 func (c ClusterNetwork) ConfigMap() *corev1.ConfigMap {
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ClusterNetworkNamespace, Name: ClusterNetworkName,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "iks"}},
+			Labels: map[string]string{api.ManagedByLabel: api.ManagedBy}},
 		Data: map[string]string{
 			keyPodCIDR:       c.PodCIDR.String(),
 			keyServiceCIDR:   c.ServiceCIDR.String(),

@@ -75,7 +75,7 @@ func (b *IPAMBlock) Prefix() (netip.Prefix, error) {
 func NewIPAMBlock(block netip.Prefix, node string, nodeUID string) *IPAMBlock {
 	b := &IPAMBlock{
 		TypeMeta:   metav1.TypeMeta{APIVersion: Group + "/" + Version, Kind: IPAMBlockKind},
-		ObjectMeta: metav1.ObjectMeta{Name: BlockName(block), Labels: map[string]string{"app.kubernetes.io/managed-by": "iks"}},
+		ObjectMeta: metav1.ObjectMeta{Name: BlockName(block), Labels: map[string]string{api.ManagedByLabel: api.ManagedBy}},
 		Spec:       IPAMBlockSpec{CIDR: block.String(), Node: node},
 	}
 	b.OwnerReferences = []metav1.OwnerReference{NodeOwner(node, nodeUID)}

@@ -151,7 +151,8 @@ func (a *APIServer) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var last string
+	var last, waiting string
+	t0 := time.Now()
 	for {
 		if err := a.runner.Exited(); err != nil {
 			return fmt.Errorf("kube-apiserver exited: %w", err)
@@ -163,12 +164,29 @@ func (a *APIServer) Ready(ctx context.Context) error {
 		if err != nil {
 			last = err.Error()
 		}
+		// The start phases (make bench) show what the wait is for.
+		if w := failingChecks(body); w != waiting {
+			waiting = w
+			a.log.Debug("kube-apiserver not ready yet", "waiting-for", w, "since-start", time.Since(t0).Round(time.Millisecond).String())
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("kube-apiserver /readyz not ok (last: %s): %w", last, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// failingChecks lists the /readyz checks a failed answer names ("[-]name failed").
+func failingChecks(body []byte) string {
+	var out []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(l), "[-]"); ok {
+			name, _, _ = strings.Cut(name, " ")
+			out = append(out, name)
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // Healthy reports an exited apiserver.

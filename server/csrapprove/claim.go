@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/iks-dev/iks/internal/nodeclaim"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // Node-name claims (see package nodeclaim): a joining agent claims its
@@ -113,7 +115,7 @@ func (a *Approver) syncClaim(ctx context.Context, csr *certv1.CertificateSigning
 	if d.record {
 		s := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: nodeclaim.SecretName(d.node), Namespace: nodeclaim.Namespace,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "iks", "iks.io/node": d.node}},
+				Labels: map[string]string{api.ManagedByLabel: api.ManagedBy, "iks.io/node": d.node}},
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{nodeclaim.HashKey: []byte(d.hash)},
 		}

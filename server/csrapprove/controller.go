@@ -15,23 +15,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	certlisters "k8s.io/client-go/listers/certificates/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
-	"github.com/iks-dev/iks/internal/kubeutil"
+	"github.com/iks-dev/iks/internal/kubeclients"
 )
 
 // Config of the approver.
 type Config struct {
-	// Kubeconfig has the right to approve kubelet-serving CSRs (the admin
-	// kubeconfig).
-	Kubeconfig string
-	// Client, when set, is used instead of Kubeconfig (tests).
-	Client kubernetes.Interface
+	// Clients are the process's shared clients, with the right to
+	// approve kubelet-serving CSRs (the admin kubeconfig).
+	Clients *kubeclients.Clients
 }
 
 // Approver is the component: an informer-driven controller. Start it after
@@ -40,13 +37,13 @@ type Approver struct {
 	cfg Config
 	log *slog.Logger
 
-	cs      kubernetes.Interface
-	csrs    certlisters.CertificateSigningRequestLister
-	nodes   corelisters.NodeLister
-	queue   workqueue.TypedRateLimitingInterface[string]
-	factory informers.SharedInformerFactory
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cs     kubernetes.Interface
+	csrs   certlisters.CertificateSigningRequestLister
+	nodes  corelisters.NodeLister
+	queue  workqueue.TypedRateLimitingInterface[string]
+	regs   kubeclients.Registrations
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu       sync.Mutex
 	reported map[types.UID]string // last pending reason logged per CSR
@@ -62,8 +59,8 @@ func (a *Approver) Name() string { return "csr-approver" }
 
 // Init checks the configuration.
 func (a *Approver) Init(context.Context) error {
-	if a.cfg.Kubeconfig == "" && a.cfg.Client == nil {
-		return errors.New("csr-approver: no kubeconfig configured: set Config.Kubeconfig to the admin kubeconfig")
+	if a.cfg.Clients == nil {
+		return errors.New("csr-approver: no API clients configured: set Config.Clients")
 	}
 	return nil
 }
@@ -72,41 +69,36 @@ func (a *Approver) Init(context.Context) error {
 // starts the worker. CSRs are re-checked when they change and when the
 // node they claim to come from is added or changes its addresses.
 func (a *Approver) Start(ctx context.Context) error {
-	a.cs = a.cfg.Client
-	if a.cs == nil {
-		cs, err := kubeutil.Clientset(a.cfg.Kubeconfig)
-		if err != nil {
-			return err
-		}
-		a.cs = cs
+	cs, err := a.cfg.Clients.Wait(ctx)
+	if err != nil {
+		return err
 	}
+	a.cs = cs
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	a.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "csr-approver"})
-	a.factory = informers.NewSharedInformerFactory(a.cs, 0)
-	csrInf := a.factory.Certificates().V1().CertificateSigningRequests()
-	nodeInf := a.factory.Core().V1().Nodes()
+	f := a.cfg.Clients.Informers()
+	csrInf := f.Certificates().V1().CertificateSigningRequests()
+	nodeInf := f.Core().V1().Nodes()
 	a.csrs, a.nodes = csrInf.Lister(), nodeInf.Lister()
-	if _, err := csrInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if err := a.regs.Add(csrInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    a.enqueueCSR,
 		UpdateFunc: func(_, obj any) { a.enqueueCSR(obj) },
 		DeleteFunc: a.forgetCSR,
 	}); err != nil {
 		return fmt.Errorf("csr-approver: CSR informer: %w", err)
 	}
-	if _, err := nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if err := a.regs.Add(nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    a.nodeChanged,
 		UpdateFunc: a.nodeUpdated,
 		DeleteFunc: a.nodeDeleted,
 	}); err != nil {
 		return fmt.Errorf("csr-approver: node informer: %w", err)
 	}
-	a.factory.Start(runCtx.Done())
-	for typ, ok := range a.factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return errors.Join(fmt.Errorf("csr-approver: %v cache did not sync: %w", typ, context.Cause(ctx)), a.Stop(context.WithoutCancel(ctx)))
-		}
+	a.cfg.Clients.Start()
+	if !cache.WaitForCacheSync(ctx.Done(), a.regs.Synced()...) {
+		return errors.Join(fmt.Errorf("csr-approver: CSR and Node caches did not sync: %w", context.Cause(ctx)), a.Stop(context.WithoutCancel(ctx)))
 	}
 	a.wg.Add(1)
 	go func() {
@@ -125,9 +117,9 @@ func (a *Approver) Stop(context.Context) error {
 	a.cancel()
 	a.queue.ShutDown()
 	a.wg.Wait()
-	a.factory.Shutdown()
+	err := a.regs.RemoveAll()
 	a.cancel = nil
-	return nil
+	return err
 }
 
 func (a *Approver) enqueueCSR(obj any) {

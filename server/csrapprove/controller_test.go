@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/testlog"
 )
 
@@ -56,7 +57,7 @@ func startApprover(t *testing.T, ctx context.Context, cs *fake.Clientset, sink *
 		}
 		return true, w, nil
 	})
-	a := New(Config{Client: cs}, slog.New(sink))
+	a := New(Config{Clients: kubeclients.ForTest(cs, nil)}, slog.New(sink))
 	if err := a.Init(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -33,12 +33,14 @@ import (
 
 	certv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // Identities and annotations.
 const (
-	nodeUserPrefix = "system:node:"
-	groupNodes     = "system:nodes"
+	nodeUserPrefix = api.NodeUserPrefix
+	groupNodes     = api.NodesGroup
 	// InternalIPAnnotation may list (comma-separated) the node's internal
 	// IPs, as the agent's --node-ip gives them.
 	InternalIPAnnotation = "iks.io/internal-ip"

@@ -28,12 +28,13 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/iks-dev/iks/internal/kubeapply"
 	"github.com/iks-dev/iks/internal/kubeutil"
 	"github.com/iks-dev/iks/manifests"
 )
 
 // FieldManager is the server-side apply field manager of iks's manifests.
-const FieldManager = "iks"
+const FieldManager = kubeapply.FieldManager
 
 // applyTimeout bounds how long start-up retries a manifest that fails.
 const applyTimeout = 90 * time.Second

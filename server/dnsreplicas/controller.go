@@ -23,6 +23,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/kubeutil"
 )
 
@@ -37,7 +38,7 @@ const (
 
 // Config of the controller.
 type Config struct {
-	Kubeconfig string
+	Clients    *kubeclients.Clients
 	Namespace  string // kube-system
 	Deployment string // coredns
 	Max        int32  // 2
@@ -49,6 +50,7 @@ type Controller struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	regs   kubeclients.Registrations
 	// observed, when set (tests), is called after every successful sync
 	// with the usable node count it saw and the replicas it wants.
 	observed func(ready int, want int32)
@@ -77,17 +79,14 @@ func Want(readyNodes int, limit int32) int32 {
 
 // Start starts the informers and the sync loop.
 func (c *Controller) Start(ctx context.Context) error {
-	cs, err := kubeutil.Clientset(c.cfg.Kubeconfig)
+	cs, err := c.cfg.Clients.Wait(ctx)
 	if err != nil {
 		return err
 	}
-	return c.start(ctx, cs)
-}
-
-func (c *Controller) start(ctx context.Context, cs kubernetes.Interface) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
-	nodesF := informers.NewSharedInformerFactory(cs, resync)
+	// Nodes from the process's shared informers; the Deployment from a
+	// factory of its own, narrowed to that one object.
 	depF := informers.NewSharedInformerFactoryWithOptions(cs, resync, informers.WithNamespace(c.cfg.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + c.cfg.Deployment }))
 	trigger := make(chan struct{}, 1)
@@ -98,9 +97,9 @@ func (c *Controller) start(ctx context.Context, cs kubernetes.Interface) error {
 		}
 	}
 	h := cache.ResourceEventHandlerFuncs{AddFunc: func(any) { poke() }, UpdateFunc: func(any, any) { poke() }, DeleteFunc: func(any) { poke() }}
-	nodeInf := nodesF.Core().V1().Nodes()
+	nodeInf := c.cfg.Clients.Informers().Core().V1().Nodes()
 	depInf := depF.Apps().V1().Deployments()
-	if _, err := nodeInf.Informer().AddEventHandler(h); err != nil {
+	if err := c.regs.AddWithResync(nodeInf.Informer(), h, resync); err != nil {
 		cancel()
 		return fmt.Errorf("watch nodes: %w", err)
 	}
@@ -108,14 +107,14 @@ func (c *Controller) start(ctx context.Context, cs kubernetes.Interface) error {
 		cancel()
 		return fmt.Errorf("watch deployment: %w", err)
 	}
-	nodesF.Start(runCtx.Done())
+	c.cfg.Clients.Start()
 	depF.Start(runCtx.Done())
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		defer nodesF.Shutdown()
+		defer c.regs.RemoveAll() //nolint:errcheck // nothing to report at stop
 		defer depF.Shutdown()
-		if !cache.WaitForCacheSync(runCtx.Done(), nodeInf.Informer().HasSynced, depInf.Informer().HasSynced) {
+		if !cache.WaitForCacheSync(runCtx.Done(), append(c.regs.Synced(), depInf.Informer().HasSynced)...) {
 			return
 		}
 		c.loop(runCtx, cs, nodeInf.Lister(), depInf.Lister(), trigger, poke)

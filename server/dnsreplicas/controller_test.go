@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iks-dev/iks/internal/kubeclients"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -64,7 +65,7 @@ func TestControllerFollowsReadyNodes(t *testing.T) {
 		node("b", false),
 		node("c", true, corev1.Taint{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}),
 	)
-	c := New(Config{Namespace: "kube-system", Deployment: "coredns", Max: 2}, slog.New(slog.DiscardHandler))
+	c := New(Config{Clients: kubeclients.ForTest(cs, nil), Namespace: "kube-system", Deployment: "coredns", Max: 2}, slog.New(slog.DiscardHandler))
 	seen := make(chan int, 100)
 	c.observed = func(ready int, _ int32) {
 		select {
@@ -91,7 +92,7 @@ func TestControllerFollowsReadyNodes(t *testing.T) {
 	if err := c.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.start(context.Background(), cs); err != nil {
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = c.Stop(context.Background()) }()

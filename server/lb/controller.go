@@ -16,8 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -27,22 +25,18 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 
-	"github.com/iks-dev/iks/internal/kubeutil"
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/internal/topology"
 )
 
 // Config of the LoadBalancer controller.
 type Config struct {
-	Kubeconfig string // admin
-	Subnets    []lbpool.Subnet
+	// Clients are the process's shared clients (admin kubeconfig).
+	Clients *kubeclients.Clients
+	Subnets []lbpool.Subnet
 	// ClusterCIDR and ServiceCIDR are refused in PortableSubnets.
 	ClusterCIDR, ServiceCIDR netip.Prefix
-	// Client, when set, is used instead of Kubeconfig (tests); Dynamic,
-	// when set too, serves the PortableSubnet resources (their CRD is
-	// then assumed installed).
-	Client  kubernetes.Interface
-	Dynamic dynamic.Interface
 }
 
 // Controller is the component allocating LoadBalancer IPs.
@@ -55,6 +49,7 @@ type Controller struct {
 	nodes  listerscorev1.NodeLister
 	// placements is where each subnet lives, from the last node change.
 	placements []lbpool.Placement
+	regs       kubeclients.Registrations
 	queue      workqueue.TypedRateLimitingInterface[string]
 	recorder   record.EventRecorder
 	broadcast  record.EventBroadcaster
@@ -89,12 +84,9 @@ func (c *Controller) Init(context.Context) error { return nil }
 // Start publishes pools and RBAC, rebuilds allocations from the API and
 // starts the worker.
 func (c *Controller) Start(ctx context.Context) error {
-	var cs kubernetes.Interface = c.cfg.Client
-	if cs == nil {
-		var err error
-		if cs, err = kubeutil.Clientset(c.cfg.Kubeconfig); err != nil {
-			return err
-		}
+	cs, err := c.cfg.Clients.Wait(ctx)
+	if err != nil {
+		return err
 	}
 	c.cs = cs
 	dyn, err := c.resourceClient(ctx)
@@ -112,40 +104,36 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "iks-lb"})
 
-	f := informers.NewSharedInformerFactory(cs, 10*time.Minute)
+	f := c.cfg.Clients.Informers()
 	inf := f.Core().V1().Services()
 	c.lister = inf.Lister()
 	nodes := f.Core().V1().Nodes()
 	c.nodes = nodes.Lister()
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if err := c.regs.Add(nodes.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.queue.Add(placementKey) },
 		UpdateFunc: func(any, any) { c.queue.Add(placementKey) },
 		DeleteFunc: func(any) { c.queue.Add(placementKey) },
 	}); err != nil {
-		cancel()
-		return fmt.Errorf("watch nodes: %w", err)
+		return errors.Join(fmt.Errorf("watch nodes: %w", err), c.Stop(ctx))
 	}
-	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if err := c.regs.Add(inf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, n any) { c.enqueue(n) },
 		DeleteFunc: c.enqueue,
 	}); err != nil {
-		cancel()
-		return fmt.Errorf("watch services: %w", err)
+		return errors.Join(fmt.Errorf("watch services: %w", err), c.Stop(ctx))
 	}
-	f.Start(runCtx.Done())
-	synced := []cache.InformerSynced{inf.Informer().HasSynced, nodes.Informer().HasSynced}
+	c.cfg.Clients.Start()
+	synced := c.regs.Synced()
 	if dyn != nil {
-		hs, err := c.watchResources(runCtx, dyn)
+		hs, err := c.watchResources()
 		if err != nil {
-			cancel()
-			return err
+			return errors.Join(err, c.Stop(ctx))
 		}
 		synced = append(synced, hs)
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		cancel()
-		return fmt.Errorf("list Services, Nodes and PortableSubnets from the apiserver did not complete before start-up ended: %w; check kube-apiserver's log (component=kube-apiserver) and the admin kubeconfig %s", context.Cause(ctx), c.cfg.Kubeconfig)
+		return errors.Join(c.Stop(ctx), fmt.Errorf("list Services, Nodes and PortableSubnets from the apiserver did not complete before start-up ended: %w; check kube-apiserver's log (component=kube-apiserver) and the admin kubeconfig %s", context.Cause(ctx), c.cfg.Clients.Kubeconfig()))
 	}
 	c.resync(ctx)
 	c.replace()
@@ -169,7 +157,7 @@ func (c *Controller) Stop(context.Context) error {
 	c.wg.Wait()
 	c.broadcast.Shutdown()
 	c.cancel = nil
-	return nil
+	return c.regs.RemoveAll()
 }
 
 func (c *Controller) enqueue(obj any) {
@@ -339,7 +327,7 @@ func (c *Controller) setStatus(ctx context.Context, svc *corev1.Service, ip neti
 	if ip.IsValid() {
 		upd.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)}}
 	}
-	if _, err := c.cs.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1UpdateOptions); err != nil {
+	if _, err := c.cs.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{FieldManager: "iks-lb-controller"}); err != nil {
 		return fmt.Errorf("update status of service %s: %w", key(svc), err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/lbpool"
 )
 
@@ -34,7 +35,7 @@ func TestControllerRebuildsFromStatus(t *testing.T) {
 		lbSvc("new", "", "", t0.Add(time.Minute)),
 		lbSvc("greedy", "", "10.95.1.69", t0.Add(2*time.Minute)),
 	)
-	c := New(Config{Client: cs, Subnets: subnets(t)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := New(Config{Clients: kubeclients.ForTest(cs, nil), Subnets: subnets(t)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)

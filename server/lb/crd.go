@@ -7,6 +7,7 @@ import (
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/iks-dev/iks/internal/kubeapply"
 	"github.com/iks-dev/iks/internal/lbpool"
 )
 
@@ -54,7 +55,7 @@ func PortableSubnetCRD(avoid ...netip.Prefix) *apiextv1.CustomResourceDefinition
 		return apiextv1.CustomResourceColumnDefinition{Name: name, Type: "string", JSONPath: path}
 	}
 	return &apiextv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: lbpool.ResourceCRDName, Labels: map[string]string{managedBy: "iks"}},
+		ObjectMeta: metav1.ObjectMeta{Name: lbpool.ResourceCRDName, Labels: map[string]string{kubeapply.ManagedByLabel: "iks"}},
 		Spec: apiextv1.CustomResourceDefinitionSpec{
 			Group: lbpool.ResourceGroup,
 			Scope: apiextv1.ClusterScoped,

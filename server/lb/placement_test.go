@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/internal/topology"
 )
@@ -92,7 +93,7 @@ func TestControllerWaitsForANodeOnTheSubnet(t *testing.T) {
 	cs := fake.NewClientset(topoNode("priv", "z1", "10.95.2.5/24", ""),
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", Annotations: map[string]string{lbpool.AnnotationIPType: "public"}},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}})
-	c := New(Config{Client: cs, Subnets: subnets(t)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := New(Config{Clients: kubeclients.ForTest(cs, nil), Subnets: subnets(t)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)

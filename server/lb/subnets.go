@@ -9,10 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/iks-dev/iks/internal/kubeutil"
 	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/server/netctl"
 )
@@ -24,43 +22,33 @@ const subnetsKey = "\x00subnets"
 const ReasonInvalidSubnet = "InvalidPortableSubnet"
 
 // resourceClient installs the PortableSubnet CRD and returns the dynamic
-// client serving it (nil in tests without one).
+// client serving it; clients for tests (no kubeconfig) have the CRD
+// assumed installed, or no dynamic client and then no resources.
 func (c *Controller) resourceClient(ctx context.Context) (dynamic.Interface, error) {
-	if c.cfg.Dynamic != nil {
-		return c.cfg.Dynamic, nil
+	dyn := c.cfg.Clients.Dynamic()
+	if c.cfg.Clients.Kubeconfig() == "" || dyn == nil {
+		return dyn, nil
 	}
-	if c.cfg.Kubeconfig == "" {
-		return nil, nil
-	}
-	rc, err := kubeutil.RESTConfig(c.cfg.Kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	ext, err := netctl.APIExtensionsClient(rc)
+	ext, err := netctl.APIExtensionsClient(c.cfg.Clients.Config())
 	if err != nil {
 		return nil, err
 	}
 	if err := netctl.EnsureCRD(ctx, ext, PortableSubnetCRD(c.cfg.ClusterCIDR, c.cfg.ServiceCIDR)); err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("dynamic client: %w", err)
-	}
 	return dyn, nil
 }
 
-// watchResources starts the PortableSubnet informer.
-func (c *Controller) watchResources(ctx context.Context, dyn dynamic.Interface) (cache.InformerSynced, error) {
-	f := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
-	inf := f.ForResource(lbpool.GVR)
+// watchResources watches PortableSubnets through the shared informers.
+func (c *Controller) watchResources() (cache.InformerSynced, error) {
+	inf := c.cfg.Clients.DynamicInformers().ForResource(lbpool.GVR)
 	kick := func(any) { c.queue.Add(subnetsKey) }
-	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: kick, DeleteFunc: kick,
+	if err := c.regs.Add(inf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: kick, DeleteFunc: kick,
 		UpdateFunc: func(_, n any) { kick(n) }}); err != nil {
 		return nil, fmt.Errorf("watch PortableSubnets: %w", err)
 	}
 	c.resources = inf.Lister()
-	f.Start(ctx.Done())
+	c.cfg.Clients.Start()
 	return inf.Informer().HasSynced, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/lbpool"
 )
 
@@ -40,7 +41,7 @@ func TestPortableSubnetResources(t *testing.T) {
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}})
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{lbpool.GVR: lbpool.ResourceListKind}, portableSubnet("pub-1", "public", "10.95.1.64/29"))
-	c := New(Config{Client: cs, Dynamic: dyn, Subnets: []lbpool.Subnet{flagPriv},
+	c := New(Config{Clients: kubeclients.ForTest(cs, dyn), Subnets: []lbpool.Subnet{flagPriv},
 		ClusterCIDR: netip.MustParsePrefix("172.30.0.0/16"), ServiceCIDR: netip.MustParsePrefix("172.21.0.0/16")},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := c.Start(ctx); err != nil {

@@ -34,7 +34,7 @@ func BGPPeerCRD() *apiextv1.CustomResourceDefinition {
 		XValidations: apiextv1.ValidationRules{{Rule: "!(has(self.node) && has(self.nodeSelector))", Message: "set node or nodeSelector, not both"}},
 	}
 	return &apiextv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: bgppeer.Resource + "." + bgppeer.Group, Labels: map[string]string{"app.kubernetes.io/managed-by": "iks"}},
+		ObjectMeta: metav1.ObjectMeta{Name: bgppeer.Resource + "." + bgppeer.Group, Labels: managedBy},
 		Spec: apiextv1.CustomResourceDefinitionSpec{
 			Group: bgppeer.Group,
 			Names: apiextv1.CustomResourceDefinitionNames{Plural: bgppeer.Resource, Singular: "bgppeer", Kind: bgppeer.Kind, ListKind: bgppeer.Kind + "List"},

@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"time"
 
 	apiext "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/iks-dev/iks/internal/kubeapply"
 	"github.com/iks-dev/iks/internal/kubeutil"
 	"github.com/iks-dev/iks/internal/netapi"
 )
@@ -78,28 +77,12 @@ func (n *NetCtl) Start(ctx context.Context) error {
 // Stop implements component.Component; nothing runs.
 func (n *NetCtl) Stop(context.Context) error { return nil }
 
-// EnsureClusterNetwork writes the kube-system/iks-cluster-network
+// EnsureClusterNetwork applies the kube-system/iks-cluster-network
 // ConfigMap, correcting it when it differs.
 func EnsureClusterNetwork(ctx context.Context, cs kubernetes.Interface, c netapi.ClusterNetwork) error {
 	want := c.ConfigMap()
-	cms := cs.CoreV1().ConfigMaps(want.Namespace)
-	have, err := cms.Get(ctx, want.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if _, err := cms.Create(ctx, want, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ConfigMap %s/%s: %w", want.Namespace, want.Name, err)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("get ConfigMap %s/%s: %w", want.Namespace, want.Name, err)
-	case maps.Equal(have.Data, want.Data):
-		return nil
-	}
-	have.Data = want.Data
-	if _, err := cms.Update(ctx, have, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update ConfigMap %s/%s: %w", want.Namespace, want.Name, err)
-	}
-	return nil
+	_, err := kubeapply.Apply(ctx, cs.CoreV1().ConfigMaps(want.Namespace), want)
+	return err
 }
 
 // transient reports API errors worth retrying.

@@ -4,6 +4,7 @@ import (
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/iks-dev/iks/internal/kubeapply"
 	"github.com/iks-dev/iks/internal/netapi"
 )
 
@@ -85,4 +86,4 @@ func withDesc(p apiextv1.JSONSchemaProps, desc string) apiextv1.JSONSchemaProps 
 
 func ptr[T any](v T) *T { return &v }
 
-var managedBy = map[string]string{"app.kubernetes.io/managed-by": "iks"}
+var managedBy = map[string]string{kubeapply.ManagedByLabel: "iks"}

@@ -23,13 +23,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
-	"github.com/iks-dev/iks/internal/kubeutil"
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/topology"
 )
 
@@ -39,9 +38,9 @@ const TaintUninitialized = "node.cloudprovider.kubernetes.io/uninitialized"
 
 // Controller is the component.
 type Controller struct {
-	kubeconfig string
-	client     kubernetes.Interface // tests
-	log        *slog.Logger
+	clients *kubeclients.Clients
+	log     *slog.Logger
+	regs    kubeclients.Registrations
 
 	cs     kubernetes.Interface
 	nodes  listerscorev1.NodeLister
@@ -50,9 +49,9 @@ type Controller struct {
 	wg     sync.WaitGroup
 }
 
-// New returns the controller; client, when set, replaces the kubeconfig.
-func New(kubeconfig string, client kubernetes.Interface, log *slog.Logger) *Controller {
-	return &Controller{kubeconfig: kubeconfig, client: client, log: log.With("component", "node-addresses")}
+// New returns the controller over the process's shared clients.
+func New(clients *kubeclients.Clients, log *slog.Logger) *Controller {
+	return &Controller{clients: clients, log: log.With("component", "node-addresses")}
 }
 
 // Name implements component.Component.
@@ -63,32 +62,28 @@ func (c *Controller) Init(context.Context) error { return nil }
 
 // Start watches the nodes and runs the worker.
 func (c *Controller) Start(ctx context.Context) error {
-	c.cs = c.client
-	if c.cs == nil {
-		cs, err := kubeutil.Clientset(c.kubeconfig)
-		if err != nil {
-			return err
-		}
-		c.cs = cs
+	cs, err := c.clients.Wait(ctx)
+	if err != nil {
+		return err
 	}
+	c.cs = cs
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "iks-node-addresses"})
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	f := informers.NewSharedInformerFactory(c.cs, 10*time.Minute)
-	inf := f.Core().V1().Nodes()
+	inf := c.clients.Informers().Core().V1().Nodes()
 	c.nodes = inf.Lister()
 	add := func(obj any) {
 		if n, ok := obj.(*corev1.Node); ok {
 			c.queue.Add(n.Name)
 		}
 	}
-	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: add,
+	if err := c.regs.Add(inf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: add,
 		UpdateFunc: func(_, n any) { add(n) }}); err != nil {
 		cancel()
 		c.queue.ShutDown()
 		return fmt.Errorf("node addresses: watch nodes: %w", err)
 	}
-	f.Start(runCtx.Done())
+	c.clients.Start()
 	c.cancel = cancel
 	c.wg.Add(1)
 	go func() {
@@ -107,7 +102,7 @@ func (c *Controller) Stop(context.Context) error {
 	c.queue.ShutDown()
 	c.wg.Wait()
 	c.cancel = nil
-	return nil
+	return c.regs.RemoveAll()
 }
 
 func (c *Controller) work(ctx context.Context) {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/iks-dev/iks/internal/kubeclients"
 	"github.com/iks-dev/iks/internal/topology"
 )
 
@@ -34,7 +35,7 @@ func node(name, private, public string, tainted bool) *corev1.Node {
 func TestDualHomedNodesGetBothAddresses(t *testing.T) {
 	cs := fake.NewClientset(node("dual", "10.9.1.2/24", "169.61.4.2/26", true), node("priv", "10.9.1.3/24", "", false),
 		node("waiting", "", "", true))
-	c := New("", cs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := New(kubeclients.ForTest(cs, nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -8,13 +8,15 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // Kubernetes identities.
 const (
 	groupMasters = "system:masters"
-	groupNodes   = "system:nodes"
-	nodeUserPfx  = "system:node:"
+	groupNodes   = api.NodesGroup
+	nodeUserPfx  = api.NodeUserPrefix
 )
 
 // reservedNames are the base names of files Ensure owns; IssueClientCert

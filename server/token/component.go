@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/iks-dev/iks/internal/kubeutil"
+
+	"github.com/iks-dev/iks/server/rbac"
 )
 
 // Config of the Tokens component.
@@ -102,7 +104,7 @@ func (t *Tokens) Start(ctx context.Context) error {
 		if err := EnsureSecret(ctx, cs, tok, ServerTokenDescription); err != nil {
 			return err
 		}
-		return EnsureRBAC(ctx, cs)
+		return rbac.Apply(ctx, cs, rbac.Nodes())
 	})
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)

@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstrapsecrets "k8s.io/cluster-bootstrap/util/secrets"
+
+	"github.com/iks-dev/iks/internal/kubeapply"
 )
 
 // ServerTokenDescription describes the server token's Secret.
@@ -91,41 +93,27 @@ func Create(ctx context.Context, cs kubernetes.Interface, caHash string, ttl tim
 	return Token{}, fmt.Errorf("create bootstrap token: %d random IDs in a row were taken: delete unused tokens with `iks token delete`", createAttempts)
 }
 
-// EnsureSecret creates t's Secret, never expiring, or corrects an existing
-// one whose data differs (for example an expiry someone added).
+// EnsureSecret applies t's Secret, never expiring. A stored Secret with
+// other data (for example an expiry someone added) or another type is
+// replaced: the server token must stay exactly what the token file says.
 func EnsureSecret(ctx context.Context, cs kubernetes.Interface, t Token, description string) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
 	want := secretFor(t, time.Time{}, description)
 	secrets := cs.CoreV1().Secrets(metav1.NamespaceSystem)
-	have, err := secrets.Get(ctx, want.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		if _, err := secrets.Create(ctx, want, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create bootstrap token Secret %s/%s: %w", want.Namespace, want.Name, err)
-		}
-		return nil
-	}
+	have, err := kubeapply.Replace(ctx, secrets, want)
 	if err != nil {
-		return fmt.Errorf("get bootstrap token Secret %s/%s: %w", want.Namespace, want.Name, err)
+		return fmt.Errorf("bootstrap token: %w", err)
 	}
-	if have.Type == want.Type && maps.EqualFunc(have.Data, want.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
+	if maps.EqualFunc(have.Data, want.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
 		return nil
 	}
-	if have.Type != want.Type {
-		// The type is immutable: replace the Secret.
-		if err := secrets.Delete(ctx, want.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("replace Secret %s/%s of type %q: %w", want.Namespace, want.Name, have.Type, err)
-		}
-		if _, err := secrets.Create(ctx, want, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create bootstrap token Secret %s/%s: %w", want.Namespace, want.Name, err)
-		}
-		return nil
+	if err := secrets.Delete(ctx, want.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("replace bootstrap token Secret %s/%s holding other data: %w", want.Namespace, want.Name, err)
 	}
-	have = have.DeepCopy()
-	have.Data, have.StringData = want.Data, nil
-	if _, err := secrets.Update(ctx, have, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update bootstrap token Secret %s/%s: %w", want.Namespace, want.Name, err)
+	if _, err := kubeapply.Apply(ctx, secrets, want); err != nil {
+		return fmt.Errorf("bootstrap token: %w", err)
 	}
 	return nil
 }

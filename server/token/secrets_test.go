@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
@@ -135,55 +134,6 @@ func TestEnsureSecretCreatesAndCorrects(t *testing.T) {
 	}
 	if getSecret(t, cs, tok.ID).ResourceVersion != rv {
 		t.Error("EnsureSecret rewrote an unchanged Secret")
-	}
-}
-
-func TestEnsureRBAC(t *testing.T) {
-	ctx := context.Background()
-	// A pre-existing binding with a wrong roleRef and subjects.
-	cs := fake.NewClientset(&rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "iks-kubelet-bootstrap"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:authenticated"}},
-	}, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "iks-node-autoapprove-certificate-rotation"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: roleSelfNodeClient},
-	})
-	for range 2 { // idempotent
-		if err := EnsureRBAC(ctx, cs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := map[string][2]string{
-		"iks-kubelet-bootstrap":                     {NodeGroup, "system:node-bootstrapper"},
-		"iks-node-autoapprove-bootstrap":            {NodeGroup, "system:certificates.k8s.io:certificatesigningrequests:nodeclient"},
-		"iks-node-autoapprove-certificate-rotation": {"system:nodes", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"},
-		RoleNodeRouting:                             {"system:nodes", RoleNodeRouting},
-		BindingNodeProxier:                          {"system:nodes", "system:node-proxier"},
-	}
-	role, err := cs.RbacV1().ClusterRoles().Get(ctx, RoleNodeRouting, metav1.GetOptions{})
-	if err != nil || len(role.Rules) != 1 || role.Rules[0].Resources[0] != "nodes" || len(role.Rules[0].Verbs) != 3 {
-		t.Fatalf("ClusterRole %s: %+v %v", RoleNodeRouting, role, err)
-	}
-	l, err := cs.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(l.Items) != len(want) {
-		t.Fatalf("%d bindings, want %d", len(l.Items), len(want))
-	}
-	for _, b := range l.Items {
-		w, ok := want[b.Name]
-		if !ok {
-			t.Errorf("unexpected binding %s", b.Name)
-			continue
-		}
-		if b.RoleRef.Name != w[1] || b.RoleRef.Kind != "ClusterRole" {
-			t.Errorf("%s roleRef = %+v, want ClusterRole %s", b.Name, b.RoleRef, w[1])
-		}
-		if len(b.Subjects) != 1 || b.Subjects[0].Kind != "Group" || b.Subjects[0].Name != w[0] {
-			t.Errorf("%s subjects = %+v, want group %s", b.Name, b.Subjects, w[0])
-		}
 	}
 }
 

@@ -18,12 +18,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"sigs.k8s.io/apiserver-network-proxy/proto/header"
+
+	"github.com/iks-dev/iks/internal/api"
 )
 
 // Node identities, as kubelet client certificates carry them.
 const (
-	nodeUserPrefix = "system:node:"
-	nodesGroup     = "system:nodes"
+	nodeUserPrefix = api.NodeUserPrefix
+	nodesGroup     = api.NodesGroup
 )
 
 func backendOptions(tlsConfig *tls.Config, log *slog.Logger, conns *agentConns) []grpc.ServerOption {

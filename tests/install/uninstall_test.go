@@ -261,8 +261,11 @@ func checkInstalled(t *testing.T, l layout) {
 		}
 	}
 	pid := readPid(t, l.pidFile)
-	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe != l.installed() {
-		t.Errorf("pid file %s names pid %d running %q, want %s", l.pidFile, pid, exe, l.installed())
+	// The installed binary is a launcher: the server runs the program it
+	// extracted beside the bin dir, under the same PID.
+	programs := filepath.Join(filepath.Dir(l.binDir), "lib", "iks") + "/"
+	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); !strings.HasPrefix(exe, programs) || filepath.Base(exe) != "iks" {
+		t.Errorf("pid file %s names pid %d running %q, want the program %s<version>/iks extracted by %s", l.pidFile, pid, exe, programs, l.installed())
 	}
 	if _, err := os.Stat(l.kubeconfig); err != nil {
 		t.Errorf("admin kubeconfig not written to IKS_KUBECONFIG: %v", err)
@@ -346,6 +349,9 @@ func checkRemoved(t *testing.T, l layout) {
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("read %s: %v", l.binDir, err)
+	}
+	if programs := filepath.Join(filepath.Dir(l.binDir), "lib", "iks"); exists(programs) {
+		t.Errorf("the extracted program dir %s is left after the uninstall", programs)
 	}
 	for _, p := range []string{l.dataDir, l.configDir, l.kubeconfig, l.logFile, l.pidFile} {
 		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
@@ -903,4 +909,9 @@ func tail(s string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

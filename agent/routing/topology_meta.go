@@ -1,4 +1,4 @@
-package agent
+package routing
 
 import (
 	"context"
@@ -6,14 +6,13 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/iks-dev/iks/agent/routing"
 	"github.com/iks-dev/iks/internal/topology"
 )
 
-// nodeTopology is the node's place in the IKS network model, published
+// Topology is the node's place in the IKS network model, published
 // on its own Node with the routing annotations (netextras.go): the
 // private side (node IP), the optional public side and the zone.
-type nodeTopology struct {
+type Topology struct {
 	NodeIP, PublicIP netip.Addr
 	Zone             string
 	// UserLabels are the --node-label values: a VLAN label the user set
@@ -24,7 +23,7 @@ type nodeTopology struct {
 // metadata returns the labels and annotations to merge-patch onto the
 // Node; a nil value removes a key (the public side of a node that lost
 // it).
-func (t nodeTopology) metadata() (labels, annotations map[string]any, err error) {
+func (t Topology) metadata() (labels, annotations map[string]any, err error) {
 	user := map[string]bool{}
 	for _, l := range t.UserLabels {
 		k, _, _ := strings.Cut(l, "=")
@@ -32,7 +31,7 @@ func (t nodeTopology) metadata() (labels, annotations map[string]any, err error)
 	}
 	labels = map[string]any{topology.LabelZone: t.Zone}
 	annotations = map[string]any{}
-	private, err := routing.NodeSubnet(t.NodeIP)
+	private, err := NodeSubnet(t.NodeIP)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -48,7 +47,7 @@ func (t nodeTopology) metadata() (labels, annotations map[string]any, err error)
 		}
 		return labels, annotations, nil
 	}
-	public, err := routing.NodeSubnet(t.PublicIP)
+	public, err := NodeSubnet(t.PublicIP)
 	if err != nil {
 		return nil, nil, fmt.Errorf("public side: %w", err)
 	}
@@ -62,16 +61,16 @@ func (t nodeTopology) metadata() (labels, annotations map[string]any, err error)
 
 // statusWithTopology is the router's status with the node's zone and
 // sides, for `iks net status`.
-func (p *podRouting) statusWithTopology(ctx context.Context) (routing.Status, error) {
+func (p *Component) statusWithTopology(ctx context.Context) (Status, error) {
 	st, err := p.router.Status(ctx)
 	st.Zone = p.topo.zone()
 	for _, side := range []struct {
 		name string
 		ip   netip.Addr
 	}{{"private", p.topo.NodeIP}, {"public", p.topo.PublicIP}} {
-		ss := routing.SideStatus{Side: side.name}
+		ss := SideStatus{Side: side.name}
 		if side.ip.IsValid() {
-			if net, err := routing.NodeSubnet(side.ip); err == nil {
+			if net, err := NodeSubnet(side.ip); err == nil {
 				ss.Address = netip.PrefixFrom(side.ip, net.Bits())
 				ss.VLAN = topology.VLANName(net)
 			}
@@ -81,7 +80,7 @@ func (p *podRouting) statusWithTopology(ctx context.Context) (routing.Status, er
 	return st, err
 }
 
-func (t nodeTopology) zone() string {
+func (t Topology) zone() string {
 	if t.Zone == "" {
 		return topology.DefaultZone
 	}

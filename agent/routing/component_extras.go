@@ -1,23 +1,18 @@
-package agent
+package routing
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/iks-dev/iks/agent/routing"
 	"github.com/iks-dev/iks/internal/bgppeer"
-	"github.com/iks-dev/iks/internal/kubeutil"
 )
 
 // Node annotations the routing agent sets on its own Node (the kubelet
@@ -28,46 +23,36 @@ const (
 	AnnotationIPv4Address   = "network.iks.io/ipv4-address"  // node IP/prefix, e.g. 10.0.1.5/24
 )
 
-// netExtras is what the routing component runs besides the router: the
+// componentExtras is what the routing component runs besides the router: the
 // status socket of `iks net status`, the node annotations and the
 // BGPPeer watch that yields external peers.
-type netExtras struct {
+type componentExtras struct {
 	socket    string
-	status    *routing.StatusServer
+	status    *StatusServer
 	nodeStore cache.Store
 	peerStore cache.Store
 }
 
 // startExtras starts the BGPPeer watch, the status socket and writes the
 // node annotations.
-func (p *podRouting) startExtras(ctx, runCtx context.Context, cs kubernetes.Interface) error {
-	rc, err := kubeutil.RESTConfig(p.kubeconfig)
-	if err != nil {
-		return err
-	}
-	dc, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("dynamic client: %w", err)
-	}
-	f := dynamicinformer.NewDynamicSharedInformerFactory(dc, 10*time.Minute)
-	p.factories = append(p.factories, f)
-	inf := f.ForResource(bgppeer.GVR).Informer()
+func (p *Component) startExtras(ctx, runCtx context.Context, cs kubernetes.Interface) error {
+	inf := p.clients.DynamicInformers().ForResource(bgppeer.GVR).Informer()
 	h := func(any) { p.notify() }
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: h, DeleteFunc: h,
+	if err := p.regs.Add(inf, cache.ResourceEventHandlerFuncs{AddFunc: h, DeleteFunc: h,
 		UpdateFunc: func(_, n any) { h(n) }}); err != nil {
 		return fmt.Errorf("watch BGPPeers: %w", err)
 	}
 	p.extras.peerStore = inf.GetStore()
-	f.Start(runCtx.Done()) // no wait: external peers follow once listed
+	p.clients.Start() // no wait: external peers follow once listed
 
 	if p.extras.socket != "" {
-		s, err := routing.ServeStatus(p.extras.socket, p.statusWithTopology, p.log)
+		s, err := ServeStatus(p.extras.socket, p.statusWithTopology, p.log)
 		if err != nil {
 			return err
 		}
 		p.extras.status = s
 	}
-	subnet, err := routing.NodeSubnet(p.cfg.NodeIP)
+	subnet, err := NodeSubnet(p.cfg.NodeIP)
 	if err != nil {
 		return err
 	}
@@ -85,7 +70,7 @@ func (p *podRouting) startExtras(ctx, runCtx context.Context, cs kubernetes.Inte
 	return nil
 }
 
-func (p *podRouting) stopExtras(ctx context.Context) error {
+func (p *Component) stopExtras(ctx context.Context) error {
 	s := p.extras.status
 	p.extras.status = nil
 	if s != nil {
@@ -95,7 +80,7 @@ func (p *podRouting) stopExtras(ctx context.Context) error {
 }
 
 // notify tells the router that peers may have changed.
-func (p *podRouting) notify() {
+func (p *Component) notify() {
 	select {
 	case p.changed <- struct{}{}:
 	default:
@@ -104,7 +89,7 @@ func (p *podRouting) notify() {
 
 // externalPeers returns the BGPPeers that select this node. Invalid ones
 // are skipped here; the server reports them as events.
-func (p *podRouting) externalPeers() []routing.Peer {
+func (p *Component) externalPeers() []Peer {
 	if p.extras.peerStore == nil || p.extras.nodeStore == nil {
 		return nil
 	}
@@ -114,7 +99,7 @@ func (p *podRouting) externalPeers() []routing.Peer {
 			nodeLabels = n.Labels
 		}
 	}
-	var out []routing.Peer
+	var out []Peer
 	for _, o := range p.extras.peerStore.List() {
 		u, ok := o.(*unstructured.Unstructured)
 		if !ok {
@@ -124,7 +109,7 @@ func (p *podRouting) externalPeers() []routing.Peer {
 		if err != nil || !bp.Selects(p.cfg.NodeName, nodeLabels) {
 			continue
 		}
-		out = append(out, routing.Peer{Name: "bgppeer/" + bp.Name, IP: bp.Spec.PeerIP, External: true, ASN: bp.Spec.ASNumber})
+		out = append(out, Peer{Name: "bgppeer/" + bp.Name, IP: bp.Spec.PeerIP, External: true, ASN: bp.Spec.ASNumber})
 	}
 	return out
 }

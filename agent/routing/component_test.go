@@ -1,4 +1,4 @@
-package agent
+package routing
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iks-dev/iks/agent/routing"
+	"github.com/iks-dev/iks/internal/kubeclients"
 )
 
 // writeKubeconfig points a kubeconfig at url (plain HTTP, no credentials).
@@ -35,8 +35,8 @@ current-context: x
 }
 
 // A routing Start that fails half-way (its Node informer never syncs: the
-// apiserver answers 503) stops what it started: no informer keeps asking
-// the apiserver and the goroutine count returns to where it was.
+// apiserver answers 503) stops what it started: once the agent's shared
+// informers stop, the goroutine count returns to where it was.
 func TestRoutingStartFailureLeavesNothingRunning(t *testing.T) {
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -47,8 +47,9 @@ func TestRoutingStartFailureLeavesNothingRunning(t *testing.T) {
 	kubeconfig := writeKubeconfig(t, srv.URL)
 
 	before := runtime.NumGoroutine()
-	p := &podRouting{cfg: routing.Config{NodeName: "n1", NodeIP: netip.MustParseAddr("127.0.0.1")},
-		kubeconfig: kubeconfig, log: slog.New(slog.DiscardHandler)}
+	clients := kubeclients.New(kubeconfig)
+	p := NewComponent(ComponentConfig{Router: Config{NodeName: "n1", NodeIP: netip.MustParseAddr("127.0.0.1")},
+		Clients: clients}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err := p.Start(ctx)
@@ -58,6 +59,12 @@ func TestRoutingStartFailureLeavesNothingRunning(t *testing.T) {
 	if requests.Load() == 0 {
 		t.Fatal("the informer never asked the apiserver: the test did not fail Start where it meant to")
 	}
+	if n := len(p.regs.Synced()); n != 0 {
+		t.Errorf("%d event handlers still registered on the shared informers after the failed Start", n)
+	}
+	// The agent's shared informers stop with the agent; what the
+	// component started itself must be gone already.
+	clients.Shutdown()
 	srv.CloseClientConnections()
 
 	// Nothing may keep running: poll until the goroutines are gone.

@@ -1,0 +1,300 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/iks-dev/iks/tests/testutil"
+)
+
+// The IKS tutorial's policy ("Using Calico network policies to block
+// traffic", lesson 2), verbatim.
+const tutorialDenyNodePorts = `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: deny-nodeports
+spec:
+  applyOnForward: true
+  preDNAT: true
+  ingress:
+  - action: Deny
+    destination:
+      ports:
+      - 30000:32767
+    protocol: TCP
+    source: {}
+  - action: Deny
+    destination:
+      ports:
+      - 30000:32767
+    protocol: UDP
+    source: {}
+  selector: ibm.role=='worker_public'
+  order: 1100
+  types:
+  - Ingress
+`
+
+const (
+	cpNS     = "cp"
+	cpPublic = "10.86.4.64/29" // portable public subnet, on the network "pub"
+)
+
+// TestCalicoPolicy: Calico's resources with kubectl apply on a server
+// (private only) and a dual-homed worker (public interface eth1): the
+// nodes' host endpoints, IKS's default policies, the tutorial's
+// deny-nodeports closing the public NodePort while the private one, the
+// public LoadBalancer IP and the failsafe kubelet port answer, Calico's
+// validation at admission, a GlobalNetworkPolicy and a Calico
+// NetworkPolicy Deny of low order beating a NetworkPolicy Allow, and
+// `iks policy show --node`.
+func TestCalicoPolicy(t *testing.T) {
+	testutil.RequireRoot(t)
+	nw := testutil.NewNetwork(t, "cp", 86)
+	mustExec(t, nw.Router, "ip", "route", "add", cpPublic, "dev", nw.RouterDev("pub"))
+	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
+	srv := testutil.NewNodeOn(t, "cp-s", nw, "a", 1)
+	srv.StageImage(img, "httpd.tar")
+	srv.Start("--portable-public-subnet", cpPublic)
+	srv.WaitReady(3 * time.Minute)
+	token := strings.TrimSpace(readFile(t, srv.DataDir+"/server/token"))
+	w := testutil.NewNodeOn(t, "cp-w", nw, "a", 2).AsAgent("https://"+srv.IP+":6443", token)
+	pub := nw.IP("pub", 2)
+	nw.AttachSecond(w.Net, "pub", pub, "p-cp-w", "eth1")
+	mustExec(t, w.Net, "ip", "route", "replace", "default", "via", nw.Gateway("pub"), "dev", "eth1")
+	w.StageImage(img, "httpd.tar")
+	w.Start("--public-interface", "eth1")
+	w.WaitReady(3 * time.Minute)
+	cs := srv.Client()
+	waitNodesReady(t, cs, 2, 2*time.Minute)
+	ext := testutil.NewNetns(t, "iks-cp-ext")
+	nw.Attach(ext, "ext", nw.IP("ext", 10), "v-cp-ext")
+	cliA := testutil.NewNetns(t, "iks-cp-cla")
+	nw.Attach(cliA, "a", nw.IP("a", 50), "v-cp-cla")
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := w.Net.Exec("nft", "list", "table", "inet", "iks-policy")
+			t.Logf("===== %s: nft list table inet iks-policy\n%s", w.Name, out)
+			out2, _ := srv.Kubectl("get", "hostendpoints,globalnetworkpolicies", "-o", "yaml")
+			t.Logf("===== host endpoints and policies\n%s", out2)
+		}
+	})
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: cpNS}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createNPPod(t, cs, cpNS, "web", w.Name, map[string]string{"app": "web"})
+	createNPPod(t, cs, cpNS, "client", srv.Name, map[string]string{"role": "client"})
+	webIP := waitNPPod(t, cs, cpNS, "web")
+	waitNPPod(t, cs, cpNS, "client")
+	svc, err := cs.CoreV1().Services(cpNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Services(cpNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web-lb"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var lbIP string
+	eventually(t, time.Minute, "public LoadBalancer IP", func() error {
+		s, err := cs.CoreV1().Services(cpNS).Get(ctx, "web-lb", metav1.GetOptions{})
+		if err != nil || len(s.Status.LoadBalancer.Ingress) != 1 {
+			return fmt.Errorf("status %+v (%v)", s.Status.LoadBalancer, err)
+		}
+		lbIP = s.Status.LoadBalancer.Ingress[0].IP
+		return nil
+	})
+	publicLB := "http://" + lbIP + "/whoami"
+	np := svc.Spec.Ports[0].NodePort
+	publicNP := fmt.Sprintf("http://%s:%d/whoami", pub, np)
+	privateNP := fmt.Sprintf("http://%s:%d/whoami", w.IP, np)
+	get := func(from *testutil.Netns, url string) func() error {
+		return func() error { _, err := from.HTTPGet(ctx, url, 2*time.Second); return err }
+	}
+	blocked := func(what string, f func() error) {
+		t.Helper()
+		eventually(t, time.Minute, what+" blocked", func() error {
+			if f() == nil {
+				return fmt.Errorf("%s still answers", what)
+			}
+			return nil
+		})
+	}
+	dir := t.TempDir()
+	apply := func(name, yaml string) (string, error) {
+		p := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return srv.Kubectl("apply", "-f", p)
+	}
+
+	t.Run("every node has its host endpoints, in step with the node", func(t *testing.T) {
+		jp := `{range .items[*]}{.metadata.name} {.metadata.labels.ibm\.role} {.spec.interfaceName} {.spec.expectedIPs[0]}{"\n"}{end}`
+		want := []string{srv.Name + "-worker-private worker_private eth0 " + srv.IP, w.Name + "-worker-private worker_private eth0 " + w.IP,
+			w.Name + "-worker-public worker_public eth1 " + pub}
+		eventually(t, time.Minute, "host endpoints", func() error {
+			out, err := srv.Kubectl("get", "hostendpoints", "-o", "jsonpath="+jp)
+			if err != nil {
+				return err
+			}
+			if got := strings.TrimSpace(out); got != strings.Join(want, "\n") {
+				return fmt.Errorf("host endpoints\n%s\nwant\n%s", out, strings.Join(want, "\n"))
+			}
+			return nil
+		})
+		// A node writes only its own host endpoints.
+		kubelet := filepath.Join(w.DataDir, "agent", "kubelet", "kubeconfig")
+		out, err := w.Command("kubectl", "--kubeconfig", kubelet, "label", "hostendpoint", srv.Name+"-worker-private", "x=y").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "may only create, change or delete its own HostEndpoints") {
+			t.Errorf("node %s labelled %s's host endpoint: %v: %s", w.Name, srv.Name, err, out)
+		}
+		if out, err := w.Command("kubectl", "--kubeconfig", kubelet, "label", "hostendpoint", w.Name+"-worker-private", "x=y").CombinedOutput(); err != nil {
+			t.Errorf("node %s cannot label its own host endpoint: %v: %s", w.Name, err, out)
+		}
+		if _, err := srv.Kubectl("label", "node", w.Name, "team=blue"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "node label on its host endpoints", func() error {
+			out, err := srv.Kubectl("get", "hostendpoints", "-l", "team=blue", "-o", "name")
+			if n := strings.Count(out, "hostendpoint"); err != nil || n != 2 {
+				return fmt.Errorf("%d host endpoints labelled team=blue (%v): %s", n, err, out)
+			}
+			return nil
+		})
+	})
+
+	t.Run("IKS default policies", func(t *testing.T) {
+		out, err := srv.Kubectl("get", "globalnetworkpolicies", "-o", "name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"allow-all-outbound", "allow-bigfix-port", "allow-icmp", "allow-node-port-dnat", "allow-sys-mgmt", "allow-vrrp", "allow-all-private-default"} {
+			if !strings.Contains(out, "/"+p+"\n") {
+				t.Errorf("no default policy %s in\n%s", p, out)
+			}
+		}
+		eventually(t, time.Minute, "public NodePort from the internet", get(ext, publicNP))
+		eventually(t, time.Minute, "private NodePort from the private network", get(cliA, privateNP))
+		eventually(t, time.Minute, "public LoadBalancer IP from the internet", get(ext, publicLB))
+	})
+
+	t.Run("tutorial deny-nodeports closes the public NodePort only", func(t *testing.T) {
+		if out, err := apply("deny-nodeports", tutorialDenyNodePorts); err != nil {
+			t.Fatalf("kubectl apply the tutorial's policy: %v: %s", err, out)
+		}
+		blocked("public NodePort from the internet", get(ext, publicNP))
+		if err := get(cliA, privateNP)(); err != nil {
+			t.Errorf("private NodePort under deny-nodeports: %v, want open", err)
+		}
+		if err := get(ext, publicLB)(); err != nil {
+			t.Errorf("public LoadBalancer IP under deny-nodeports: %v, want open", err)
+		}
+		// The kubelet's port on the public side is failsafe.
+		c, err := ext.DialContext(ctx, "tcp", pub+":10250")
+		if err != nil {
+			t.Errorf("kubelet port on the public side under deny-nodeports: %v, want open (failsafe)", err)
+		} else {
+			c.Close()
+		}
+		out, err := srv.Command("policy", "show", "--node", w.Name).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "deny-nodeports") || !strings.Contains(string(out), w.Name+"-worker-public") {
+			t.Errorf("iks policy show --node %s: %v\n%s", w.Name, err, out)
+		}
+		if _, err := srv.Kubectl("delete", "globalnetworkpolicy", "deny-nodeports"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "public NodePort after deny-nodeports is gone", get(ext, publicNP))
+	})
+
+	t.Run("Calico's validation refuses at admission", func(t *testing.T) {
+		for _, c := range []struct{ name, spec, want string }{
+			{"prednat-egress", "preDNAT: true\n  applyOnForward: true\n  egress: [{action: Allow}]", "PreDNAT policy cannot have egress rules"},
+			{"notrack-noforward", "doNotTrack: true\n  ingress: [{action: Allow}]", "ApplyOnForward must be true"},
+			{"bad-selector", "selector: app = 'web'", "selector syntax"},
+			{"unpaired", "selector: \"(app == 'a(b)' || has(x)\"", "parentheses do not pair up"},
+			{"bad-action", "ingress: [{action: Accept}]", "Unsupported value: \"Accept\""},
+			{"upside-down", "ingress: [{action: Deny, protocol: TCP, destination: {ports: ['32767:30000']}}]", "port range min <= max"},
+			{"ports-no-proto", "ingress: [{action: Deny, destination: {ports: [80]}}]", "ports with protocol"},
+		} {
+			out, err := apply(c.name, "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: "+c.name+"\nspec:\n  "+c.spec+"\n")
+			if err == nil || !strings.Contains(out, c.want) {
+				t.Errorf("%s: kubectl apply: %v: %s; want a refusal with %q", c.name, err, out, c.want)
+			}
+		}
+	})
+
+	t.Run("a Calico Deny of low order beats a NetworkPolicy Allow", func(t *testing.T) {
+		allow := `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-clients, namespace: cp}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {role: client}}}]}]
+`
+		deny := `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: deny-clients}
+spec:
+  order: 10
+  selector: app == 'web' && projectcalico.org/namespace == 'cp'
+  ingress:
+  - action: Log
+  - action: Deny
+    source: {selector: role == 'client'}
+`
+		fromClient := func() error {
+			out, err := srv.Kubectl("exec", "-n", cpNS, "client", "--", "/httpd", "get", "http://"+webIP+":8080/whoami")
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		}
+		if out, err := apply("allow-clients", allow); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		eventually(t, time.Minute, "client -> web under the NetworkPolicy", fromClient)
+		if out, err := apply("deny-clients", deny); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		blocked("client -> web under the GlobalNetworkPolicy Deny", fromClient)
+		if _, err := srv.Kubectl("delete", "globalnetworkpolicy", "deny-clients"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "client -> web after the Deny is gone", fromClient)
+		// The same with Calico's namespaced NetworkPolicy (same kind name
+		// as Kubernetes', another group).
+		cnp := `apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: deny-clients, namespace: cp}
+spec:
+  order: 10
+  selector: app == 'web'
+  ingress: [{action: Deny, protocol: TCP, source: {selector: role == 'client'}, destination: {ports: [http]}}]
+`
+		if out, err := apply("cnp", cnp); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		blocked("client -> web under the Calico NetworkPolicy Deny", fromClient)
+		if out, err := srv.Kubectl("get", "networkpolicies.projectcalico.org,networkpolicies.networking.k8s.io", "-n", cpNS, "-o", "name"); err != nil ||
+			!strings.Contains(out, "networkpolicy.projectcalico.org/deny-clients") || !strings.Contains(out, "networkpolicy.networking.k8s.io/allow-clients") {
+			t.Errorf("both kinds of NetworkPolicy: %v\n%s", err, out)
+		}
+		if _, err := srv.Kubectl("delete", "networkpolicies.projectcalico.org", "-n", cpNS, "deny-clients"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "client -> web after the Calico NetworkPolicy is gone", fromClient)
+	})
+}
