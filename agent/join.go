@@ -60,10 +60,18 @@ func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 		}
 		log.Info("server verified and token accepted", "server", cfg.ServerURL.String(), "took", time.Since(t0).Round(time.Millisecond).String())
 	}
+	// Every API client of the node goes through the load balancer, which
+	// follows the servers as they come and go.
+	lb := newAPILB(cfg.ServerURL, p, log)
+	if err := pointAt(lb.URL(), creds.BootstrapKubeconfig, creds.Kubeconfig); err != nil {
+		return err
+	}
+	lb.LearnFrom(creds.Kubeconfig)
 	comps, err := Components(cfg.Agent, creds, log)
 	if err != nil {
 		return err
 	}
+	comps = append([]component.Component{lb}, comps...)
 	m := component.NewManager(log, comps...)
 	if err := m.Init(ctx); err != nil {
 		return err

@@ -33,8 +33,13 @@ func ensureCerts(cfg *config.Server) (*pki.PKI, error) {
 	if !c.cfg.BindAddress.IsUnspecified() && c.cfg.BindAddress != c.cfg.NodeIP {
 		nodeIPs = append(nodeIPs, net.IP(c.cfg.BindAddress.AsSlice()))
 	}
+	validity, err := leafValidity()
+	if err != nil {
+		return nil, err
+	}
 	k, err := pki.Ensure(pki.Options{Dir: p.TLSDir(), NodeName: c.cfg.NodeName, NodeIPs: nodeIPs,
-		ServiceIP: net.IP(svcIP.AsSlice()), ExtraSANs: c.cfg.TLSSANs, ClusterDomain: c.cfg.ClusterDomain})
+		ServiceIP: net.IP(svcIP.AsSlice()), ExtraSANs: c.cfg.TLSSANs, ClusterDomain: c.cfg.ClusterDomain,
+		LeafValidity: validity})
 	if err != nil {
 		return nil, fmt.Errorf("cluster PKI: %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/iks-dev/iks/server/lb"
 	"github.com/iks-dev/iks/server/netctl"
 	"github.com/iks-dev/iks/server/nodeaddr"
+	"github.com/iks-dev/iks/server/secretsenc"
 	"github.com/iks-dev/iks/server/token"
 	"github.com/iks-dev/iks/server/tunnel"
 )
@@ -41,6 +42,13 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		return err
 	}
 	defer l.Release()
+	if cfg.Datastore.ClusterReset {
+		return clusterReset(ctx, cfg, log)
+	}
+	etcdHA, err := haEtcd(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 	if err := cfg.RecordClusterInfo(); err != nil {
 		return err
 	}
@@ -60,6 +68,14 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err := tunnel.WriteEgressSelectorConfig(egressConfig, udsPath); err != nil {
 		return err
 	}
+	encArgs, err := secretsenc.Setup(p.CredDir(), time.Now())
+	if err != nil {
+		return fmt.Errorf("secrets encryption: %w", err)
+	}
+	snapshots, err := snapshotScheduler(cfg, k.CAHash(), log)
+	if err != nil {
+		return err
+	}
 	var agentBind netip.Addr
 	if !cfg.BindAddress.IsUnspecified() {
 		agentBind = cfg.BindAddress
@@ -71,7 +87,8 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log))
 	comps := []component.Component{
 		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
-			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug}, log),
+			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: etcdHA}, log),
+		snapshots,
 		// The master tunnel: kube-apiserver reaches kubelets and pods only
 		// through the agents that nodes connect out with.
 		tunnel.New(tunnel.Config{UDSPath: udsPath, AgentBindAddress: agentBind,
@@ -85,13 +102,13 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 			FrontProxyCA: k.FrontProxyCACert, FrontProxyCert: k.FrontProxyClientCert, FrontProxyKey: k.FrontProxyClientKey,
 			SAPublicKey: k.ServiceAccountPub, SASigningKey: k.ServiceAccountKey,
 			CertDir: filepath.Join(p.ServerDir(), "apiserver"), AdminKubeconfig: admin,
-			ExtraArgs: []string{"--egress-selector-config-file=" + egressConfig},
+			ExtraArgs: append([]string{"--egress-selector-config-file=" + egressConfig}, encArgs...),
 		}, log),
 		controllers.NewControllerManager(controllers.ControllerManagerConfig{
 			Kubeconfig: kubeconfigPath(cfg, "controller-manager"), CA: k.CACert, CAKey: k.CAKey,
-			SAKey: k.ServiceAccountKey, ServiceCIDR: cfg.ServiceCIDR,
+			SAKey: k.ServiceAccountKey, ServiceCIDR: cfg.ServiceCIDR, ExtraArgs: leaderElectArgs(cfg),
 		}, log),
-		controllers.NewScheduler(kubeconfigPath(cfg, "scheduler"), log),
+		newScheduler(cfg, log),
 		token.New(token.Config{DataDir: cfg.DataDir, CAHash: k.CAHash(), FromFlag: cfg.Token, Kubeconfig: admin}, log),
 		csrapprove.New(csrapprove.Config{Clients: clients}, log),
 		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
@@ -101,6 +118,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		nodeaddr.New(clients, log),
 		vpnController(cfg, admin, log),
 	}
+	comps = insertAfter(comps, "tokens", haComponents(cfg, admin, log)...)
 	addons, err := addonComponents(cfg, admin, clients, log)
 	if err != nil {
 		return err

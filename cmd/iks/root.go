@@ -29,7 +29,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:     true,
 		SilenceErrors:    true,
 	}
-	root.AddCommand(newServerCmd(), newAgentCmd(), newCheckConfigCmd(), newTokenCmd(), newIPAMCmd(), newNetCmd(), newLBCmd(), newALBCmd(), newVPNCmd(), newPolicyCmd(), toolCmd("kubectl", "run the embedded kubectl (admin kubeconfig by default)", runKubectl),
+	root.AddCommand(newServerCmd(), newAgentCmd(), newCheckConfigCmd(), newTokenCmd(), newIPAMCmd(), newNetCmd(), newLBCmd(), newALBCmd(), newVPNCmd(), newPolicyCmd(), newSecretsEncryptCmd(), newEtcdSnapshotCmd(), newCertificateCmd(), toolCmd("kubectl", "run the embedded kubectl (admin kubeconfig by default)", runKubectl),
 		toolCmd("crictl", "run crictl against this node's containerd", runCrictl),
 		toolCmd("ctr", "run ctr against this node's containerd", func(a []string) int { return runCtr(append([]string{"ctr"}, a...)) }))
 	return root
@@ -77,5 +77,6 @@ func newServerCmd() *cobra.Command {
 		},
 	}
 	f.AddFlags(cmd.Flags())
+	cmd.AddCommand(newServerRemoveCmd())
 	return cmd
 }

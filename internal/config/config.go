@@ -53,8 +53,12 @@ type Server struct {
 	// PortableSubnets are the LoadBalancer IP pools, public then private,
 	// in flag order.
 	PortableSubnets []lbpool.Subnet
-	Agent           Agent
-	Debug           bool
+	// Datastore is the etcd configuration (snapshots, cluster reset).
+	Datastore Datastore
+	// HA is the multi-server configuration.
+	HA    HA
+	Agent Agent
+	Debug bool
 }
 
 // Agent is the node part shared by `iks server` (its local agent) and,
@@ -120,6 +124,9 @@ func (p Paths) CredDir() string { return filepath.Join(p.Root, "server", "cred")
 
 // EtcdDir holds the etcd database.
 func (p Paths) EtcdDir() string { return filepath.Join(p.Root, "server", "db", "etcd") }
+
+// SnapshotDir holds the etcd snapshots.
+func (p Paths) SnapshotDir() string { return filepath.Join(p.Root, "server", "db", "snapshots") }
 
 // AgentDir holds node state.
 func (p Paths) AgentDir() string { return filepath.Join(p.Root, "agent") }

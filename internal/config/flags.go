@@ -35,6 +35,8 @@ type ServerFlags struct {
 	PortablePrivate []string
 	ProxyMode       string
 	Network         NetworkFlags
+	Datastore       DatastoreFlags
+	HA              HAFlags
 }
 
 // AddFlags registers the server flags on fs.
@@ -60,5 +62,7 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.PortablePrivate, "portable-private-subnet", nil, "portable private subnet CIDR[@VLAN] for private LoadBalancer IPs (repeatable)")
 	addProxyModeFlag(fs, &f.ProxyMode)
 	f.Network.AddFlags(fs)
+	f.Datastore.AddFlags(fs)
+	f.HA.AddFlags(fs)
 	fs.StringVar(&f.WriteKubeconfig, "write-kubeconfig", DefaultAdminKubeconfig, "where to copy the admin kubeconfig (\"\" to skip)")
 }

@@ -91,6 +91,8 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	s.PortableSubnets, errs = validatePortable(errs, f, s)
 	proxyMode := parseProxyMode(bad, f.ProxyMode)
 	f.Network.validate(bad)
+	s.Datastore = f.Datastore.validate(bad)
+	s.HA = f.HA.validate(bad, f.Token)
 	publicIP, zone := f.Network.Topology.validate(bad, env, local, s.ClusterCIDR, s.ServiceCIDR)
 
 	if len(errs) == 0 {

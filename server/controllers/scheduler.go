@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
@@ -15,9 +16,16 @@ import (
 
 // Scheduler is the kube-scheduler component.
 type Scheduler struct {
-	kubeconfig string
-	log        *slog.Logger
-	runner     component.Runner
+	kubeconfig  string
+	leaderElect bool
+	log         *slog.Logger
+	runner      component.Runner
+}
+
+// WithLeaderElection makes the scheduler elect a leader among the servers.
+func (s *Scheduler) WithLeaderElection() *Scheduler {
+	s.leaderElect = true
+	return s
 }
 
 // NewScheduler returns the component.
@@ -35,7 +43,7 @@ func (s *Scheduler) Init(context.Context) error { return nil }
 func (s *Scheduler) Args() []string {
 	k := s.kubeconfig
 	return []string{"--kubeconfig=" + k, "--authentication-kubeconfig=" + k, "--authorization-kubeconfig=" + k,
-		"--bind-address=127.0.0.1", "--secure-port=10259", "--leader-elect=false", "--profiling=false"}
+		"--bind-address=127.0.0.1", "--secure-port=10259", "--leader-elect=" + strconv.FormatBool(s.leaderElect), "--profiling=false"}
 }
 
 // Start sets the scheduler up and runs it.

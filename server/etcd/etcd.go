@@ -25,12 +25,21 @@ type Config struct {
 	PeerCert   string
 	PeerKey    string
 	Debug      bool
+	// ForceNewCluster drops every other member from the membership
+	// (--cluster-reset): the member starts as a cluster of one.
+	ForceNewCluster bool
+	// HA, when set, makes the member one of several servers'.
+	HA *HA
 }
 
 // ClientURL is where the apiserver reaches etcd.
 const ClientURL = "https://127.0.0.1:2379"
 
-const peerURL = "https://127.0.0.1:2380"
+// PeerURL is where the member talks to its peers.
+const PeerURL = "https://127.0.0.1:2380"
+
+// MemberName is the member's name in the etcd cluster.
+const MemberName = "iks"
 
 // Etcd is the component.
 type Etcd struct {
@@ -58,17 +67,18 @@ func (e *Etcd) Init(context.Context) error {
 }
 
 // Start starts the member; Ready waits for it to serve.
-func (e *Etcd) Start(context.Context) error {
+func (e *Etcd) Start(ctx context.Context) error {
 	c := embed.NewConfig()
-	c.Name = "iks"
+	c.Name = MemberName
 	c.Dir = e.cfg.DataDir
 	client, _ := url.Parse(ClientURL)
-	peer, _ := url.Parse(peerURL)
+	peer, _ := url.Parse(PeerURL)
 	c.ListenClientUrls = []url.URL{*client}
 	c.AdvertiseClientUrls = []url.URL{*client}
 	c.ListenPeerUrls = []url.URL{*peer}
 	c.AdvertisePeerUrls = []url.URL{*peer}
-	c.InitialCluster = c.Name + "=" + peerURL
+	c.InitialCluster = c.Name + "=" + PeerURL
+	c.ForceNewCluster = e.cfg.ForceNewCluster
 	c.ClientTLSInfo.CertFile = e.cfg.ServerCert
 	c.ClientTLSInfo.KeyFile = e.cfg.ServerKey
 	c.ClientTLSInfo.TrustedCAFile = e.cfg.CACert
@@ -89,6 +99,11 @@ func (e *Etcd) Start(context.Context) error {
 		min = zapcore.InfoLevel
 	}
 	c.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZapLogger(e.log, min))
+	if e.cfg.HA != nil {
+		if err := e.haConfig(ctx, c); err != nil {
+			return err
+		}
+	}
 	et, err := embed.StartEtcd(c)
 	if err != nil {
 		return fmt.Errorf("start etcd in %s: %w", e.cfg.DataDir, err)
@@ -105,7 +120,7 @@ const readyTimeout = 2 * time.Minute
 // readyHint names where to look when the member does not come up.
 func (e *Etcd) readyHint() string {
 	return fmt.Sprintf("the log lines with component=etcd say why (iks server --debug shows etcd's info log too); "+
-		"check that no other process holds ports 2379/2380 (ss -ltnp 'sport = :2379') and that %s belongs to this cluster and its disk is not full", e.cfg.DataDir)
+		"check that no other process holds ports 2379/2380 (ss -ltnp 'sport = :2379') and that %s belongs to this cluster and its disk is not full%s", e.cfg.DataDir, e.quorumHint())
 }
 
 // Ready waits until the member serves clients.
@@ -115,7 +130,7 @@ func (e *Etcd) Ready(ctx context.Context) error {
 	e.mu.Unlock()
 	select {
 	case <-et.Server.ReadyNotify():
-		return nil
+		return e.haReady(ctx)
 	case err := <-et.Err():
 		return fmt.Errorf("etcd failed: %w", err)
 	case <-ctx.Done():
@@ -123,6 +138,26 @@ func (e *Etcd) Ready(ctx context.Context) error {
 	case <-time.After(readyTimeout):
 		return fmt.Errorf("etcd did not serve clients on %s within %s; %s", ClientURL, readyTimeout, e.readyHint())
 	}
+}
+
+// haReady promotes a member that just joined (a learner serves no
+// reads to the apiserver) and gives a first HA member its node IP.
+func (e *Etcd) haReady(ctx context.Context) error {
+	if e.cfg.HA == nil {
+		return nil
+	}
+	var err error
+	if len(e.cfg.HA.Join) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+		err = e.promote(pctx)
+	} else {
+		err = e.ensurePeerURL(ctx)
+	}
+	if err == nil {
+		e.warnEven()
+	}
+	return err
 }
 
 // Healthy reports a failed member.

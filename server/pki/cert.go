@@ -24,8 +24,9 @@ type leafSpec struct {
 	orgs     []string
 	dnsNames []string
 	ips      []net.IP
-	server   bool // ExtKeyUsageServerAuth
-	client   bool // ExtKeyUsageClientAuth
+	server   bool          // ExtKeyUsageServerAuth
+	client   bool          // ExtKeyUsageClientAuth
+	validity time.Duration // 0: leafValidity
 }
 
 func (s *leafSpec) extKeyUsages() []x509.ExtKeyUsage {
@@ -78,7 +79,7 @@ func ensureLeaf(s *leafSpec, now time.Time, log *slog.Logger) error {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: s.cn, Organization: slices.Clone(s.orgs)},
 		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(leafValidity),
+		NotAfter:              now.Add(s.lifetime()),
 		KeyUsage:              leafKeyUsage(key),
 		ExtKeyUsage:           s.extKeyUsages(),
 		BasicConstraintsValid: true,
@@ -90,6 +91,14 @@ func ensureLeaf(s *leafSpec, now time.Time, log *slog.Logger) error {
 		return fmt.Errorf("issue %s: %w", s.certPath, err)
 	}
 	return fsutil.WriteFileAtomic(s.certPath, encodeCertPEM(der), certMode)
+}
+
+// lifetime is how long a new certificate is valid.
+func (s *leafSpec) lifetime() time.Duration {
+	if s.validity > 0 {
+		return s.validity
+	}
+	return leafValidity
 }
 
 // leafKeyUsage is DigitalSignature, plus KeyEncipherment for RSA keys (RSA

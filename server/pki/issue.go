@@ -146,6 +146,7 @@ func (p *PKI) IssueKubeletServing(nodeName string, ips []net.IP) (certPath, keyP
 func (p *PKI) issue(s *leafSpec) (certPath, keyPath string, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	s.validity = p.validity
 	if err := ensureLeaf(s, p.now(), p.log); err != nil {
 		return "", "", err
 	}

@@ -87,6 +87,10 @@ type Options struct {
 	ClusterDomain string
 	// Logger defaults to slog.Default(); a "component=pki" attribute is added.
 	Logger *slog.Logger
+	// LeafValidity is the lifetime of newly issued leaf certificates
+	// (default 1 year). Shorter lifetimes are for tests: a leaf within 90
+	// days of expiry is re-issued at every start.
+	LeafValidity time.Duration
 }
 
 // normalized is a validated copy of Options.
@@ -98,6 +102,7 @@ type normalized struct {
 	extraDNS      []string
 	extraIPs      []net.IP
 	clusterDomain string
+	validity      time.Duration
 	log           *slog.Logger
 }
 
@@ -138,7 +143,7 @@ func (o Options) normalize() (*normalized, error) {
 	}
 	return &normalized{
 		dir: dir, nodeName: o.NodeName, nodeIPs: slices.Clone(o.NodeIPs), serviceIP: o.ServiceIP,
-		extraDNS: extraDNS, extraIPs: extraIPs, clusterDomain: domain,
+		extraDNS: extraDNS, extraIPs: extraIPs, clusterDomain: domain, validity: o.LeafValidity,
 		log: log.With("component", "pki"),
 	}, nil
 }
@@ -167,10 +172,11 @@ type PKI struct {
 	KubeletClientCert, KubeletClientKey                   string // local node: CN system:node:<node>, O system:nodes
 	KubeletServingCert, KubeletServingKey                 string // local node: serving, SANs node name + node IPs
 
-	mu  sync.Mutex // serialises issuing
-	ca  *authority
-	now func() time.Time
-	log *slog.Logger
+	mu       sync.Mutex // serialises issuing
+	validity time.Duration
+	ca       *authority
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 // Ensure creates the PKI in opts.Dir, or loads and refreshes the existing
@@ -186,7 +192,7 @@ func ensure(opts Options, clock func() time.Time) (*PKI, error) {
 		return nil, err
 	}
 	p := newPaths(o.dir, o.nodeName)
-	p.now, p.log = clock, o.log
+	p.now, p.log, p.validity = clock, o.log, o.validity
 	now := clock()
 
 	// Phase 1: load or generate in memory; write nothing.
@@ -221,6 +227,7 @@ func ensure(opts Options, clock func() time.Time) (*PKI, error) {
 		return nil, err
 	}
 	for _, s := range p.controlPlaneLeaves(o, fp, etcd) {
+		s.validity = o.validity
 		if err := ensureLeaf(s, now, p.log); err != nil {
 			return nil, err
 		}
