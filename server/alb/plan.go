@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/iks-dev/iks/internal/kubeapply"
 	"github.com/iks-dev/iks/internal/lbpool"
 )
 
@@ -30,7 +31,7 @@ const (
 	// LabelApp is on every ALB Deployment, pod and Service.
 	LabelApp    = "app.kubernetes.io/name"
 	AppName     = "iks-alb"
-	FieldOwner  = "iks-alb-controller"
+	FieldOwner  = kubeapply.FieldManager // one field manager for what iks owns
 	Enabled     = "enabled"
 	Disabled    = "disabled"
 	Replicas    = 2

@@ -22,12 +22,13 @@ import (
 	"path/filepath"
 
 	token "github.com/iks-dev/iks/internal/jointoken"
+	"github.com/iks-dev/iks/server/rbac"
 )
 
 // Where the bundle lives.
 const (
 	SecretNamespace = "kube-system"
-	SecretName      = "iks-server-bootstrap"
+	SecretName      = rbac.ServerBootstrapSecret
 	secretKey       = "bundle"
 )
 

@@ -1,10 +1,11 @@
 // Package rbac is the one place to read what iks grants beyond upstream
 // Kubernetes' bootstrap roles: every ClusterRole, Role and binding the
-// server creates for nodes and their agents, with why. Two exceptions,
-// each beside the resources it grants: manifests/network-policy.yaml
+// server creates for nodes and their agents, with why. The exceptions
+// live beside the resources they grant: manifests/network-policy.yaml
 // (what every node's policy engine may read, with the Calico CRDs it
-// reads) and the add-ons that run as pods (their ServiceAccounts' RBAC in
-// manifests/*.yaml).
+// reads), the add-ons that run as pods (their ServiceAccounts' RBAC in
+// manifests/*.yaml: CoreDNS, the ALB) and the VPN gateway's
+// (server/vpn/objects.go, applied through Apply here).
 //
 // Every node's agent runs with its kubelet's identity, system:node:NAME
 // in group system:nodes. The Node authorizer lets it read only its own
@@ -30,21 +31,27 @@ import (
 // Subjects and upstream ClusterRoles (created by kube-apiserver's RBAC
 // bootstrap) the grants refer to.
 const (
-	GroupNodes            = api.NodesGroup
-	roleNodeBootstrapper  = "system:node-bootstrapper"
-	roleNodeClient        = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
-	roleSelfNodeClient    = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
-	roleNodeProxier       = "system:node-proxier"
-	BindingNodeProxier    = "iks-node-proxier"
-	RoleNodeRouting       = "iks-node-routing"
-	RoleNodeIPAM          = "iks-node-ipam"
-	RoleClusterNetwork    = "iks-cluster-network-reader"
-	RoleNodeBGPPeers      = "iks-node-bgppeers"
-	RoleLBSpeaker         = "iks-lb-speaker"
-	RoleLBPools           = "iks-lb-pools"
-	bindingBootstrap      = "iks-kubelet-bootstrap"
-	bindingAutoApprove    = "iks-node-autoapprove-bootstrap"
-	bindingRenewOwnClient = "iks-node-autoapprove-certificate-rotation"
+	GroupNodes           = api.NodesGroup
+	roleNodeBootstrapper = "system:node-bootstrapper"
+	roleNodeClient       = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
+	roleSelfNodeClient   = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
+	roleNodeProxier      = "system:node-proxier"
+	BindingNodeProxier   = "iks-node-proxier"
+	RoleNodeRouting      = "iks-node-routing"
+	RoleNodeIPAM         = "iks-node-ipam"
+	RoleClusterNetwork   = "iks-cluster-network-reader"
+	RoleNodeBGPPeers     = "iks-node-bgppeers"
+	RoleLBSpeaker        = "iks-lb-speaker"
+	RoleLBPools          = "iks-lb-pools"
+	// ServerBootstrapSecret is the Secret joining servers read (sealed
+	// with the server token; server/ha), RoleAPIServerEndpoints lets
+	// agents' API load balancers list the apiservers.
+	ServerBootstrapSecret  = "iks-server-bootstrap"
+	RoleAPIServerEndpoints = "iks-apiserver-endpoints"
+	groupBootstrappers     = "system:bootstrappers"
+	bindingBootstrap       = "iks-kubelet-bootstrap"
+	bindingAutoApprove     = "iks-node-autoapprove-bootstrap"
+	bindingRenewOwnClient  = "iks-node-autoapprove-certificate-rotation"
 )
 
 var read = []string{"get", "list", "watch"}
@@ -59,7 +66,11 @@ var read = []string{"get", "list", "watch"}
 //   - block IPAM claims and reports IPAMBlocks (the admission policy
 //     iks-node-own-ipamblocks narrows writes to a node's own blocks) and
 //     reads the address plan, kube-system/iks-cluster-network, and no
-//     other ConfigMap.
+//     other ConfigMap;
+//   - the agent's API load balancer lists the apiservers (the kubernetes
+//     Service's EndpointSlices in default);
+//   - any bootstrap token may get the one Secret a joining server needs,
+//     sealed with the server token, which only that token opens.
 func Nodes() []kubeapply.Object {
 	return []kubeapply.Object{
 		clusterRole(RoleNodeRouting, rule("", "nodes", read...)),
@@ -77,6 +88,10 @@ func Nodes() []kubeapply.Object {
 		clusterBinding(RoleNodeBGPPeers, group(GroupNodes), RoleNodeBGPPeers),
 		clusterBinding(RoleNodeIPAM, group(GroupNodes), RoleNodeIPAM),
 		binding(netapi.ClusterNetworkNamespace, RoleClusterNetwork, group(GroupNodes), RoleClusterNetwork),
+		role(metav1.NamespaceDefault, RoleAPIServerEndpoints, rule(discoveryv1.GroupName, "endpointslices", read...)),
+		binding(metav1.NamespaceDefault, RoleAPIServerEndpoints, group(GroupNodes), RoleAPIServerEndpoints),
+		role(metav1.NamespaceSystem, ServerBootstrapSecret, named(rule("", "secrets", "get"), ServerBootstrapSecret)),
+		binding(metav1.NamespaceSystem, ServerBootstrapSecret, group(groupBootstrappers), ServerBootstrapSecret),
 	}
 }
 

@@ -3,40 +3,21 @@ package vpn
 import (
 	"context"
 	"fmt"
-	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/iks-dev/iks/internal/kubeapply"
 	"github.com/iks-dev/iks/internal/vpnconn"
+	"github.com/iks-dev/iks/server/rbac"
 )
 
-// applyDeployment creates d or updates its template when it changed (a
-// new spec hash rolls the gateway pod).
+// applyDeployment applies d (server-side apply; a new spec hash in the
+// template rolls the gateway pod).
 func (c *Controller) applyDeployment(ctx context.Context, d *appsv1.Deployment) error {
-	deps := c.cs.AppsV1().Deployments(d.Namespace)
-	have, err := deps.Get(ctx, d.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		if _, err := deps.Create(ctx, d, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create Deployment %s/%s: %w", d.Namespace, d.Name, err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("get Deployment %s/%s: %w", d.Namespace, d.Name, err)
-	}
-	if have.Spec.Template.Annotations[specHashAnnot] == d.Spec.Template.Annotations[specHashAnnot] &&
-		reflect.DeepEqual(have.Spec.Template.Spec.NodeSelector, d.Spec.Template.Spec.NodeSelector) {
-		return nil
-	}
-	have = have.DeepCopy()
-	have.Spec = d.Spec
-	have.Labels = d.Labels
-	if _, err := deps.Update(ctx, have, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update Deployment %s/%s: %w", d.Namespace, d.Name, err)
-	}
-	return nil
+	_, err := kubeapply.Apply(ctx, c.cs.AppsV1().Deployments(d.Namespace), d)
+	return err
 }
 
 // removeGateway deletes a connection's gateway Deployment, if any.
@@ -49,37 +30,19 @@ func (c *Controller) removeGateway(ctx context.Context, conn string) error {
 	return nil
 }
 
-// ensureAccess creates or updates the ServiceAccount and RBAC objects.
+// ensureAccess applies the gateway's ServiceAccount and RBAC.
 func (c *Controller) ensureAccess(ctx context.Context) error {
 	sa, roles, bindings := accessObjects()
-	if _, err := c.cs.CoreV1().ServiceAccounts(sa.Namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ServiceAccount %s/%s: %w", sa.Namespace, sa.Name, err)
-	}
-	rbac := c.cs.RbacV1()
-	for _, r := range roles {
-		have, err := rbac.ClusterRoles().Get(ctx, r.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = rbac.ClusterRoles().Create(ctx, r, metav1.CreateOptions{})
-		case err == nil && !reflect.DeepEqual(have.Rules, r.Rules):
-			have.Rules = r.Rules
-			_, err = rbac.ClusterRoles().Update(ctx, have, metav1.UpdateOptions{})
-		}
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("ClusterRole %s: %w", r.Name, err)
-		}
+	if _, err := kubeapply.Apply(ctx, c.cs.CoreV1().ServiceAccounts(sa.Namespace), sa); err != nil {
+		return err
 	}
 	role, rb := leaseAccess()
-	if _, err := rbac.Roles(role.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("Role %s/%s: %w", role.Namespace, role.Name, err)
-	}
-	if _, err := rbac.RoleBindings(rb.Namespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("RoleBinding %s/%s: %w", rb.Namespace, rb.Name, err)
+	objs := []kubeapply.Object{role, rb}
+	for _, r := range roles {
+		objs = append(objs, r)
 	}
 	for _, b := range bindings {
-		if _, err := rbac.ClusterRoleBindings().Create(ctx, b, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("ClusterRoleBinding %s: %w", b.Name, err)
-		}
+		objs = append(objs, b)
 	}
-	return nil
+	return rbac.Apply(ctx, c.cs, objs)
 }
