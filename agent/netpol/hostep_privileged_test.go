@@ -20,34 +20,7 @@ import (
 	"github.com/iks-dev/iks/tests/testutil"
 )
 
-// The IKS tutorial's policy, verbatim ("Block all incoming traffic to all
-// node ports").
-const denyNodePorts = `
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata:
-  name: deny-nodeports
-spec:
-  applyOnForward: true
-  preDNAT: true
-  ingress:
-  - action: Deny
-    destination:
-      ports:
-      - 30000:32767
-    protocol: TCP
-    source: {}
-  - action: Deny
-    destination:
-      ports:
-      - 30000:32767
-    protocol: UDP
-    source: {}
-  selector: ibm.role=='worker_public'
-  order: 1100
-  types:
-  - Ingress
-`
+var denyNodePorts = testutil.IKSTutorialDenyNodePorts
 
 // calicoFrom decodes YAML documents into CalicoObjects (other kinds are
 // left out).

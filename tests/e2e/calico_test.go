@@ -16,34 +16,6 @@ import (
 	"github.com/iks-dev/iks/tests/testutil"
 )
 
-// The IKS tutorial's policy ("Using Calico network policies to block
-// traffic", lesson 2), verbatim.
-const tutorialDenyNodePorts = `apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata:
-  name: deny-nodeports
-spec:
-  applyOnForward: true
-  preDNAT: true
-  ingress:
-  - action: Deny
-    destination:
-      ports:
-      - 30000:32767
-    protocol: TCP
-    source: {}
-  - action: Deny
-    destination:
-      ports:
-      - 30000:32767
-    protocol: UDP
-    source: {}
-  selector: ibm.role=='worker_public'
-  order: 1100
-  types:
-  - Ingress
-`
-
 const (
 	cpNS     = "cp"
 	cpPublic = "10.86.4.64/29" // portable public subnet, on the network "pub"
@@ -94,8 +66,8 @@ func TestCalicoPolicy(t *testing.T) {
 	}
 	createNPPod(t, cs, cpNS, "web", w.Name, map[string]string{"app": "web"})
 	createNPPod(t, cs, cpNS, "client", srv.Name, map[string]string{"role": "client"})
-	webIP := waitNPPod(t, cs, cpNS, "web")
-	waitNPPod(t, cs, cpNS, "client")
+	webIP := waitPodIP(t, cs, cpNS, "web")
+	waitPodIP(t, cs, cpNS, "client")
 	svc, err := cs.CoreV1().Services(cpNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "web"},
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}}, metav1.CreateOptions{})
@@ -192,7 +164,7 @@ func TestCalicoPolicy(t *testing.T) {
 	})
 
 	t.Run("tutorial deny-nodeports closes the public NodePort only", func(t *testing.T) {
-		if out, err := apply("deny-nodeports", tutorialDenyNodePorts); err != nil {
+		if out, err := apply("deny-nodeports", testutil.IKSTutorialDenyNodePorts); err != nil {
 			t.Fatalf("kubectl apply the tutorial's policy: %v: %s", err, out)
 		}
 		blocked("public NodePort from the internet", get(ext, publicNP))

@@ -71,9 +71,9 @@ func TestNetworkPolicy(t *testing.T) {
 	createNPPod(t, cs, npNS, "client", srv.Name, map[string]string{"role": "client"})
 	createNPPod(t, cs, npNS, "other", srv.Name, map[string]string{"role": "other"})
 	createNPPod(t, cs, npClientNS, "nsclient", w.Name, nil)
-	webIP := waitNPPod(t, cs, npNS, "web")
+	webIP := waitPodIP(t, cs, npNS, "web")
 	for _, p := range [][2]string{{npNS, "client"}, {npNS, "other"}, {npClientNS, "nsclient"}} {
-		waitNPPod(t, cs, p[0], p[1])
+		waitPodIP(t, cs, p[0], p[1])
 	}
 	svc, err := cs.CoreV1().Services(npNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "web"},
@@ -142,7 +142,7 @@ func TestNetworkPolicy(t *testing.T) {
 		// A pod started under deny-all only gets Ready through kubelet's
 		// probe, from its node.
 		createNPPod(t, cs, npNS, "late", w.Name, map[string]string{"app": "late"})
-		waitNPPod(t, cs, npNS, "late")
+		waitPodIP(t, cs, npNS, "late")
 	})
 
 	t.Run("allow by pod label on a named port", func(t *testing.T) {
@@ -229,24 +229,4 @@ func createNPPod(t *testing.T, cs kubernetes.Interface, ns, name, node string, l
 	if _, err := cs.CoreV1().Pods(ns).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// waitNPPod waits for the pod to be Ready and returns its IP.
-func waitNPPod(t *testing.T, cs kubernetes.Interface, ns, name string) string {
-	t.Helper()
-	var ip string
-	eventually(t, 2*time.Minute, "pod "+ns+"/"+name+" ready", func() error {
-		p, err := cs.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				ip = p.Status.PodIP
-				return nil
-			}
-		}
-		return fmt.Errorf("not ready (phase %s)", p.Status.Phase)
-	})
-	return ip
 }

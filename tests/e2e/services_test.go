@@ -96,7 +96,7 @@ func TestServices(t *testing.T) {
 		createSvcPod(t, cs, "web-"+n.Name, n.Name)
 	}
 	for _, n := range nodes {
-		podIP[n.Name] = waitSvcPod(t, cs, "web-"+n.Name)
+		podIP[n.Name] = waitPodIP(t, cs, svcNS, "web-"+n.Name)
 	}
 	client := "web-" + srv.Name // the pod requests are sent from
 
@@ -253,12 +253,12 @@ func createSvcPod(t *testing.T, cs kubernetes.Interface, name, node string) {
 	}
 }
 
-// waitSvcPod waits for the pod to be Ready and returns its IP.
-func waitSvcPod(t *testing.T, cs kubernetes.Interface, name string) string {
+// waitPodIP waits for the pod to be Ready and returns its IP.
+func waitPodIP(t *testing.T, cs kubernetes.Interface, ns, name string) string {
 	t.Helper()
 	var ip string
-	eventually(t, 2*time.Minute, "pod "+name+" ready", func() error {
-		p, err := cs.CoreV1().Pods(svcNS).Get(context.Background(), name, metav1.GetOptions{})
+	eventually(t, 2*time.Minute, "pod "+ns+"/"+name+" ready", func() error {
+		p, err := cs.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
