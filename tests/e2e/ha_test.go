@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -121,6 +122,10 @@ func TestHAServers(t *testing.T) {
 		if now := etcdLeader(t, ec, srvs); now != leader {
 			t.Logf("etcd leadership moved to %s; killing %s, the agent's server", now.Name, leader.Name)
 		}
+		// Killing the leader keeps a quorum only when both other members
+		// are in step: wait for that, so a lagging member is named here
+		// rather than seen as a write stall.
+		waitMembersInStep(t, ec, srvs, 2*time.Minute)
 		w := startWriter(srvs, clients)
 		w.waitAcks(t, 20, 30*time.Second)
 		killed := time.Now()
@@ -219,7 +224,7 @@ func serverClient(t *testing.T, nw *testutil.Network, s1 *testutil.Node, ip stri
 	}
 	cfg.Host = "https://" + ip + ":6443"
 	cfg.Dial = nw.Router.DialContext
-	cfg.Timeout = 2 * time.Second
+	cfg.Timeout = 5 * time.Second
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +285,54 @@ func waitVoters(t *testing.T, c *clientv3.Client, want int, timeout time.Duratio
 	return nil
 }
 
+// waitMembersInStep waits until every server's etcd member answers, sees
+// the same leader and has applied within 50 entries of the leader.
+func waitMembersInStep(t *testing.T, c *clientv3.Client, srvs []*testutil.Node, timeout time.Duration) {
+	t.Helper()
+	t0 := time.Now()
+	deadline := t0.Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		last = membersOutOfStep(c, srvs)
+		if last == "" {
+			t.Logf("etcd members in step after %s", time.Since(t0).Round(time.Millisecond))
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("etcd members not in step after %s: %s", timeout, last)
+}
+
+// membersOutOfStep says what keeps the members from being in step ("" if
+// nothing does).
+func membersOutOfStep(c *clientv3.Client, srvs []*testutil.Node) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var leader uint64
+	var applied []uint64
+	for _, s := range srvs {
+		st, err := c.Status(ctx, "https://"+s.IP+":2379")
+		if err != nil {
+			return fmt.Sprintf("%s: %v", s.Name, err)
+		}
+		if len(st.Errors) > 0 {
+			return fmt.Sprintf("%s: %v", s.Name, st.Errors)
+		}
+		if st.IsLearner {
+			return s.Name + " is a learner"
+		}
+		if leader != 0 && st.Leader != leader {
+			return fmt.Sprintf("%s sees leader %x, another member %x", s.Name, st.Leader, leader)
+		}
+		leader = st.Leader
+		applied = append(applied, st.RaftAppliedIndex)
+	}
+	if lo, hi := slices.Min(applied), slices.Max(applied); hi-lo > 50 {
+		return fmt.Sprintf("applied indexes %v differ by %d", applied, hi-lo)
+	}
+	return ""
+}
+
 // etcdLeader returns the server whose member leads etcd.
 func etcdLeader(t *testing.T, c *clientv3.Client, srvs []*testutil.Node) *testutil.Node {
 	t.Helper()
@@ -301,6 +354,7 @@ type writer struct {
 	mu    sync.Mutex
 	acked []string
 	times []time.Time
+	errs  []string // the latest failures, for the failure message
 	done  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -328,6 +382,12 @@ func startWriter(srvs []*testutil.Node, clients map[string]kubernetes.Interface)
 					w.mu.Unlock()
 					break
 				}
+				w.mu.Lock()
+				w.errs = append(w.errs, fmt.Sprintf("%s %s: %v", time.Now().Format("15:04:05.000"), srvs[cur].Name, err))
+				if len(w.errs) > 12 {
+					w.errs = w.errs[1:]
+				}
+				w.mu.Unlock()
 				cur = (cur + 1) % len(srvs)
 			}
 		}
@@ -364,7 +424,9 @@ func (w *writer) waitAcksAfter(t *testing.T, since time.Time, n int, timeout tim
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("fewer than %d writes acknowledged within %s", n, timeout)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t.Fatalf("fewer than %d writes acknowledged within %s; the latest failures:\n%s", n, timeout, strings.Join(w.errs, "\n"))
 }
 
 // stop ends the writer and returns the acknowledged names and the longest

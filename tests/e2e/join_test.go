@@ -292,16 +292,23 @@ func waitNodesReady(t *testing.T, cs kubernetes.Interface, want int, timeout tim
 		if err != nil {
 			return err
 		}
-		ready := 0
+		ready, notReady := 0, []string{}
 		for _, n := range nodes.Items {
+			state := "no Ready condition"
 			for _, c := range n.Status.Conditions {
 				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
 					ready++
+					state = ""
+				} else if c.Type == corev1.NodeReady {
+					state = fmt.Sprintf("%s since %s: %s %s", c.Status, c.LastTransitionTime.Format("15:04:05"), c.Reason, c.Message)
 				}
+			}
+			if state != "" {
+				notReady = append(notReady, n.Name+" "+state)
 			}
 		}
 		if ready != want {
-			return fmt.Errorf("%d of %d nodes Ready", ready, want)
+			return fmt.Errorf("%d of %d nodes Ready; not Ready: %s", ready, want, strings.Join(notReady, "; "))
 		}
 		return nil
 	})
