@@ -7,6 +7,8 @@
 # subnet, with tcpsend/tcpsink of tests/images/httpd; no extra package),
 # the strongSwan VPN (TestVPNBench: throughput against a plain
 # strongSwan-to-strongSwan tunnel, create → traffic, remote restart);
+# HA (TestHABench: write throughput 3 servers vs 1, snapshot save and
+# restore of 10,000 objects, 10 kills of the etcd leader's server);
 # each printed with its target and
 # a baseline measured in the same run.
 set -euo pipefail

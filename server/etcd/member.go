@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,7 +53,7 @@ func (e *Etcd) haConfig(ctx context.Context, c *embed.Config) error {
 	if len(h.Join) == 0 || hasMember(e.cfg.DataDir) {
 		return nil
 	}
-	initial, err := addLearner(ctx, h, peer.String())
+	initial, err := addLearner(ctx, h, peer.String(), e.log)
 	if err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func hasMember(dir string) bool {
 
 // addLearner adds this member as a learner (or finds it added by an
 // earlier attempt) and returns the initial-cluster string to start it with.
-func addLearner(ctx context.Context, h *HA, peer string) (string, error) {
+func addLearner(ctx context.Context, h *HA, peer string, log *slog.Logger) (string, error) {
 	cli, err := NewClient(h.Client, h.Join...)
 	if err != nil {
 		return "", err
@@ -98,13 +99,14 @@ func addLearner(ctx context.Context, h *HA, peer string) (string, error) {
 			list.Members = resp.Members
 			break
 		}
-		// etcd takes one learner at a time: another server is joining.
-		if !strings.Contains(err.Error(), "too many learner members") {
+		why := retryableAdd(err)
+		if why == "" {
 			return "", fmt.Errorf("add this server as an etcd learner: %w", err)
 		}
+		log.Info("etcd member add refused for now; retrying", "why", why, "err", err.Error())
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("add this server as an etcd learner: another server's learner was not promoted in time: %w", err)
+			return "", fmt.Errorf("add this server as an etcd learner: %s, and still so after 3 minutes: %w", why, err)
 		case <-time.After(time.Second):
 		}
 	}
@@ -122,6 +124,27 @@ func addLearner(ctx context.Context, h *HA, peer string) (string, error) {
 		}
 	}
 	return strings.Join(parts, ","), nil
+}
+
+// retryableAdd says why a refused member add is worth retrying ("" when
+// it is not): etcd takes one learner at a time (another server is joining),
+// and with its strict reconfiguration check refuses any add until every
+// voter has been connected for 5 s (a server that just joined or
+// restarted) or while it has no leader.
+func retryableAdd(err error) string {
+	for _, c := range []struct{ msg, why string }{
+		{"too many learner members", "another server is joining (etcd takes one learner at a time)"},
+		{"unhealthy cluster", "a voting member is not connected yet (a server that just joined or restarted)"},
+		{"not enough started members", "a voting member has not started yet"},
+		{"no leader", "etcd is electing a leader"},
+		{"leader changed", "etcd is electing a leader"},
+		{"request timed out", "etcd is busy"},
+	} {
+		if strings.Contains(err.Error(), c.msg) {
+			return c.why
+		}
+	}
+	return ""
 }
 
 // promote makes this learner a voting member once it caught up.

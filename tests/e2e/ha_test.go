@@ -224,7 +224,10 @@ func serverClient(t *testing.T, nw *testutil.Network, s1 *testutil.Node, ip stri
 	}
 	cfg.Host = "https://" + ip + ":6443"
 	cfg.Dial = nw.Router.DialContext
-	cfg.Timeout = 5 * time.Second
+	// A client that gives up on a request after 2 s and retries at the
+	// next server: a write in flight when the etcd leader dies otherwise
+	// waits out etcd's request timeout (5 s + 2 election timeouts).
+	cfg.Timeout = 2 * time.Second
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
