@@ -2,13 +2,12 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
@@ -44,24 +44,7 @@ func TestPolicyBench(t *testing.T) {
 	nw := testutil.NewNetwork(t, "pb", 82)
 	img := testutil.BuildImage(t, "./tests/images/httpd", "iks.local/httpd:1")
 	bin := buildHTTPD(t)
-	srv := testutil.NewNodeOn(t, "pb-s", nw, "a", 1)
-	srv.StageImage(img, "httpd.tar")
-	srv.Start()
-	srv.WaitReady(3 * time.Minute)
-	tok, err := os.ReadFile(filepath.Join(srv.DataDir, "server", "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "https://" + srv.IP + ":6443"
-	w1 := testutil.NewNodeOn(t, "pb-w1", nw, "a", 2).AsAgent(url, strings.TrimSpace(string(tok)))
-	w2 := testutil.NewNodeOn(t, "pb-w2", nw, "b", 1).AsAgent(url, strings.TrimSpace(string(tok)))
-	for _, w := range []*testutil.Node{w1, w2} {
-		w.StageImage(img, "httpd.tar")
-		w.Start()
-	}
-	for _, w := range []*testutil.Node{w1, w2} {
-		w.WaitReady(3 * time.Minute)
-	}
+	srv, w1, w2 := threeNodes(t, nw, "pb", img)
 	cs := srv.Client()
 	ctx := context.Background()
 
@@ -161,20 +144,15 @@ func TestPolicyBench(t *testing.T) {
 		pbSinkPolicies, tput["100"], tput["none"], tput["100"]/tput["none"], loadStart, loadavg())
 }
 
-// labelPod adds labels to a pod.
+// labelPod adds labels to a pod (a merge patch: the kubelet writes the
+// pod's status meanwhile).
 func labelPod(t *testing.T, cs kubernetes.Interface, name string, labels map[string]string) {
 	t.Helper()
-	p, err := cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Labels == nil {
-		p.Labels = map[string]string{}
-	}
-	for k, v := range labels {
-		p.Labels[k] = v
-	}
-	if _, err := cs.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Pods("default").Patch(context.Background(), name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -54,24 +54,7 @@ func TestPodThroughput(t *testing.T) {
 	img := testutil.BuildImage(t, "./tests/images/httpd", "iks.local/httpd:1")
 	bin := buildHTTPD(t)
 
-	srv := testutil.NewNodeOn(t, "tp-s", nw, "a", 1)
-	srv.StageImage(img, "httpd.tar")
-	srv.Start()
-	srv.WaitReady(3 * time.Minute)
-	tok, err := os.ReadFile(filepath.Join(srv.DataDir, "server", "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "https://" + srv.IP + ":6443"
-	w1 := testutil.NewNodeOn(t, "tp-w1", nw, "a", 2).AsAgent(url, strings.TrimSpace(string(tok))) // same subnet
-	w2 := testutil.NewNodeOn(t, "tp-w2", nw, "b", 1).AsAgent(url, strings.TrimSpace(string(tok))) // across the router
-	for _, w := range []*testutil.Node{w1, w2} {
-		w.StageImage(img, "httpd.tar")
-		w.Start()
-	}
-	for _, w := range []*testutil.Node{w1, w2} {
-		w.WaitReady(3 * time.Minute)
-	}
+	srv, w1, w2 := threeNodes(t, nw, "tp", img)
 	cs := srv.Client()
 	pods := map[string]string{"tp-src": srv.Name, "tp-same": srv.Name, "tp-w1": w1.Name, "tp-w2": w2.Name}
 	for name, node := range pods {
@@ -158,6 +141,33 @@ func TestPodThroughput(t *testing.T) {
 		}
 	}
 	printThroughput(paths, best, tunnel, loadStart, loadavg())
+}
+
+// threeNodes starts a server and two agents on network nw, named
+// <prefix>-s, <prefix>-w1 (subnet a, as the server) and <prefix>-w2
+// (subnet b, across the router), each with image img staged, and waits
+// until all are Ready.
+func threeNodes(t *testing.T, nw *testutil.Network, prefix, img string) (srv, w1, w2 *testutil.Node) {
+	t.Helper()
+	srv = testutil.NewNodeOn(t, prefix+"-s", nw, "a", 1)
+	srv.StageImage(img, "httpd.tar")
+	srv.Start()
+	srv.WaitReady(3 * time.Minute)
+	tok, err := os.ReadFile(filepath.Join(srv.DataDir, "server", "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + srv.IP + ":6443"
+	w1 = testutil.NewNodeOn(t, prefix+"-w1", nw, "a", 2).AsAgent(url, strings.TrimSpace(string(tok))) // same subnet
+	w2 = testutil.NewNodeOn(t, prefix+"-w2", nw, "b", 1).AsAgent(url, strings.TrimSpace(string(tok))) // across the router
+	for _, w := range []*testutil.Node{w1, w2} {
+		w.StageImage(img, "httpd.tar")
+		w.Start()
+	}
+	for _, w := range []*testutil.Node{w1, w2} {
+		w.WaitReady(3 * time.Minute)
+	}
+	return srv, w1, w2
 }
 
 // podNetns names the network namespace of a pod (found through a process
