@@ -32,6 +32,11 @@ func clusterReset(ctx context.Context, cfg *config.Server, log *slog.Logger) err
 		if err := RestoreSnapshot(path, p, caHash, log); err != nil {
 			return err
 		}
+		// The data is now the snapshot's: the way back from an upgrade
+		// (config.checkSkew) is this iks with a snapshot taken before it.
+		if _, err := cfg.RecordRun(); err != nil {
+			return err
+		}
 	} else if err := forceNewCluster(ctx, cfg, log); err != nil {
 		return err
 	}

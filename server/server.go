@@ -52,6 +52,13 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err := cfg.RecordClusterInfo(); err != nil {
 		return err
 	}
+	if prev, err := cfg.RecordRun(); err != nil {
+		return err
+	} else if prev != nil {
+		now := config.ThisRun()
+		log.Info("data dir last run by another version: upgraded in place", "iks", prev.IKS+" -> "+now.IKS,
+			"kubernetes", prev.Kubernetes+" -> "+now.Kubernetes, "etcd", prev.Etcd+" -> "+now.Etcd)
+	}
 	k, err := ensureCerts(cfg)
 	if err != nil {
 		return err

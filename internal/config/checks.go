@@ -26,6 +26,9 @@ type ClusterInfo struct {
 	// IPAMBlockSize is 0 in data dirs created before block IPAM; the
 	// next start records the size it runs with.
 	IPAMBlockSize int `json:"ipamBlockSize,omitempty"`
+	// LastRunBy: the versions that last started a server on the data
+	// dir (versions.go); absent in data dirs of older iks.
+	LastRunBy *RanBy `json:"lastRunBy,omitempty"`
 }
 
 func clusterInfoPath(dataDir string) string {
@@ -87,6 +90,10 @@ func checkDataDir(env Env, s *Server) []error {
 	mismatch("--cluster-domain", ci.ClusterDomain, s.ClusterDomain)
 	if ci.IPAMBlockSize != 0 {
 		mismatch("--ipam-block-size", fmt.Sprint(ci.IPAMBlockSize), fmt.Sprint(s.IPAMBlockSize))
+	}
+	// Restoring a snapshot replaces what a newer version wrote.
+	if ci.LastRunBy != nil && s.Datastore.RestorePath == "" {
+		errs = append(errs, checkSkew(s.DataDir, *ci.LastRunBy, ThisRun())...)
 	}
 	return errs
 }
