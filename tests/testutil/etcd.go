@@ -55,7 +55,7 @@ func ServerClient(t testing.TB, nw *Network, s1 *Node, ip string, timeout time.D
 	cfg.Host = "https://" + ip + ":6443"
 	cfg.Dial = nw.Router.DialContext
 	cfg.Timeout = timeout
-	cfg.QPS, cfg.Burst = 1000, 2000
+	cfg.QPS = -1 // no client-side rate limit: the servers' own limits are measured
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
