@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/iks-dev/iks/tests/testutil"
 )
@@ -35,7 +36,8 @@ func TestAgentJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := testutil.NewNodeOn(t, "bw1", nw, "b", 1).AsAgent("https://"+srv.IP+":6443", strings.TrimSpace(string(tok)))
-	join, peak := startAndMeasure(t, w)
+	srvCS := srv.Client()
+	join, joinNode, peak := startAndMeasure(t, w, func() kubernetes.Interface { return srvCS })
 	joinPhases := phases(w.Log())
 	idle := settleRSS(t, w, 20*time.Second)
 	heap := heapTop(t, w, 12)
@@ -63,7 +65,8 @@ func TestAgentJoin(t *testing.T) {
 	get := median(t, 10, func() error { _, err := srv.Kubectl("get", "pod", "p"); return err })
 	exec := median(t, 10, func() error { _, err := srv.Kubectl("exec", "p", "--", "/pause", "-v"); return err })
 	fmt.Printf("\n== iks agent benchmark ==\n"+
-		"agent start to Ready     %6.2f s   (target <= 2 s: %.2fx)\n"+
+		"agent start to Node Ready %5.2f s   (target <= 2 s: %.2fx; the Node's Ready condition, as kubectl shows it)\n"+
+		"agent start to iks ready %6.2f s   (every agent component started)\n"+
 		"  phases: %s\n"+
 		"agent peak RSS (tree)    %6.1f MB   (%s)\n"+
 		"agent idle RSS (tree)    %6.1f MB   (target <= 250 MB: %.2fx; issue 12 baseline 479 MB: %.2fx)\n"+
@@ -73,7 +76,7 @@ func TestAgentJoin(t *testing.T) {
 		"agent Go heap in use (pprof, top):\n%s"+
 		"kubectl get (baseline)   %6.0f ms\n"+
 		"kubectl exec via tunnel  %6.0f ms   (%.2fx the baseline)\n",
-		join.Seconds(), join.Seconds()/2, joinPhases, mb(peak.RSS), peak.Procs, mb(idle.RSS), mb(idle.RSS)/250, mb(idle.RSS)/479,
+		joinNode.Seconds(), joinNode.Seconds()/2, join.Seconds(), joinPhases, mb(peak.RSS), peak.Procs, mb(idle.RSS), mb(idle.RSS)/250, mb(idle.RSS)/479,
 		mb(idle.PSS), mb(idle.Footprint), mb(idle.Footprint)/250, idle.Breakdown, heap,
 		ms(get), ms(exec), exec.Seconds()/get.Seconds())
 }

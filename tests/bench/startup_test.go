@@ -4,6 +4,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/iks-dev/iks/tests/testutil"
 )
@@ -34,21 +39,23 @@ func TestStartupAndMemory(t *testing.T) {
 		}
 	})
 
-	first, peak := startAndMeasure(t, n)
+	first, firstNode, peak := startAndMeasure(t, n, serverAPI(n))
 	firstPhases := phases(n.Log())
 	idle := settleRSS(t, n, 30*time.Second)
 	if _, err := n.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	off := len(n.Log())
-	warm, _ := startAndMeasure(t, n)
+	warm, warmNode, _ := startAndMeasure(t, n, serverAPI(n))
 	warmPhases := phases(n.Log()[off:])
 
 	report := []string{
 		fmt.Sprintf("binary size            %6.1f MB   (target <= 150 MB: %.2fx; issue 12 baseline 235.5 MB: %.2fx)", mb(st.Size()), mb(st.Size())/150, mb(st.Size())/235.5),
 		fmt.Sprintf("process start baseline %6.2f s    (iks --version)", base.Seconds()),
-		fmt.Sprintf("first start to Ready   %6.2f s    (target <= 6 s: %.2fx; %.1fx the baseline)", first.Seconds(), first.Seconds()/6, first.Seconds()/base.Seconds()),
-		fmt.Sprintf("warm restart to Ready  %6.2f s    (target <= 3 s: %.2fx; %.2fx first start)", warm.Seconds(), warm.Seconds()/3, warm.Seconds()/first.Seconds()),
+		fmt.Sprintf("first start to Node Ready %6.2f s (target <= 6 s: %.2fx; %.1fx the baseline; the Node's Ready condition, as kubectl shows it)", firstNode.Seconds(), firstNode.Seconds()/6, firstNode.Seconds()/base.Seconds()),
+		fmt.Sprintf("first start to iks ready  %6.2f s (every component started: add-ons deployed, tokens written)", first.Seconds()),
+		fmt.Sprintf("warm restart to Node Ready %5.2f s (target <= 3 s: %.2fx; %.2fx first start)", warmNode.Seconds(), warmNode.Seconds()/3, warmNode.Seconds()/firstNode.Seconds()),
+		fmt.Sprintf("warm restart to iks ready %6.2f s", warm.Seconds()),
 		"  phases, first start:  " + firstPhases,
 		"  phases, warm restart: " + warmPhases,
 		fmt.Sprintf("peak RSS (tree)        %6.1f MB   (during first start: %s)", mb(peak.RSS), peak.Procs),
@@ -75,28 +82,72 @@ type peakMem struct {
 	Procs string
 }
 
-// startAndMeasure starts the server and polls for its Ready line,
-// sampling the process tree's RSS meanwhile.
-func startAndMeasure(t *testing.T, n *testutil.Node) (time.Duration, peakMem) {
+// startAndMeasure starts the node and polls for its Ready line,
+// recording the peak RSS of its process tree on the way. It also returns
+// when the Node first reported Ready through the API after the start
+// (Ready with a heartbeat from this start: what `kubectl get nodes`
+// shows), read with api (nil until a client can be made).
+func startAndMeasure(t *testing.T, n *testutil.Node, api func() kubernetes.Interface) (line, node time.Duration, peak peakMem) {
 	t.Helper()
 	marker := strings.Count(n.Log(), "is Ready in")
 	t0 := time.Now()
 	n.Start()
-	var peak peakMem
+	var cs kubernetes.Interface
+	lastAPI := time.Time{}
 	for time.Since(t0) < 3*time.Minute {
 		if exited, err := n.Exited(); exited {
-			t.Fatalf("server exited: %v", err)
+			t.Fatalf("node exited: %v", err)
 		}
 		if ps := treeProcs(n.DataDir); sumRSS(ps) > peak.RSS {
 			peak = peakMem{RSS: sumRSS(ps), Procs: byRole(ps)}
 		}
-		if strings.Count(n.Log(), "is Ready in") > marker {
-			return time.Since(t0), peak
+		if node == 0 && time.Since(lastAPI) >= 100*time.Millisecond {
+			lastAPI = time.Now()
+			if cs == nil {
+				cs = api()
+			}
+			if cs != nil && nodeReadySince(cs, n.Name, t0) {
+				node = time.Since(t0)
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		if line == 0 && strings.Count(n.Log(), "is Ready in") > marker {
+			line = time.Since(t0)
+		}
+		if line != 0 && node != 0 {
+			return line, node, peak
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("node not Ready within 3m")
-	return 0, peakMem{}
+	t.Fatalf("node not Ready within 3m (ready line after %s, Node Ready after %s)", line, node)
+	return 0, 0, peakMem{}
+}
+
+// nodeReadySince reports whether the Node is Ready with a heartbeat taken
+// after t0 (heartbeats have second precision).
+func nodeReadySince(cs kubernetes.Interface, name string, t0 time.Time) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	node, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(t0.Truncate(time.Second))
+		}
+	}
+	return false
+}
+
+// serverAPI returns a client of n's apiserver once its admin kubeconfig
+// exists (nil before).
+func serverAPI(n *testutil.Node) func() kubernetes.Interface {
+	return func() kubernetes.Interface {
+		if _, err := os.Stat(n.Kubeconfig()); err != nil {
+			return nil
+		}
+		return n.Client()
+	}
 }
 
 // idleMem is a node tree's memory after an idle period: RSS, kernel PSS
