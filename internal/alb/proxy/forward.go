@@ -29,8 +29,8 @@ type connectKey struct{}
 // the response copied with a pooled buffer (flushed per read when it has
 // no length, so streams stream). It skips httputil.ReverseProxy's
 // per-request context, rewrite hook and second request copy.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Route, secure bool) {
-	be, o := rt.Backend, rt.Opts
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Route, u up, secure bool) {
+	be, o := u.be, rt.Opts
 	ctx := r.Context()
 	if o != nil && o.ConnectTimeout > 0 && o.ConnectTimeout != defaultConnectTimeout {
 		ctx = context.WithValue(ctx, connectKey{}, o.ConnectTimeout)
@@ -68,7 +68,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 	} else {
 		send = func(req *http.Request) (*http.Response, error) { return h.tr.h1c.roundTrip(req, readTimeout) }
 	}
-	resp, err := h.tr.roundTripTo(out, be, send)
+	resp, ep, err := h.tr.roundTripTo(out, be, send, u.pin)
 	if err != nil {
 		code := http.StatusBadGateway
 		var te interface{ Timeout() bool }
@@ -95,6 +95,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 	}
 	for k := range resp.Trailer {
 		dst.Add("Trailer", k)
+	}
+	if u.aff != nil && ep != u.pin {
+		if c := u.aff.Cookie(be, ep, rt.Path); c != "" {
+			dst.Add("Set-Cookie", c)
+		}
 	}
 	w.WriteHeader(resp.StatusCode)
 	buf := buffers.Get().(*[]byte)

@@ -33,10 +33,17 @@ func DefaultGlobal() Global {
 // unsupported are annotations IKS documents that this ALB does not
 // implement yet: they get a Warning rather than silently doing nothing.
 var unsupported = map[string]bool{
-	"affinity": true, "session-cookie-name": true, "session-cookie-max-age": true, "canary": true,
-	"canary-weight": true, "canary-by-header": true, "canary-by-cookie": true, "limit-rps": true,
-	"custom-http-errors": true, "auth-tls-secret": true, "ssl-passthrough": true, "proxy-send-timeout": true,
+	"limit-rps": true, "custom-http-errors": true, "auth-tls-secret": true, "ssl-passthrough": true, "proxy-send-timeout": true,
 }
+
+// affinityKeys are the session affinity annotations parseAffinity reads;
+// canaryKeys those parseCanary reads (on canary Ingresses only).
+var (
+	affinityKeys = map[string]bool{"affinity": true, "session-cookie-name": true, "session-cookie-path": true,
+		"session-cookie-max-age": true, "session-cookie-expires": true}
+	canaryKeys = map[string]bool{"canary": true, "canary-by-header": true, "canary-by-header-value": true,
+		"canary-by-header-pattern": true, "canary-by-cookie": true, "canary-weight": true, "canary-weight-total": true}
+)
 
 // ignored are accepted annotations with no effect here: this proxy always
 // streams (proxy-buffering) and sends HSTS per global config.
@@ -142,13 +149,14 @@ func parseOptions(ann map[string]string, g Global) (*Options, bool, []string) {
 				o.RedirectCode = 302
 			}
 		case k == "permanent-redirect-code" || k == "temporal-redirect-code":
-		case ignored[k]:
+		case ignored[k], affinityKeys[k], canaryKeys[k]:
 		case unsupported[k] || strings.HasPrefix(k, "session-cookie-") || strings.HasPrefix(k, "canary-"):
 			problems = append(problems, fmt.Sprintf("annotation %s is not supported by the iks ALB yet and has no effect; remove it", full))
 		default:
 			problems = append(problems, fmt.Sprintf("annotation %s is unknown to the iks ALB and has no effect: check its spelling against the ingress-nginx annotations IKS supports", full))
 		}
 	}
+	o.Affinity = parseAffinity(ann, bad)
 	return o, useRegex, problems
 }
 

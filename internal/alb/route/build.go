@@ -51,9 +51,17 @@ func Build(in Input) (*Table, []Problem) {
 		}
 		return cmp.Compare(a.Namespace+"/"+a.Name, c.Namespace+"/"+c.Name)
 	})
-	seen := map[string]string{}
+	seen := map[string]*Route{}
+	var canaries []*networkingv1.Ingress
 	for _, ing := range ings {
+		if isCanary(ing.Annotations) {
+			canaries = append(canaries, ing)
+			continue
+		}
 		b.ingress(ing, seen)
+	}
+	for _, ing := range canaries {
+		b.canary(ing, seen)
 	}
 	for _, h := range b.hosts() {
 		slices.SortStableFunc(h.routes, func(a, c *Route) int {
@@ -119,7 +127,7 @@ func (b *builder) hostEntry(name string) *host {
 	}
 }
 
-func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]string) {
+func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]*Route) {
 	id := ing.Namespace + "/" + ing.Name
 	opts, useRegex, probs := parseOptions(ing.Annotations, b.in.Global)
 	for _, p := range probs {
@@ -166,9 +174,9 @@ func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]string) {
 				}
 				r.Regex = re
 			}
-			key := strings.ToLower(rule.Host) + "|" + r.PathType + "|" + r.Path
+			key := pathKey(rule.Host, r.PathType, r.Path)
 			if other, dup := seen[key]; dup {
-				b.warn(ing, "DuplicatePath", "host %q path %q (%s) is already served by Ingress %s, which is older and wins: remove the path from one of them", rule.Host, r.Path, r.PathType, other)
+				b.warn(ing, "DuplicatePath", "host %q path %q (%s) is already served by Ingress %s, which is older and wins: remove the path from one of them", rule.Host, r.Path, r.PathType, other.Ingress)
 				continue
 			}
 			if p.Backend.Service == nil {
@@ -176,7 +184,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]string) {
 				continue
 			}
 			r.Backend = b.backend(ing, &p.Backend, proto)
-			seen[key] = id
+			seen[key] = r
 			h.routes = append(h.routes, r)
 		}
 	}
@@ -286,6 +294,10 @@ func (b *builder) serviceBackend(ns, name, port, proto string, warn func(string)
 		}
 	}
 	slices.Sort(be.Endpoints)
+	be.keys = make([]string, len(be.Endpoints))
+	for i, ep := range be.Endpoints {
+		be.keys[i] = endpointKey(ep)
+	}
 	return be
 }
 

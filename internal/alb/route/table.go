@@ -40,7 +40,9 @@ type Backend struct {
 	// Problem, when set, says why there are no endpoints (e.g. the
 	// Service is missing).
 	Problem string
-	next    atomic.Uint64
+	// keys are the affinity cookie values of Endpoints, index by index.
+	keys []string
+	next atomic.Uint64
 	// down holds endpoints that refused a connection: endpoint → time
 	// until which Pick skips it (a pod shutting down before its
 	// EndpointSlice says so).
@@ -67,6 +69,9 @@ func (b *Backend) Pick() string {
 	}
 	return ep
 }
+
+// Usable reports whether ep is not marked down.
+func (b *Backend) Usable(ep string) bool { return !b.isDown(ep) }
 
 func (b *Backend) isDown(ep string) bool {
 	v, ok := b.down.Load(ep)
@@ -99,6 +104,7 @@ type Options struct {
 	Redirect         string // permanent/temporal redirect target
 	RedirectCode     int
 	CORS             bool
+	Affinity         *Affinity // affinity: cookie; nil for none
 }
 
 // Route is one Ingress path.
@@ -111,6 +117,8 @@ type Route struct {
 	Regex   *regexp.Regexp
 	Backend *Backend
 	Opts    *Options
+	// Canary is the canary Ingress of the same host and path, if any.
+	Canary *Canary
 }
 
 // matches reports whether the request path p is served by r.
