@@ -46,11 +46,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 		out.URL.Scheme = "https"
 	}
 	out.URL.Path, out.URL.RawPath = rt.RewritePath(r.URL.Path), ""
+	if u.errPage {
+		out.URL.Path = r.URL.Path
+	}
 	removeHop(out.Header)
 	forwardedHeaders(out.Header, r, secure)
-	var readTimeout time.Duration
+	var readTimeout, sendTimeout time.Duration
 	if o != nil {
-		readTimeout = o.ReadTimeout
+		readTimeout, sendTimeout = o.ReadTimeout, o.SendTimeout
 	}
 	// Request.Write adds Go's User-Agent when there is none: keep none.
 	if _, ok := out.Header["User-Agent"]; !ok {
@@ -66,7 +69,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 	if be.Protocol == route.ProtoHTTPS {
 		send = h.tr.h1For(true, readTimeout).RoundTrip
 	} else {
-		send = func(req *http.Request) (*http.Response, error) { return h.tr.h1c.roundTrip(req, readTimeout) }
+		send = func(req *http.Request) (*http.Response, error) {
+			return h.tr.h1c.roundTrip(req, readTimeout, sendTimeout)
+		}
 	}
 	resp, ep, err := h.tr.roundTripTo(out, be, send, u.pin)
 	if err != nil {
@@ -85,6 +90,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 		}
 		h.log.Warn("upstream error", "backend", be.Name, "host", r.Host, "path", r.URL.Path, "status", code, "err", err)
 		w.WriteHeader(code)
+		return
+	}
+	if o != nil && o.CustomErrors != nil && !u.errPage && o.CustomErrors.Has(resp.StatusCode) {
+		resp.Body.Close()
+		h.errorPage(w, r, rt, be, resp.StatusCode)
 		return
 	}
 	defer resp.Body.Close()

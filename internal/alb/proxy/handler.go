@@ -41,6 +41,9 @@ type up struct {
 	be  *route.Backend
 	aff *route.Affinity
 	pin string
+	// errPage: be is the default-backend annotation's Service standing
+	// in for a backend without endpoints (no rewrite, no custom errors).
+	errPage bool
 }
 
 // Handler routes and proxies requests.
@@ -110,6 +113,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, t *route.Table) 
 		if secure && tlsHost && o.HSTS {
 			w.Header().Set("Strict-Transport-Security", HSTSValue)
 		}
+		if len(o.Limits) > 0 && !withinLimits(o.Limits, r.RemoteAddr) {
+			http.Error(w, "503 service temporarily unavailable: request rate limit exceeded (limit-rps)", http.StatusServiceUnavailable)
+			return
+		}
+		if o.ClientAuth != nil && !clientAuth(w, r, o.ClientAuth) {
+			return
+		}
 		if len(o.Allow) > 0 && !allowed(o.Allow, r.RemoteAddr) {
 			http.Error(w, "403 forbidden: client address not in whitelist-source-range", http.StatusForbidden)
 			return
@@ -143,6 +153,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, t *route.Table) 
 	}
 	if c := rt.Canary; c != nil && c.Take(r) {
 		u.be, u.aff = c.Backend, c.Affinity
+	}
+	if (u.be == nil || len(u.be.Endpoints) == 0) && o != nil && o.ErrorBackend != nil && len(o.ErrorBackend.Endpoints) > 0 {
+		u = up{be: o.ErrorBackend, errPage: true}
 	}
 	if u.be == nil || len(u.be.Endpoints) == 0 {
 		http.Error(w, "503 service unavailable: the backend has no ready endpoint", http.StatusServiceUnavailable)

@@ -66,6 +66,18 @@ func Listen(h *Handler, httpAddr, httpsAddr string, log *slog.Logger) (*Server, 
 	if err := http2.ConfigureServer(s.HTTPS, &http2.Server{MaxConcurrentStreams: 1000}); err != nil {
 		return nil, fmt.Errorf("configure HTTP/2: %w", err)
 	}
+	// Hosts with auth-tls-secret ask for a client certificate; the
+	// handler verifies it and answers 400 (as nginx) rather than failing
+	// the handshake.
+	base := s.HTTPS.TLSConfig
+	withCert := base.Clone()
+	withCert.ClientAuth = tls.RequestClientCert
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if h.table.Load().WantsClientCert(hello.ServerName) {
+			return withCert, nil
+		}
+		return nil, nil
+	}
 	return s, nil
 }
 

@@ -32,9 +32,7 @@ func DefaultGlobal() Global {
 
 // unsupported are annotations IKS documents that this ALB does not
 // implement yet: they get a Warning rather than silently doing nothing.
-var unsupported = map[string]bool{
-	"limit-rps": true, "custom-http-errors": true, "auth-tls-secret": true, "ssl-passthrough": true, "proxy-send-timeout": true,
-}
+var unsupported = map[string]bool{}
 
 // affinityKeys are the session affinity annotations parseAffinity reads;
 // canaryKeys those parseCanary reads (on canary Ingresses only).
@@ -43,6 +41,10 @@ var (
 		"session-cookie-max-age": true, "session-cookie-expires": true}
 	canaryKeys = map[string]bool{"canary": true, "canary-by-header": true, "canary-by-header-value": true,
 		"canary-by-header-pattern": true, "canary-by-cookie": true, "canary-weight": true, "canary-weight-total": true}
+	// builderKeys are read by the builder: they need Secrets, Services or
+	// state kept across tables.
+	builderKeys = map[string]bool{"auth-tls-secret": true, "auth-tls-verify-client": true, "auth-tls-verify-depth": true,
+		"auth-tls-pass-certificate-to-upstream": true, "default-backend": true, "ssl-passthrough": true}
 )
 
 // ignored are accepted annotations with no effect here: this proxy always
@@ -105,17 +107,41 @@ func parseOptions(ann map[string]string, g Global) (*Options, bool, []string) {
 				continue
 			}
 			o.BodyLimit = n
-		case k == "proxy-connect-timeout" || k == "proxy-read-timeout":
+		case k == "proxy-connect-timeout" || k == "proxy-read-timeout" || k == "proxy-send-timeout":
 			d, err := parseSeconds(v)
 			if err != nil {
 				bad(k, v, "use a number of seconds such as 30 (or 30s)")
 				continue
 			}
-			if k == "proxy-connect-timeout" {
+			switch k {
+			case "proxy-connect-timeout":
 				o.ConnectTimeout = d
-			} else {
+			case "proxy-read-timeout":
 				o.ReadTimeout = d
+			default:
+				o.SendTimeout = d
 			}
+		case k == "limit-rps" || k == "limit-rpm" || k == "limit-burst-multiplier":
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				bad(k, v, "use a positive integer")
+				continue
+			}
+			switch k {
+			case "limit-rps":
+				o.limitRPS = n
+			case "limit-rpm":
+				o.limitRPM = n
+			default:
+				o.burstMult = n
+			}
+		case k == "custom-http-errors":
+			c, err := parseCodes(v)
+			if err != nil {
+				bad(k, v, err.Error()+"; use a comma-separated list such as 404,503")
+				continue
+			}
+			o.CustomErrors = c
 		case k == "whitelist-source-range" || k == "allowlist-source-range":
 			for _, c := range strings.Split(v, ",") {
 				c = strings.TrimSpace(c)
@@ -149,7 +175,7 @@ func parseOptions(ann map[string]string, g Global) (*Options, bool, []string) {
 				o.RedirectCode = 302
 			}
 		case k == "permanent-redirect-code" || k == "temporal-redirect-code":
-		case ignored[k], affinityKeys[k], canaryKeys[k]:
+		case ignored[k], affinityKeys[k], canaryKeys[k], builderKeys[k]:
 		case unsupported[k] || strings.HasPrefix(k, "session-cookie-") || strings.HasPrefix(k, "canary-"):
 			problems = append(problems, fmt.Sprintf("annotation %s is not supported by the iks ALB yet and has no effect; remove it", full))
 		default:

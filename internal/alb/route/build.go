@@ -28,6 +28,10 @@ type Input struct {
 	TCP, UDP map[string]string
 	// ReservedPorts are the ALB's own HTTP/HTTPS ports.
 	ReservedPorts []int
+	// Limiters keeps limit-rps state across tables (nil: new limiters).
+	Limiters *Limiters
+	// SSLPassthrough is the ALB's --enable-ssl-passthrough.
+	SSLPassthrough bool
 }
 
 // Problem is one bad object or setting, reported as a Warning Event.
@@ -42,7 +46,7 @@ type Problem struct {
 // object never fails the build: it is left out (or served a 503) and
 // reported.
 func Build(in Input) (*Table, []Problem) {
-	b := &builder{in: in, backends: map[string]*Backend{}, t: &Table{exact: map[string]*host{}, wildcard: map[string]*host{},
+	b := &builder{in: in, backends: map[string]*Backend{}, limits: map[string]bool{}, t: &Table{exact: map[string]*host{}, wildcard: map[string]*host{},
 		certs: map[string]*tls.Certificate{}, wcerts: map[string]*tls.Certificate{}, DefaultCert: in.DefaultCert, AccessLog: in.Global.AccessLog}}
 	ings := slices.Clone(in.Ingresses)
 	slices.SortStableFunc(ings, func(a, c *networkingv1.Ingress) int {
@@ -77,6 +81,7 @@ func Build(in Input) (*Table, []Problem) {
 	}
 	b.streams("tcp", "tcp-services", in.TCP)
 	b.streams("udp", "udp-services", in.UDP)
+	in.Limiters.keep(b.limits)
 	return b.t, b.problems
 }
 
@@ -85,6 +90,7 @@ type builder struct {
 	t        *Table
 	backends map[string]*Backend
 	problems []Problem
+	limits   map[string]bool // limiter keys in use
 }
 
 func (b *builder) hosts() []*host {
@@ -133,9 +139,13 @@ func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]*Route) {
 	for _, p := range probs {
 		b.warn(ing, "BadAnnotation", "%s", p)
 	}
+	b.options(ing, opts)
 	proto := strings.ToUpper(strings.TrimSpace(ing.Annotations[AnnotationPrefix+"backend-protocol"]))
 	if proto == "" || !slices.Contains([]string{ProtoHTTP, ProtoHTTPS, ProtoGRPC, ProtoGRPCS}, proto) {
 		proto = ProtoHTTP
+	}
+	if _, ok := ing.Annotations[AnnotationPrefix+"ssl-passthrough"]; ok {
+		b.passthrough(ing, proto)
 	}
 	tlsHosts := b.tls(ing)
 	if db := ing.Spec.DefaultBackend; db != nil {
@@ -152,6 +162,9 @@ func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]*Route) {
 		h := b.hostEntry(rule.Host)
 		if tlsHosts[strings.ToLower(rule.Host)] {
 			h.tls = true
+		}
+		if opts.ClientAuth != nil {
+			h.clientCert = true
 		}
 		for _, p := range rule.HTTP.Paths {
 			r := &Route{Ingress: id, Host: rule.Host, Path: p.Path, Opts: opts}

@@ -105,6 +105,17 @@ type Options struct {
 	RedirectCode     int
 	CORS             bool
 	Affinity         *Affinity // affinity: cookie; nil for none
+	// Limits are limit-rps and limit-rpm, per client address (503).
+	Limits []*Limiter
+	// CustomErrors are the upstream statuses answered by ErrorBackend
+	// (default-backend) or, without one, the ALB's default backend.
+	CustomErrors *CodeSet
+	// ErrorBackend is the default-backend annotation's Service: it
+	// answers CustomErrors and requests whose backend has no endpoint.
+	ErrorBackend *Backend
+	ClientAuth   *ClientAuth // auth-tls-secret; nil for none
+
+	limitRPS, limitRPM, burstMult int
 }
 
 // Route is one Ingress path.
@@ -160,6 +171,11 @@ func (r *Route) RewritePath(p string) string {
 type host struct {
 	routes []*Route
 	tls    bool // the host is in some spec.tls
+	// clientCert: some Ingress of the host sets auth-tls-secret, so the
+	// TLS handshake asks for a client certificate.
+	clientCert bool
+	// passthrough receives the host's TLS connections undecrypted.
+	passthrough *Backend
 }
 
 // Table is an immutable routing table.
@@ -213,6 +229,26 @@ func (t *Table) hostFor(name string) *host {
 		}
 	}
 	return t.anyHost
+}
+
+// WantsClientCert reports whether TLS connections for the SNI name are
+// asked for a client certificate.
+func (t *Table) WantsClientCert(sni string) bool {
+	h := t.hostFor(strings.ToLower(sni))
+	return h != nil && h.clientCert
+}
+
+// Passthrough returns the backend TLS connections for the SNI name are
+// passed to undecrypted (ssl-passthrough), or nil.
+func (t *Table) Passthrough(sni string) *Backend {
+	if sni == "" {
+		return nil
+	}
+	h := t.hostFor(strings.ToLower(sni))
+	if h == nil {
+		return nil
+	}
+	return h.passthrough
 }
 
 // Certificate returns the certificate for an SNI name, else the default.
