@@ -40,8 +40,7 @@ func (l *sniListener) run() {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			l.err = err
-			l.Close()
+			l.closeWith(err)
 			return
 		}
 		go l.sniff(c)
@@ -62,9 +61,14 @@ func (l *sniListener) Accept() (net.Conn, error) {
 }
 
 // Close closes the listener.
-func (l *sniListener) Close() error {
+func (l *sniListener) Close() error { return l.closeWith(nil) }
+
+// closeWith closes the listener once; Accept then returns acceptErr (set
+// before done is closed, so Accept reads it safely).
+func (l *sniListener) closeWith(acceptErr error) error {
 	var err error
 	l.once.Do(func() {
+		l.err = acceptErr
 		close(l.done)
 		err = l.Listener.Close()
 	})
