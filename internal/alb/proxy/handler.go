@@ -113,7 +113,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, t *route.Table) 
 		if secure && tlsHost && o.HSTS {
 			w.Header().Set("Strict-Transport-Security", HSTSValue)
 		}
-		if len(o.Limits) > 0 && !withinLimits(o.Limits, r.RemoteAddr) {
+		if len(o.Limits) > 0 && !withinLimits(o.Limits, o.LimitExempt, r.RemoteAddr) {
 			http.Error(w, "503 service temporarily unavailable: request rate limit exceeded (limit-rps)", http.StatusServiceUnavailable)
 			return
 		}

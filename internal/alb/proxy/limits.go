@@ -11,13 +11,19 @@ import (
 )
 
 // withinLimits takes one request of the client at remote from each
-// limiter and reports whether all allow it.
-func withinLimits(ls []*route.Limiter, remote string) bool {
+// limiter and reports whether all allow it; exempt clients
+// (limit-whitelist) are not counted.
+func withinLimits(ls []*route.Limiter, exempt []netip.Prefix, remote string) bool {
 	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {
 		return true
 	}
 	a, now, ok := ap.Addr().Unmap(), route.Now(), true
+	for _, p := range exempt {
+		if p.Contains(a) {
+			return true
+		}
+	}
 	for _, l := range ls {
 		if !l.Allow(a, now) {
 			ok = false

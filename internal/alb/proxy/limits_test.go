@@ -22,7 +22,7 @@ func clientFrom(ip string) *http.Client {
 }
 
 func TestLimitRPS(t *testing.T) {
-	ann := map[string]string{pfx + "limit-rps": "1"}
+	ann := map[string]string{pfx + "limit-rps": "1", pfx + "limit-whitelist": "127.0.0.3/32"}
 	tb := build(t, input([]*networkingv1.Ingress{ingress("lim", 0, ann, "l.example.com", "/", "web")}, map[string][]string{"web": pods(t, "pod", 1)}, nil))
 	_, httpAddr, _ := newServer(t, tb)
 	url := "http://" + httpAddr + "/"
@@ -49,6 +49,12 @@ func TestLimitRPS(t *testing.T) {
 	// Another client address has its own budget.
 	if code, _, _ := do(t, clientFrom("127.0.0.2"), url, "l.example.com", nil); code != 200 {
 		t.Fatalf("another client got %d, want 200", code)
+	}
+	// limit-whitelist: never limited.
+	for i := range 20 {
+		if code, _, _ := do(t, clientFrom("127.0.0.3"), url, "l.example.com", nil); code != 200 {
+			t.Fatalf("limit-whitelist client: request %d got %d, want 200", i+1, code)
+		}
 	}
 	// One token a second: the first client recovers within about 1 s.
 	start := time.Now()

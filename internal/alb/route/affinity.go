@@ -23,6 +23,11 @@ type Affinity struct {
 	// MaxAge and Expires are session-cookie-max-age and
 	// session-cookie-expires in seconds (0: a session cookie).
 	MaxAge, Expires int
+	// Secure and SameSite are session-cookie-secure and
+	// session-cookie-samesite (SameSite=None implies Secure, as browsers
+	// require it).
+	Secure   bool
+	SameSite http.SameSite
 }
 
 // Pinned returns the endpoint the request's affinity cookie names, or ""
@@ -54,7 +59,7 @@ func (a *Affinity) Cookie(be *Backend, ep, routePath string) string {
 	if p == "" || strings.ContainsAny(p, "^$()[]{}*+?|\\") {
 		p = "/"
 	}
-	c := &http.Cookie{Name: a.Name, Value: key, Path: p, HttpOnly: true, MaxAge: a.MaxAge}
+	c := &http.Cookie{Name: a.Name, Value: key, Path: p, HttpOnly: true, MaxAge: a.MaxAge, Secure: a.Secure, SameSite: a.SameSite}
 	if a.Expires > 0 {
 		c.Expires = time.Now().Add(time.Duration(a.Expires) * time.Second)
 	}
@@ -105,6 +110,25 @@ func parseAffinity(ann map[string]string, bad func(k, v, want string)) *Affinity
 			bad("session-cookie-path", v, "use a path starting with /, such as /app")
 		} else {
 			a.Path = v
+		}
+	}
+	if v, ok := get("session-cookie-secure"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("session-cookie-secure", v, `use "true" or "false"`)
+		}
+		a.Secure = b
+	}
+	if v, ok := get("session-cookie-samesite"); ok {
+		switch strings.ToLower(v) {
+		case "strict":
+			a.SameSite = http.SameSiteStrictMode
+		case "lax":
+			a.SameSite = http.SameSiteLaxMode
+		case "none":
+			a.SameSite, a.Secure = http.SameSiteNoneMode, true
+		default:
+			bad("session-cookie-samesite", v, "use Strict, Lax or None")
 		}
 	}
 	for _, k := range []string{"session-cookie-max-age", "session-cookie-expires"} {

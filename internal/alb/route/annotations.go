@@ -32,13 +32,16 @@ func DefaultGlobal() Global {
 
 // unsupported are annotations IKS documents that this ALB does not
 // implement yet: they get a Warning rather than silently doing nothing.
-var unsupported = map[string]bool{}
+var unsupported = map[string]bool{
+	"affinity-mode": true, "affinity-canary-behavior": true, "limit-connections": true, "limit-rate": true,
+	"limit-rate-after": true, "auth-tls-error-page": true, "auth-tls-match-cn": true,
+}
 
 // affinityKeys are the session affinity annotations parseAffinity reads;
 // canaryKeys those parseCanary reads (on canary Ingresses only).
 var (
 	affinityKeys = map[string]bool{"affinity": true, "session-cookie-name": true, "session-cookie-path": true,
-		"session-cookie-max-age": true, "session-cookie-expires": true}
+		"session-cookie-max-age": true, "session-cookie-expires": true, "session-cookie-secure": true, "session-cookie-samesite": true}
 	canaryKeys = map[string]bool{"canary": true, "canary-by-header": true, "canary-by-header-value": true,
 		"canary-by-header-pattern": true, "canary-by-cookie": true, "canary-weight": true, "canary-weight-total": true}
 	// builderKeys are read by the builder: they need Secrets, Services or
@@ -148,16 +151,12 @@ func parseOptions(ann map[string]string, g Global) (*Options, bool, []string) {
 				if c == "" {
 					continue
 				}
-				p, err := netip.ParsePrefix(c)
+				p, err := parsePrefix(c)
 				if err != nil {
-					if a, err2 := netip.ParseAddr(c); err2 == nil {
-						p = netip.PrefixFrom(a, a.BitLen())
-					} else {
-						bad(k, v, fmt.Sprintf("%q is not a CIDR; use a comma-separated list such as 10.0.0.0/8,192.168.1.5", c))
-						continue
-					}
+					bad(k, v, fmt.Sprintf("%q is not a CIDR; use a comma-separated list such as 10.0.0.0/8,192.168.1.5", c))
+					continue
 				}
-				o.Allow = append(o.Allow, p.Masked())
+				o.Allow = append(o.Allow, p)
 			}
 		case k == "app-root":
 			if !strings.HasPrefix(v, "/") {
@@ -175,6 +174,20 @@ func parseOptions(ann map[string]string, g Global) (*Options, bool, []string) {
 				o.RedirectCode = 302
 			}
 		case k == "permanent-redirect-code" || k == "temporal-redirect-code":
+		case canaryKeys[k] && k != "canary" && !isCanary(ann):
+			problems = append(problems, fmt.Sprintf("annotation %s has no effect: this Ingress is not a canary (set %scanary: \"true\" on the canary Ingress, which needs the host and path of a main Ingress)", full, AnnotationPrefix))
+		case k == "limit-whitelist":
+			for _, c := range strings.Split(v, ",") {
+				if c = strings.TrimSpace(c); c == "" {
+					continue
+				}
+				p, err := parsePrefix(c)
+				if err != nil {
+					bad(k, v, fmt.Sprintf("%q is not a CIDR; use a comma-separated list such as 10.0.0.0/8,192.168.1.5", c))
+					continue
+				}
+				o.LimitExempt = append(o.LimitExempt, p)
+			}
 		case ignored[k], affinityKeys[k], canaryKeys[k], builderKeys[k]:
 		case unsupported[k] || strings.HasPrefix(k, "session-cookie-") || strings.HasPrefix(k, "canary-"):
 			problems = append(problems, fmt.Sprintf("annotation %s is not supported by the iks ALB yet and has no effect; remove it", full))
@@ -184,6 +197,19 @@ func parseOptions(ann map[string]string, g Global) (*Options, bool, []string) {
 	}
 	o.Affinity = parseAffinity(ann, bad)
 	return o, useRegex, problems
+}
+
+// parsePrefix reads a CIDR or a single address.
+func parsePrefix(c string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(c)
+	if err != nil {
+		a, err2 := netip.ParseAddr(c)
+		if err2 != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an address: %w", c, err)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	return p.Masked(), nil
 }
 
 // ParseSize reads nginx sizes: 0, 1024, 8k, 8m, 1g.

@@ -29,12 +29,14 @@ func wantProblems(t *testing.T, probs []Problem, want ...string) {
 
 func TestAffinityAnnotations(t *testing.T) {
 	good := ing("good", 0, map[string]string{AnnotationPrefix + "affinity": "cookie", AnnotationPrefix + "session-cookie-max-age": "60",
+		AnnotationPrefix + "session-cookie-samesite": "None",
 		AnnotationPrefix + "session-cookie-expires": "120", AnnotationPrefix + "session-cookie-path": "/p"}, path{"a.com", "/", PathPrefix, "svc-a"})
 	bad := ing("bad", 1, map[string]string{AnnotationPrefix + "affinity": "cookie", AnnotationPrefix + "session-cookie-name": "a b",
-		AnnotationPrefix + "session-cookie-max-age": "soon"}, path{"b.com", "/", PathPrefix, "svc-b"})
+		AnnotationPrefix + "session-cookie-max-age": "soon", AnnotationPrefix + "session-cookie-samesite": "sometimes"}, path{"b.com", "/", PathPrefix, "svc-b"})
 	wrong := ing("wrong", 2, map[string]string{AnnotationPrefix + "affinity": "ip"}, path{"c.com", "/", PathPrefix, "svc-c"})
 	tb, probs := Build(input(good, bad, wrong))
-	wantProblems(t, probs, `session-cookie-name="a b" is not valid`, `session-cookie-max-age="soon" is not valid`, `affinity="ip" is not valid`)
+	wantProblems(t, probs, `session-cookie-name="a b" is not valid`, `session-cookie-max-age="soon" is not valid`, `affinity="ip" is not valid`,
+		`session-cookie-samesite="sometimes" is not valid`)
 	r, _ := tb.Lookup("a.com", "/")
 	if a := r.Opts.Affinity; a == nil || a.Name != DefaultCookieName || a.MaxAge != 60 || a.Expires != 120 || a.Path != "/p" {
 		t.Errorf("affinity = %+v", r.Opts.Affinity)
@@ -47,7 +49,8 @@ func TestAffinityAnnotations(t *testing.T) {
 	}
 	be := r.Backend
 	c := r.Opts.Affinity.Cookie(be, be.Endpoints[0], "/")
-	if !strings.Contains(c, "Path=/p") || !strings.Contains(c, "Max-Age=60") || !strings.Contains(c, "Expires=") || strings.Contains(c, "10.0.0.1") {
+	if !strings.Contains(c, "Path=/p") || !strings.Contains(c, "Max-Age=60") || !strings.Contains(c, "Expires=") || strings.Contains(c, "10.0.0.1") ||
+		!strings.Contains(c, "SameSite=None") || !strings.Contains(c, "Secure") {
 		t.Errorf("cookie = %q", c)
 	}
 }
@@ -59,8 +62,9 @@ func TestCanaryAnnotations(t *testing.T) {
 	second := ing("second", 2, map[string]string{AnnotationPrefix + "canary": "true"}, path{"a.com", "/", PathPrefix, "svc-c"})
 	orphan := ing("orphan", 3, map[string]string{AnnotationPrefix + "canary": "true", AnnotationPrefix + "canary-weight": "150"},
 		path{"a.com", "/other", PathPrefix, "svc-c"})
-	tb, probs := Build(input(main, can, second, orphan))
-	wantProblems(t, probs, "second DuplicateCanary", `orphan BadAnnotation: annotation nginx.ingress.kubernetes.io/canary-weight="150" is not valid: use an integer from 0 to 100`,
+	stray := ing("stray", 4, map[string]string{AnnotationPrefix + "canary-weight": "10"}, path{"s.com", "/", PathPrefix, "svc-a"})
+	tb, probs := Build(input(main, can, second, orphan, stray))
+	wantProblems(t, probs, "second DuplicateCanary", "stray BadAnnotation: annotation nginx.ingress.kubernetes.io/canary-weight has no effect: this Ingress is not a canary", `orphan BadAnnotation: annotation nginx.ingress.kubernetes.io/canary-weight="150" is not valid: use an integer from 0 to 100`,
 		"orphan CanaryWithoutMain")
 	r, _ := tb.Lookup("a.com", "/x")
 	if r.Ingress != "default/main" || r.Canary == nil || r.Canary.Ingress != "default/can" || r.Canary.Weight != 30 ||

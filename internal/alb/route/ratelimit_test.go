@@ -63,11 +63,11 @@ func TestLimitersKeptAcrossBuilds(t *testing.T) {
 	if l3 == l1 || l3.Rate != 4 || l3.Burst != 20 {
 		t.Errorf("a changed limit-rps must give a new limiter: rate %v burst %v", l3.Rate, l3.Burst)
 	}
-	tb, probs := Build(input(ing("lim", 0, map[string]string{AnnotationPrefix + "limit-rps": "-1", AnnotationPrefix + "limit-burst-multiplier": "x"},
-		path{"a.com", "/", PathPrefix, "svc-a"})))
-	wantProblems(t, probs, `limit-rps="-1" is not valid`, `limit-burst-multiplier="x" is not valid`)
-	if r, _ := tb.Lookup("a.com", "/"); len(r.Opts.Limits) != 0 {
-		t.Error("a bad limit-rps must set no limit")
+	tb, probs := Build(input(ing("lim", 0, map[string]string{AnnotationPrefix + "limit-rps": "-1", AnnotationPrefix + "limit-burst-multiplier": "x",
+		AnnotationPrefix + "limit-whitelist": "10.0.0.0/8, nope"}, path{"a.com", "/", PathPrefix, "svc-a"})))
+	wantProblems(t, probs, `limit-rps="-1" is not valid`, `limit-burst-multiplier="x" is not valid`, `limit-whitelist="10.0.0.0/8, nope" is not valid: "nope" is not a CIDR`)
+	if r, _ := tb.Lookup("a.com", "/"); len(r.Opts.Limits) != 0 || len(r.Opts.LimitExempt) != 1 || r.Opts.LimitExempt[0].String() != "10.0.0.0/8" {
+		t.Errorf("a bad limit-rps must set no limit; exempt %v, want the valid 10.0.0.0/8", r.Opts.LimitExempt)
 	}
 }
 

@@ -107,6 +107,8 @@ type Options struct {
 	Affinity         *Affinity // affinity: cookie; nil for none
 	// Limits are limit-rps and limit-rpm, per client address (503).
 	Limits []*Limiter
+	// LimitExempt (limit-whitelist) are client addresses not limited.
+	LimitExempt []netip.Prefix
 	// CustomErrors are the upstream statuses answered by ErrorBackend
 	// (default-backend) or, without one, the ALB's default backend.
 	CustomErrors *CodeSet
