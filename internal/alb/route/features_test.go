@@ -30,7 +30,7 @@ func wantProblems(t *testing.T, probs []Problem, want ...string) {
 func TestAffinityAnnotations(t *testing.T) {
 	good := ing("good", 0, map[string]string{AnnotationPrefix + "affinity": "cookie", AnnotationPrefix + "session-cookie-max-age": "60",
 		AnnotationPrefix + "session-cookie-samesite": "None",
-		AnnotationPrefix + "session-cookie-expires": "120", AnnotationPrefix + "session-cookie-path": "/p"}, path{"a.com", "/", PathPrefix, "svc-a"})
+		AnnotationPrefix + "session-cookie-expires":  "120", AnnotationPrefix + "session-cookie-path": "/p"}, path{"a.com", "/", PathPrefix, "svc-a"})
 	bad := ing("bad", 1, map[string]string{AnnotationPrefix + "affinity": "cookie", AnnotationPrefix + "session-cookie-name": "a b",
 		AnnotationPrefix + "session-cookie-max-age": "soon", AnnotationPrefix + "session-cookie-samesite": "sometimes"}, path{"b.com", "/", PathPrefix, "svc-b"})
 	wrong := ing("wrong", 2, map[string]string{AnnotationPrefix + "affinity": "ip"}, path{"c.com", "/", PathPrefix, "svc-c"})
