@@ -21,12 +21,14 @@ func pathKey(host, pathType, path string) string {
 // session affinity.
 func (b *builder) canary(ing *networkingv1.Ingress, seen map[string]*Route) {
 	id := ing.Namespace + "/" + ing.Name
-	var probs []string
+	// All annotations are checked (snippets refused, typos named), though
+	// only the canary and affinity ones are used.
+	opts, _, probs := parseOptions(ing.Annotations, b.in.Global)
 	bad := func(k, v, want string) {
 		probs = append(probs, fmt.Sprintf("annotation %s%s=%q is not valid: %s", AnnotationPrefix, k, v, want))
 	}
 	spec := parseCanary(ing.Annotations, bad)
-	aff := parseAffinity(ing.Annotations, bad)
+	aff := opts.Affinity
 	for _, p := range probs {
 		b.warn(ing, "BadAnnotation", "%s", p)
 	}

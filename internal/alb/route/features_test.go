@@ -60,12 +60,13 @@ func TestCanaryAnnotations(t *testing.T) {
 	can := ing("can", 1, map[string]string{AnnotationPrefix + "canary": "true", AnnotationPrefix + "canary-weight": "30",
 		AnnotationPrefix + "canary-by-header": "X-C", AnnotationPrefix + "canary-by-cookie": "c"}, path{"a.com", "/", PathPrefix, "svc-b"})
 	second := ing("second", 2, map[string]string{AnnotationPrefix + "canary": "true"}, path{"a.com", "/", PathPrefix, "svc-c"})
-	orphan := ing("orphan", 3, map[string]string{AnnotationPrefix + "canary": "true", AnnotationPrefix + "canary-weight": "150"},
+	orphan := ing("orphan", 3, map[string]string{AnnotationPrefix + "canary": "true", AnnotationPrefix + "canary-weight": "150",
+		AnnotationPrefix + "server-snippet": "return 200;"},
 		path{"a.com", "/other", PathPrefix, "svc-c"})
 	stray := ing("stray", 4, map[string]string{AnnotationPrefix + "canary-weight": "10"}, path{"s.com", "/", PathPrefix, "svc-a"})
 	tb, probs := Build(input(main, can, second, orphan, stray))
 	wantProblems(t, probs, "second DuplicateCanary", "stray BadAnnotation: annotation nginx.ingress.kubernetes.io/canary-weight has no effect: this Ingress is not a canary", `orphan BadAnnotation: annotation nginx.ingress.kubernetes.io/canary-weight="150" is not valid: use an integer from 0 to 100`,
-		"orphan CanaryWithoutMain")
+		"orphan CanaryWithoutMain", "orphan BadAnnotation: annotation nginx.ingress.kubernetes.io/server-snippet is refused")
 	r, _ := tb.Lookup("a.com", "/x")
 	if r.Ingress != "default/main" || r.Canary == nil || r.Canary.Ingress != "default/can" || r.Canary.Weight != 30 ||
 		r.Canary.Header != "X-C" || r.Canary.Cookie != "c" || r.Canary.Backend.Endpoints[0] != "10.0.0.2:8080" {
