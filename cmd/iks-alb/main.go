@@ -42,7 +42,7 @@ func run() error {
 		class, publish, defCert, kubeconfig string
 		httpPort, httpsPort, healthPort     int
 		redirectPort                        int
-		debug, showVersion                  bool
+		debug, showVersion, passthrough     bool
 	)
 	flag.StringVar(&class, "class", "public-iks-k8s-nginx", "IngressClass whose Ingresses this ALB serves")
 	flag.StringVar(&publish, "publish-service", "", "namespace/name of the ALB Service whose IP goes into Ingress status")
@@ -52,6 +52,7 @@ func run() error {
 	flag.IntVar(&httpsPort, "https-port", 8443, "HTTPS listen port")
 	flag.IntVar(&redirectPort, "public-https-port", 443, "HTTPS port clients use, for HTTP→HTTPS redirects")
 	flag.IntVar(&healthPort, "health-port", 10254, "port of /healthz and /metrics")
+	flag.BoolVar(&passthrough, "enable-ssl-passthrough", false, "honour the ssl-passthrough annotation: read the SNI name of each HTTPS connection and pass those of passthrough hosts to the backend undecrypted (as ingress-nginx, off by default)")
 	flag.BoolVar(&debug, "debug", false, "debug logging")
 	flag.BoolVar(&showVersion, "version", false, "print the version and exit")
 	flag.Parse()
@@ -91,9 +92,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	srv.Passthrough = passthrough
 	streams := proxy.NewStreams(log)
 	w := watch.New(watch.Config{Class: class, PublishService: publish, DefaultCertSecret: defCert,
-		ReservedPorts: []int{httpPort, httpsPort, healthPort}}, cs, sinks{h, streams}, log)
+		ReservedPorts: []int{httpPort, httpsPort, healthPort}, SSLPassthrough: passthrough}, cs, sinks{h, streams}, log)
 	health := &http.Server{Addr: net.JoinHostPort("", strconv.Itoa(healthPort)), Handler: healthMux(h, w), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 3)
 	go func() { errc <- w.Run(ctx) }()
@@ -103,7 +105,7 @@ func run() error {
 			errc <- err
 		}
 	}()
-	log.Info("ALB serving", "http", httpPort, "https", httpsPort, "health", healthPort, "version", version)
+	log.Info("ALB serving", "http", httpPort, "https", httpsPort, "health", healthPort, "ssl-passthrough", passthrough, "version", version)
 	select {
 	case <-ctx.Done():
 	case err = <-errc:

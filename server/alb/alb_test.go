@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +76,21 @@ func TestStreamPorts(t *testing.T) {
 // TestReconcile: enabled gives a LoadBalancer Service asking for the ALB
 // IP and 2 replicas; disabled deletes the Service and scales to 0; the
 // default certificate is signed by the CA.
+func TestParseDeploy(t *testing.T) {
+	data := map[string]string{"a": `{"enableSslPassthrough":"true","replicas":"3"}`, "b": `{"enableSslPassthrough":false}`,
+		"c": `{"enableSslPassthrough":"yes please"}`, "d": `not json`}
+	for _, tc := range []struct {
+		name    string
+		want    bool
+		wantErr string
+	}{{"a", true, ""}, {"b", false, ""}, {"none", false, ""}, {"c", false, `enableSslPassthrough "yes please"`}, {"d", false, "not a JSON object"}} {
+		ds, err := parseDeploy(data, tc.name)
+		if ds.SSLPassthrough != tc.want || (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s: %+v, %v; want %v, error %q", tc.name, ds, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
 func TestReconcile(t *testing.T) {
 	dir := t.TempDir()
 	caCert, caKey := writeCA(t, dir)
@@ -85,7 +102,7 @@ func TestReconcile(t *testing.T) {
 	if err := c.ensureShared(ctx, cs, []ALB{a}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.reconcile(ctx, cs, a, true, 2, []string{"w1", "w2"}, nil); err != nil {
+	if err := c.reconcile(ctx, cs, a, true, 2, []string{"w1", "w2"}, nil, deploySettings{}); err != nil {
 		t.Fatal(err)
 	}
 	svc, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
@@ -101,7 +118,17 @@ func TestReconcile(t *testing.T) {
 	if *d.Spec.Replicas != 2 || len(d.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 {
 		t.Errorf("deployment replicas %d, anti-affinity %v", *d.Spec.Replicas, d.Spec.Template.Spec.Affinity)
 	}
-	if err := c.reconcile(ctx, cs, a, false, 2, nil, nil); err != nil {
+	if slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--enable-ssl-passthrough") {
+		t.Error("ssl-passthrough must be off unless ibm-ingress-deploy-config enables it")
+	}
+	if err := c.reconcile(ctx, cs, a, true, 2, []string{"w1", "w2"}, nil, deploySettings{SSLPassthrough: true}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--enable-ssl-passthrough") {
+		t.Errorf("enableSslPassthrough: args %v lack --enable-ssl-passthrough", d.Spec.Template.Spec.Containers[0].Args)
+	}
+	if err := c.reconcile(ctx, cs, a, false, 2, nil, nil, deploySettings{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{}); err == nil {

@@ -164,6 +164,7 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 			return nil
 		}
 		state := data(StateConfigMap)
+		deploy := data(DeployConfig)
 		streams := streamPorts(data(TCPServices), data(UDPServices))
 		nl, _ := nodes.Lister().List(labels.Everything())
 		for _, a := range albs {
@@ -172,7 +173,11 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 				attached = lbpool.Place([]lbpool.Subnet{sub}, nl)[0].Nodes
 			}
 			replicas := wantReplicas(nl, attached)
-			if err := c.reconcile(ctx, cs, a, IsEnabled(a, state), replicas, attached, streams); err != nil {
+			ds, err := parseDeploy(deploy, a.Name)
+			if err != nil {
+				c.log.Warn("ALB deploy settings ignored", "alb", a.Name, "err", err)
+			}
+			if err := c.reconcile(ctx, cs, a, IsEnabled(a, state), replicas, attached, streams, ds); err != nil {
 				c.log.Warn("ALB reconcile failed; retrying", "alb", a.Name, "err", err)
 				failed = true
 			}
@@ -190,12 +195,12 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 
 // reconcile applies one ALB: Deployment always (0 replicas when
 // disabled), Service only when enabled.
-func (c *Controller) reconcile(ctx context.Context, cs kubernetes.Interface, a ALB, enabled bool, replicas int32, attached []string, streams []corev1.ServicePort) error {
+func (c *Controller) reconcile(ctx context.Context, cs kubernetes.Interface, a ALB, enabled bool, replicas int32, attached []string, streams []corev1.ServicePort, ds deploySettings) error {
 	if !enabled {
 		replicas = 0
 	}
 	var errs []error
-	if _, err := cs.AppsV1().Deployments(Namespace).Apply(ctx, deployment(a, c.cfg.Image, replicas, attached), applyOpts); err != nil {
+	if _, err := cs.AppsV1().Deployments(Namespace).Apply(ctx, deployment(a, c.cfg.Image, replicas, attached, ds), applyOpts); err != nil {
 		// The Service is still kept up to date below.
 		errs = append(errs, fmt.Errorf("apply deployment %s/%s: %w", Namespace, a.Name, err))
 	}

@@ -27,16 +27,20 @@ func albLabels(a ALB) map[string]string {
 // attached are the nodes that can announce the ALB's IP (lbpool.Place):
 // preferred, so that with externalTrafficPolicy Local the IP has a node
 // to live on and another to fail over to.
-func deployment(a ALB, image string, replicas int32, attached []string) *appsac.DeploymentApplyConfiguration {
+func deployment(a ALB, image string, replicas int32, attached []string, ds deploySettings) *appsac.DeploymentApplyConfiguration {
 	l := albLabels(a)
 	probe := func(delay int32) *coreac.ProbeApplyConfiguration {
 		return coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromInt32(HealthPort))).
 			WithInitialDelaySeconds(delay).WithPeriodSeconds(2).WithFailureThreshold(3)
 	}
+	args := []string{"--class=" + a.Class, "--publish-service=" + Namespace + "/" + a.Name,
+		"--default-ssl-certificate=" + Namespace + "/" + DefaultCertSecret,
+		"--http-port=" + strconv.Itoa(HTTPPort), "--https-port=" + strconv.Itoa(HTTPSPort), "--health-port=" + strconv.Itoa(HealthPort)}
+	if ds.SSLPassthrough {
+		args = append(args, "--enable-ssl-passthrough")
+	}
 	ctr := coreac.Container().WithName("alb").WithImage(image).WithImagePullPolicy(corev1.PullNever).
-		WithArgs("--class="+a.Class, "--publish-service="+Namespace+"/"+a.Name,
-			"--default-ssl-certificate="+Namespace+"/"+DefaultCertSecret,
-			"--http-port="+strconv.Itoa(HTTPPort), "--https-port="+strconv.Itoa(HTTPSPort), "--health-port="+strconv.Itoa(HealthPort)).
+		WithArgs(args...).
 		WithPorts(coreac.ContainerPort().WithName("http").WithContainerPort(HTTPPort),
 			coreac.ContainerPort().WithName("https").WithContainerPort(HTTPSPort),
 			coreac.ContainerPort().WithName("health").WithContainerPort(HealthPort)).

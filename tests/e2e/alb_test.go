@@ -172,6 +172,66 @@ func TestIngressALB(t *testing.T) {
 		})
 	})
 
+	t.Run("canary by header and cookie affinity", func(t *testing.T) {
+		mustIngress(t, cs, albIngress("sticky", "", nil, albRule("sticky.example.com", "/", "web-a")), func(i *networkingv1.Ingress) {
+			i.Annotations = map[string]string{"nginx.ingress.kubernetes.io/affinity": "cookie", "nginx.ingress.kubernetes.io/session-cookie-name": "iks-route"}
+		})
+		mustIngress(t, cs, albIngress("sticky-canary", "", nil, albRule("sticky.example.com", "/", "web-b")), func(i *networkingv1.Ingress) {
+			i.Annotations = map[string]string{"nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-by-header": "X-Canary"}
+		})
+		url := "http://" + albPublicIP + "/"
+		// Both ALB replicas must have the canary before the checks count.
+		fresh := newALBClient(ext, true)
+		eventually(t, time.Minute, "X-Canary: always reaches the canary on every ALB replica", func() error {
+			for range 10 {
+				if body, _, err := albGetWith(fresh, url, "sticky.example.com", map[string]string{"X-Canary": "always"}); err != nil || !strings.Contains(body, "hostname=web-b-") {
+					return fmt.Errorf("X-Canary: always: %q %v", body, err)
+				}
+			}
+			return nil
+		})
+		for _, hdr := range []map[string]string{{"X-Canary": "never"}, {"X-Canary": "other"}, nil} {
+			for range 5 {
+				if body, _, err := albGetWith(fresh, url, "sticky.example.com", hdr); err != nil || !strings.Contains(body, "hostname=web-a-") {
+					t.Fatalf("headers %v: %q %v, want the main Ingress (web-a)", hdr, body, err)
+				}
+			}
+		}
+		// No cookie: spread over web-a's pods, each answer sets iks-route.
+		seen := map[string]bool{}
+		var cookie string
+		for range 20 {
+			body, resp, err := albGetWith(fresh, url, "sticky.example.com", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[strings.Fields(body)[0]] = true
+			sc := resp.Header.Get("Set-Cookie")
+			if !strings.HasPrefix(sc, "iks-route=") {
+				t.Fatalf("Set-Cookie %q, want iks-route=...", sc)
+			}
+			cookie = strings.Split(sc, ";")[0]
+		}
+		if len(seen) < 3 {
+			t.Errorf("20 requests without the cookie reached %d pods, want them spread over web-a's 10: %v", len(seen), seen)
+		}
+		// With it: one pod for 20 requests on new connections (both ALB
+		// replicas hash endpoints the same way).
+		first := ""
+		for i := range 20 {
+			body, _, err := albGetWith(fresh, url, "sticky.example.com", map[string]string{"Cookie": cookie})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pod := strings.Fields(body)[0]
+			if first == "" {
+				first = pod
+			} else if pod != first {
+				t.Fatalf("request %d with cookie %s reached %s, earlier ones %s", i, cookie, pod, first)
+			}
+		}
+	})
+
 	t.Run("TLS SNI, default certificate, redirect, HSTS", func(t *testing.T) {
 		for _, h := range []string{"s1.example.com", "s2.example.com"} {
 			crt, key := selfSignedPEM(t, h)

@@ -71,6 +71,29 @@ func albGet(c *http.Client, url, host string) (string, error) {
 	return string(b), err
 }
 
+// albGetWith sends a GET with extra headers and returns the body of a
+// 200 answer and the response.
+func albGetWith(c *http.Client, url, host string, hdr map[string]string) (string, *http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	req.Host = host
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s (Host %s): %s: %s", url, host, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return string(b), resp, err
+}
+
 func expectBody(c *http.Client, url, host, want string) error {
 	body, err := albGet(c, url, host)
 	if err == nil && !strings.Contains(body, want) {

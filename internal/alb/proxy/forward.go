@@ -29,8 +29,8 @@ type connectKey struct{}
 // the response copied with a pooled buffer (flushed per read when it has
 // no length, so streams stream). It skips httputil.ReverseProxy's
 // per-request context, rewrite hook and second request copy.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Route, secure bool) {
-	be, o := rt.Backend, rt.Opts
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Route, u up, secure bool) {
+	be, o := u.be, rt.Opts
 	ctx := r.Context()
 	if o != nil && o.ConnectTimeout > 0 && o.ConnectTimeout != defaultConnectTimeout {
 		ctx = context.WithValue(ctx, connectKey{}, o.ConnectTimeout)
@@ -46,11 +46,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 		out.URL.Scheme = "https"
 	}
 	out.URL.Path, out.URL.RawPath = rt.RewritePath(r.URL.Path), ""
+	if u.errPage {
+		out.URL.Path = r.URL.Path
+	}
 	removeHop(out.Header)
 	forwardedHeaders(out.Header, r, secure)
-	var readTimeout time.Duration
+	var readTimeout, sendTimeout time.Duration
 	if o != nil {
-		readTimeout = o.ReadTimeout
+		readTimeout, sendTimeout = o.ReadTimeout, o.SendTimeout
 	}
 	// Request.Write adds Go's User-Agent when there is none: keep none.
 	if _, ok := out.Header["User-Agent"]; !ok {
@@ -66,9 +69,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 	if be.Protocol == route.ProtoHTTPS {
 		send = h.tr.h1For(true, readTimeout).RoundTrip
 	} else {
-		send = func(req *http.Request) (*http.Response, error) { return h.tr.h1c.roundTrip(req, readTimeout) }
+		send = func(req *http.Request) (*http.Response, error) {
+			return h.tr.h1c.roundTrip(req, readTimeout, sendTimeout)
+		}
 	}
-	resp, err := h.tr.roundTripTo(out, be, send)
+	resp, ep, err := h.tr.roundTripTo(out, be, send, u.pin)
 	if err != nil {
 		code := http.StatusBadGateway
 		var te interface{ Timeout() bool }
@@ -87,6 +92,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 		w.WriteHeader(code)
 		return
 	}
+	if o != nil && o.CustomErrors != nil && !u.errPage && o.CustomErrors.Has(resp.StatusCode) {
+		resp.Body.Close()
+		h.errorPage(w, r, rt, be, resp.StatusCode)
+		return
+	}
 	defer resp.Body.Close()
 	removeHop(resp.Header)
 	dst := w.Header()
@@ -95,6 +105,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route.Rout
 	}
 	for k := range resp.Trailer {
 		dst.Add("Trailer", k)
+	}
+	if u.aff != nil && ep != u.pin {
+		if c := u.aff.Cookie(be, ep, rt.Path); c != "" {
+			dst.Add("Set-Cookie", c)
+		}
 	}
 	w.WriteHeader(resp.StatusCode)
 	buf := buffers.Get().(*[]byte)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -28,7 +29,36 @@ type h1Conn struct {
 	c    net.Conn
 	br   *bufio.Reader
 	bw   *bufio.Writer
+	dw   *deadlineWriter
 	used time.Time
+}
+
+// deadlineWriter gives each write to the upstream connection the
+// proxy-send-timeout (nginx's proxy_send_timeout: the longest wait
+// between two successful writes) while a request body is sent.
+type deadlineWriter struct {
+	c       net.Conn
+	ctx     context.Context
+	timeout time.Duration
+	// timedOut records a write that hit the timeout: net/http reports
+	// errors while copying a body without their cause.
+	timedOut bool
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	if w.timeout > 0 {
+		_ = w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+		if w.ctx.Err() != nil {
+			// The request was cancelled meanwhile: keep it cancelled.
+			_ = w.c.SetDeadline(time.Unix(1, 0))
+		}
+	}
+	n, err := w.c.Write(p)
+	var ne net.Error
+	if err != nil && w.timeout > 0 && errors.As(err, &ne) && ne.Timeout() {
+		w.timedOut = true
+	}
+	return n, err
 }
 
 func newH1Client() *h1Client { return &h1Client{idle: map[string][]*h1Conn{}, maxIdle: maxIdlePerHost} }
@@ -101,7 +131,9 @@ var errStale = errors.New("pooled connection closed by the backend")
 
 // roundTrip sends req (URL.Host is the endpoint) and returns the response;
 // its body returns the connection to the pool once read to the end.
-func (cl *h1Client) roundTrip(req *http.Request, readTimeout time.Duration) (*http.Response, error) {
+// sendTimeout bounds each write of a request body (0: none); a request
+// without a body is written at once and gets none.
+func (cl *h1Client) roundTrip(req *http.Request, readTimeout, sendTimeout time.Duration) (*http.Response, error) {
 	addr := req.URL.Host
 	fresh := false
 	for {
@@ -116,9 +148,17 @@ func (cl *h1Client) roundTrip(req *http.Request, readTimeout time.Duration) (*ht
 			if err != nil {
 				return nil, err
 			}
-			pc = &h1Conn{c: c, br: bufio.NewReaderSize(c, 32<<10), bw: bufio.NewWriterSize(c, 32<<10)}
+			dw := &deadlineWriter{c: c}
+			pc = &h1Conn{c: c, br: bufio.NewReaderSize(c, 32<<10), bw: bufio.NewWriterSize(dw, 32<<10), dw: dw}
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			pc.dw.ctx, pc.dw.timeout = req.Context(), sendTimeout
 		}
 		resp, err := cl.exchange(pc, req, readTimeout)
+		if pc.dw.timedOut && err != nil {
+			err = fmt.Errorf("proxy-send-timeout %v: %w (%v)", sendTimeout, os.ErrDeadlineExceeded, err)
+		}
+		pc.dw.ctx, pc.dw.timeout, pc.dw.timedOut = nil, 0, false
 		if err == nil {
 			return resp, nil
 		}
@@ -145,12 +185,16 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request, readTimeout time.Dur
 	}
 	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	var ne net.Error
 	if err := req.Write(pc.bw); err != nil {
 		return nil, fmt.Errorf("write request: %w", err)
 	}
 	if err := pc.bw.Flush(); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("write request (proxy-send-timeout): %w", err)
 		}
 		// Nothing was answered: on a pooled connection, the backend closed it.
 		return nil, fmt.Errorf("%w: write request: %v", errStale, err)
@@ -159,7 +203,6 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request, readTimeout time.Dur
 		_ = pc.c.SetReadDeadline(time.Now().Add(readTimeout))
 	}
 	if _, err := pc.br.Peek(1); err != nil {
-		var ne net.Error
 		switch {
 		case ctx.Err() != nil:
 			return nil, ctx.Err()

@@ -30,6 +30,20 @@ type ctxKey struct{}
 // target is what the handler hands to the transport through the context.
 type target struct {
 	route *route.Route
+	up
+	used string // the endpoint that answered
+}
+
+// up is the upstream chosen for a request: the route's backend or its
+// canary's, and the session affinity that applies with the pinned
+// endpoint (pin, "" for none).
+type up struct {
+	be  *route.Backend
+	aff *route.Affinity
+	pin string
+	// errPage: be is the default-backend annotation's Service standing
+	// in for a backend without endpoints (no rewrite, no custom errors).
+	errPage bool
 }
 
 // Handler routes and proxies requests.
@@ -52,11 +66,12 @@ func NewHandler(log *slog.Logger, httpsPort int) *Handler {
 	h.table.Store(&route.Table{})
 	h.tr = newTransport()
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:      h.rewrite,
-		Transport:    h.tr,
-		BufferPool:   bufferPool{},
-		ErrorHandler: h.proxyError,
-		ErrorLog:     nil,
+		Rewrite:        h.rewrite,
+		Transport:      h.tr,
+		BufferPool:     bufferPool{},
+		ErrorHandler:   h.proxyError,
+		ErrorLog:       nil,
+		ModifyResponse: h.modifyResponse,
 	}
 	return h
 }
@@ -98,6 +113,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, t *route.Table) 
 		if secure && tlsHost && o.HSTS {
 			w.Header().Set("Strict-Transport-Security", HSTSValue)
 		}
+		if len(o.Limits) > 0 && !withinLimits(o.Limits, o.LimitExempt, r.RemoteAddr) {
+			http.Error(w, "503 service temporarily unavailable: request rate limit exceeded (limit-rps)", http.StatusServiceUnavailable)
+			return
+		}
+		if o.ClientAuth != nil && !clientAuth(w, r, o.ClientAuth) {
+			return
+		}
 		if len(o.Allow) > 0 && !allowed(o.Allow, r.RemoteAddr) {
 			http.Error(w, "403 forbidden: client address not in whitelist-source-range", http.StatusForbidden)
 			return
@@ -125,17 +147,39 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, t *route.Table) 
 			r.Body = http.MaxBytesReader(w, r.Body, o.BodyLimit)
 		}
 	}
-	be := rt.Backend
-	if be == nil || len(be.Endpoints) == 0 {
+	u := up{be: rt.Backend}
+	if o != nil {
+		u.aff = o.Affinity
+	}
+	if c := rt.Canary; c != nil && c.Take(r) {
+		u.be, u.aff = c.Backend, c.Affinity
+	}
+	if (u.be == nil || len(u.be.Endpoints) == 0) && o != nil && o.ErrorBackend != nil && len(o.ErrorBackend.Endpoints) > 0 {
+		u = up{be: o.ErrorBackend, errPage: true}
+	}
+	if u.be == nil || len(u.be.Endpoints) == 0 {
 		http.Error(w, "503 service unavailable: the backend has no ready endpoint", http.StatusServiceUnavailable)
 		return
 	}
-	if !isUpgrade(r) && !isGRPC(be) {
-		h.forward(w, r, rt, secure)
+	if u.aff != nil {
+		u.pin = u.aff.Pinned(r, u.be)
+	}
+	if !isUpgrade(r) && !isGRPC(u.be) {
+		h.forward(w, r, rt, u, secure)
 		return
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, &target{route: rt})
+	ctx := context.WithValue(r.Context(), ctxKey{}, &target{route: rt, up: u})
 	h.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// modifyResponse sets the affinity cookie on upgraded and gRPC responses.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	if tg, ok := resp.Request.Context().Value(ctxKey{}).(*target); ok && tg.aff != nil && tg.used != tg.pin {
+		if c := tg.aff.Cookie(tg.be, tg.used, tg.route.Path); c != "" {
+			resp.Header.Add("Set-Cookie", c)
+		}
+	}
+	return nil
 }
 
 // rewrite sets the upstream URL (a placeholder host; the transport picks
@@ -143,7 +187,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, t *route.Table) 
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	tg := pr.In.Context().Value(ctxKey{}).(*target)
 	scheme := "http"
-	if tg.route.Backend.Protocol == route.ProtoHTTPS || tg.route.Backend.Protocol == route.ProtoGRPCS {
+	if tg.be.Protocol == route.ProtoHTTPS || tg.be.Protocol == route.ProtoGRPCS {
 		scheme = "https"
 	}
 	pr.Out.URL.Scheme = scheme
@@ -164,7 +208,7 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	tg, _ := r.Context().Value(ctxKey{}).(*target)
 	name := ""
 	if tg != nil {
-		name = tg.route.Backend.Name
+		name = tg.be.Name
 	}
 	code := http.StatusBadGateway
 	switch {

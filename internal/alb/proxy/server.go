@@ -44,6 +44,10 @@ type Server struct {
 	httpL, tlsL  net.Listener
 	log          *slog.Logger
 	shutdownWait time.Duration
+	// Passthrough (--enable-ssl-passthrough) reads the SNI name of each
+	// HTTPS connection before TLS, to pass ssl-passthrough hosts through
+	// undecrypted. Set it before Serve.
+	Passthrough bool
 }
 
 // Listen opens the HTTP and HTTPS listeners (addresses such as ":8080").
@@ -66,6 +70,18 @@ func Listen(h *Handler, httpAddr, httpsAddr string, log *slog.Logger) (*Server, 
 	if err := http2.ConfigureServer(s.HTTPS, &http2.Server{MaxConcurrentStreams: 1000}); err != nil {
 		return nil, fmt.Errorf("configure HTTP/2: %w", err)
 	}
+	// Hosts with auth-tls-secret ask for a client certificate; the
+	// handler verifies it and answers 400 (as nginx) rather than failing
+	// the handshake.
+	base := s.HTTPS.TLSConfig
+	withCert := base.Clone()
+	withCert.ClientAuth = tls.RequestClientCert
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if h.table.Load().WantsClientCert(hello.ServerName) {
+			return withCert, nil
+		}
+		return nil, nil
+	}
 	return s, nil
 }
 
@@ -76,7 +92,11 @@ func (s *Server) Addrs() (httpAddr, httpsAddr net.Addr) { return s.httpL.Addr(),
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.HTTP.Serve(s.httpL) }()
-	go func() { errc <- s.HTTPS.Serve(tls.NewListener(s.tlsL, s.HTTPS.TLSConfig)) }()
+	tl := s.tlsL
+	if s.Passthrough {
+		tl = newSNIListener(tl, s.H, s.log)
+	}
+	go func() { errc <- s.HTTPS.Serve(tls.NewListener(tl, s.HTTPS.TLSConfig)) }()
 	var err error
 	select {
 	case <-ctx.Done():

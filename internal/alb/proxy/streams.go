@@ -107,6 +107,12 @@ func (s *Streams) pipe(c net.Conn, be *route.Backend) {
 		return
 	}
 	defer up.Close()
+	join(c, up)
+}
+
+// join copies both ways between a and b until both directions end,
+// half-closing each side as its peer finishes.
+func join(a, b net.Conn) {
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)
@@ -115,8 +121,8 @@ func (s *Streams) pipe(c net.Conn, be *route.Backend) {
 		}
 		done <- struct{}{}
 	}
-	go cp(up, c)
-	go cp(c, up)
+	go cp(b, a)
+	go cp(a, b)
 	<-done
 	<-done
 }

@@ -77,7 +77,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return nil, errors.New("no route for the upstream request")
 	}
-	be := tg.route.Backend
+	be := tg.be
 	rt := http.RoundTripper(t.h1)
 	switch be.Protocol {
 	case route.ProtoHTTPS:
@@ -87,17 +87,26 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case route.ProtoGRPCS:
 		rt = t.h2
 	}
-	return t.roundTripTo(req, be, rt.RoundTrip)
+	resp, ep, err := t.roundTripTo(req, be, rt.RoundTrip, tg.pin)
+	tg.used = ep
+	return resp, err
 }
 
 // roundTripTo sends req to an endpoint of be through rt, retrying other
-// endpoints when the connection cannot be made.
-func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+// endpoints when the connection cannot be made, and returns the endpoint
+// that answered. pin, when set and not marked down, is tried first
+// (session affinity).
+func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt func(*http.Request) (*http.Response, error), pin string) (*http.Response, string, error) {
 	replayable := req.Body == nil || req.Body == http.NoBody
 	tries := min(maxTries, len(be.Endpoints))
 	var err error
 	for i := 0; i < tries; i++ {
-		ep := be.Pick()
+		var ep string
+		if i == 0 && pin != "" && be.Usable(pin) {
+			ep = pin
+		} else {
+			ep = be.Pick()
+		}
 		if ep == "" {
 			break
 		}
@@ -105,7 +114,7 @@ func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt func(*h
 		var resp *http.Response
 		resp, err = rt(req)
 		if err == nil {
-			return resp, nil
+			return resp, ep, nil
 		}
 		// Another endpoint may take the request when this one could not be
 		// reached or closed the connection without answering.
@@ -121,5 +130,5 @@ func (t *transport) roundTripTo(req *http.Request, be *route.Backend, rt func(*h
 	if err == nil {
 		err = fmt.Errorf("backend %s has no ready endpoint", be.Name)
 	}
-	return nil, fmt.Errorf("backend %s: %w", be.Name, err)
+	return nil, "", fmt.Errorf("backend %s: %w", be.Name, err)
 }

@@ -33,10 +33,22 @@ func DefaultGlobal() Global {
 // unsupported are annotations IKS documents that this ALB does not
 // implement yet: they get a Warning rather than silently doing nothing.
 var unsupported = map[string]bool{
-	"affinity": true, "session-cookie-name": true, "session-cookie-max-age": true, "canary": true,
-	"canary-weight": true, "canary-by-header": true, "canary-by-cookie": true, "limit-rps": true,
-	"custom-http-errors": true, "auth-tls-secret": true, "ssl-passthrough": true, "proxy-send-timeout": true,
+	"affinity-mode": true, "affinity-canary-behavior": true, "limit-connections": true, "limit-rate": true,
+	"limit-rate-after": true, "auth-tls-error-page": true, "auth-tls-match-cn": true,
 }
+
+// affinityKeys are the session affinity annotations parseAffinity reads;
+// canaryKeys those parseCanary reads (on canary Ingresses only).
+var (
+	affinityKeys = map[string]bool{"affinity": true, "session-cookie-name": true, "session-cookie-path": true,
+		"session-cookie-max-age": true, "session-cookie-expires": true, "session-cookie-secure": true, "session-cookie-samesite": true}
+	canaryKeys = map[string]bool{"canary": true, "canary-by-header": true, "canary-by-header-value": true,
+		"canary-by-header-pattern": true, "canary-by-cookie": true, "canary-weight": true, "canary-weight-total": true}
+	// builderKeys are read by the builder: they need Secrets, Services or
+	// state kept across tables.
+	builderKeys = map[string]bool{"auth-tls-secret": true, "auth-tls-verify-client": true, "auth-tls-verify-depth": true,
+		"auth-tls-pass-certificate-to-upstream": true, "default-backend": true, "ssl-passthrough": true}
+)
 
 // ignored are accepted annotations with no effect here: this proxy always
 // streams (proxy-buffering) and sends HSTS per global config.
@@ -98,33 +110,53 @@ func parseOptions(ann map[string]string, g Global) (*Options, bool, []string) {
 				continue
 			}
 			o.BodyLimit = n
-		case k == "proxy-connect-timeout" || k == "proxy-read-timeout":
+		case k == "proxy-connect-timeout" || k == "proxy-read-timeout" || k == "proxy-send-timeout":
 			d, err := parseSeconds(v)
 			if err != nil {
 				bad(k, v, "use a number of seconds such as 30 (or 30s)")
 				continue
 			}
-			if k == "proxy-connect-timeout" {
+			switch k {
+			case "proxy-connect-timeout":
 				o.ConnectTimeout = d
-			} else {
+			case "proxy-read-timeout":
 				o.ReadTimeout = d
+			default:
+				o.SendTimeout = d
 			}
+		case k == "limit-rps" || k == "limit-rpm" || k == "limit-burst-multiplier":
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				bad(k, v, "use a positive integer")
+				continue
+			}
+			switch k {
+			case "limit-rps":
+				o.limitRPS = n
+			case "limit-rpm":
+				o.limitRPM = n
+			default:
+				o.burstMult = n
+			}
+		case k == "custom-http-errors":
+			c, err := parseCodes(v)
+			if err != nil {
+				bad(k, v, err.Error()+"; use a comma-separated list such as 404,503")
+				continue
+			}
+			o.CustomErrors = c
 		case k == "whitelist-source-range" || k == "allowlist-source-range":
 			for _, c := range strings.Split(v, ",") {
 				c = strings.TrimSpace(c)
 				if c == "" {
 					continue
 				}
-				p, err := netip.ParsePrefix(c)
+				p, err := parsePrefix(c)
 				if err != nil {
-					if a, err2 := netip.ParseAddr(c); err2 == nil {
-						p = netip.PrefixFrom(a, a.BitLen())
-					} else {
-						bad(k, v, fmt.Sprintf("%q is not a CIDR; use a comma-separated list such as 10.0.0.0/8,192.168.1.5", c))
-						continue
-					}
+					bad(k, v, fmt.Sprintf("%q is not a CIDR; use a comma-separated list such as 10.0.0.0/8,192.168.1.5", c))
+					continue
 				}
-				o.Allow = append(o.Allow, p.Masked())
+				o.Allow = append(o.Allow, p)
 			}
 		case k == "app-root":
 			if !strings.HasPrefix(v, "/") {
@@ -142,14 +174,42 @@ func parseOptions(ann map[string]string, g Global) (*Options, bool, []string) {
 				o.RedirectCode = 302
 			}
 		case k == "permanent-redirect-code" || k == "temporal-redirect-code":
-		case ignored[k]:
+		case canaryKeys[k] && k != "canary" && !isCanary(ann):
+			problems = append(problems, fmt.Sprintf("annotation %s has no effect: this Ingress is not a canary (set %scanary: \"true\" on the canary Ingress, which needs the host and path of a main Ingress)", full, AnnotationPrefix))
+		case k == "limit-whitelist":
+			for _, c := range strings.Split(v, ",") {
+				if c = strings.TrimSpace(c); c == "" {
+					continue
+				}
+				p, err := parsePrefix(c)
+				if err != nil {
+					bad(k, v, fmt.Sprintf("%q is not a CIDR; use a comma-separated list such as 10.0.0.0/8,192.168.1.5", c))
+					continue
+				}
+				o.LimitExempt = append(o.LimitExempt, p)
+			}
+		case ignored[k], affinityKeys[k], canaryKeys[k], builderKeys[k]:
 		case unsupported[k] || strings.HasPrefix(k, "session-cookie-") || strings.HasPrefix(k, "canary-"):
 			problems = append(problems, fmt.Sprintf("annotation %s is not supported by the iks ALB yet and has no effect; remove it", full))
 		default:
 			problems = append(problems, fmt.Sprintf("annotation %s is unknown to the iks ALB and has no effect: check its spelling against the ingress-nginx annotations IKS supports", full))
 		}
 	}
+	o.Affinity = parseAffinity(ann, bad)
 	return o, useRegex, problems
+}
+
+// parsePrefix reads a CIDR or a single address.
+func parsePrefix(c string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(c)
+	if err != nil {
+		a, err2 := netip.ParseAddr(c)
+		if err2 != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an address: %w", c, err)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	return p.Masked(), nil
 }
 
 // ParseSize reads nginx sizes: 0, 1024, 8k, 8m, 1g.

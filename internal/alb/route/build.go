@@ -28,6 +28,10 @@ type Input struct {
 	TCP, UDP map[string]string
 	// ReservedPorts are the ALB's own HTTP/HTTPS ports.
 	ReservedPorts []int
+	// Limiters keeps limit-rps state across tables (nil: new limiters).
+	Limiters *Limiters
+	// SSLPassthrough is the ALB's --enable-ssl-passthrough.
+	SSLPassthrough bool
 }
 
 // Problem is one bad object or setting, reported as a Warning Event.
@@ -42,7 +46,7 @@ type Problem struct {
 // object never fails the build: it is left out (or served a 503) and
 // reported.
 func Build(in Input) (*Table, []Problem) {
-	b := &builder{in: in, backends: map[string]*Backend{}, t: &Table{exact: map[string]*host{}, wildcard: map[string]*host{},
+	b := &builder{in: in, backends: map[string]*Backend{}, limits: map[string]bool{}, t: &Table{exact: map[string]*host{}, wildcard: map[string]*host{},
 		certs: map[string]*tls.Certificate{}, wcerts: map[string]*tls.Certificate{}, DefaultCert: in.DefaultCert, AccessLog: in.Global.AccessLog}}
 	ings := slices.Clone(in.Ingresses)
 	slices.SortStableFunc(ings, func(a, c *networkingv1.Ingress) int {
@@ -51,9 +55,17 @@ func Build(in Input) (*Table, []Problem) {
 		}
 		return cmp.Compare(a.Namespace+"/"+a.Name, c.Namespace+"/"+c.Name)
 	})
-	seen := map[string]string{}
+	seen := map[string]*Route{}
+	var canaries []*networkingv1.Ingress
 	for _, ing := range ings {
+		if isCanary(ing.Annotations) {
+			canaries = append(canaries, ing)
+			continue
+		}
 		b.ingress(ing, seen)
+	}
+	for _, ing := range canaries {
+		b.canary(ing, seen)
 	}
 	for _, h := range b.hosts() {
 		slices.SortStableFunc(h.routes, func(a, c *Route) int {
@@ -69,6 +81,7 @@ func Build(in Input) (*Table, []Problem) {
 	}
 	b.streams("tcp", "tcp-services", in.TCP)
 	b.streams("udp", "udp-services", in.UDP)
+	in.Limiters.keep(b.limits)
 	return b.t, b.problems
 }
 
@@ -77,6 +90,7 @@ type builder struct {
 	t        *Table
 	backends map[string]*Backend
 	problems []Problem
+	limits   map[string]bool // limiter keys in use
 }
 
 func (b *builder) hosts() []*host {
@@ -119,15 +133,19 @@ func (b *builder) hostEntry(name string) *host {
 	}
 }
 
-func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]string) {
+func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]*Route) {
 	id := ing.Namespace + "/" + ing.Name
 	opts, useRegex, probs := parseOptions(ing.Annotations, b.in.Global)
 	for _, p := range probs {
 		b.warn(ing, "BadAnnotation", "%s", p)
 	}
+	b.options(ing, opts)
 	proto := strings.ToUpper(strings.TrimSpace(ing.Annotations[AnnotationPrefix+"backend-protocol"]))
 	if proto == "" || !slices.Contains([]string{ProtoHTTP, ProtoHTTPS, ProtoGRPC, ProtoGRPCS}, proto) {
 		proto = ProtoHTTP
+	}
+	if _, ok := ing.Annotations[AnnotationPrefix+"ssl-passthrough"]; ok {
+		b.passthrough(ing, proto)
 	}
 	tlsHosts := b.tls(ing)
 	if db := ing.Spec.DefaultBackend; db != nil {
@@ -144,6 +162,9 @@ func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]string) {
 		h := b.hostEntry(rule.Host)
 		if tlsHosts[strings.ToLower(rule.Host)] {
 			h.tls = true
+		}
+		if opts.ClientAuth != nil {
+			h.clientCert = true
 		}
 		for _, p := range rule.HTTP.Paths {
 			r := &Route{Ingress: id, Host: rule.Host, Path: p.Path, Opts: opts}
@@ -166,9 +187,9 @@ func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]string) {
 				}
 				r.Regex = re
 			}
-			key := strings.ToLower(rule.Host) + "|" + r.PathType + "|" + r.Path
+			key := pathKey(rule.Host, r.PathType, r.Path)
 			if other, dup := seen[key]; dup {
-				b.warn(ing, "DuplicatePath", "host %q path %q (%s) is already served by Ingress %s, which is older and wins: remove the path from one of them", rule.Host, r.Path, r.PathType, other)
+				b.warn(ing, "DuplicatePath", "host %q path %q (%s) is already served by Ingress %s, which is older and wins: remove the path from one of them", rule.Host, r.Path, r.PathType, other.Ingress)
 				continue
 			}
 			if p.Backend.Service == nil {
@@ -176,7 +197,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress, seen map[string]string) {
 				continue
 			}
 			r.Backend = b.backend(ing, &p.Backend, proto)
-			seen[key] = id
+			seen[key] = r
 			h.routes = append(h.routes, r)
 		}
 	}
@@ -286,6 +307,10 @@ func (b *builder) serviceBackend(ns, name, port, proto string, warn func(string)
 		}
 	}
 	slices.Sort(be.Endpoints)
+	be.keys = make([]string, len(be.Endpoints))
+	for i, ep := range be.Endpoints {
+		be.keys[i] = endpointKey(ep)
+	}
 	return be
 }
 

@@ -40,7 +40,9 @@ type Backend struct {
 	// Problem, when set, says why there are no endpoints (e.g. the
 	// Service is missing).
 	Problem string
-	next    atomic.Uint64
+	// keys are the affinity cookie values of Endpoints, index by index.
+	keys []string
+	next atomic.Uint64
 	// down holds endpoints that refused a connection: endpoint → time
 	// until which Pick skips it (a pod shutting down before its
 	// EndpointSlice says so).
@@ -67,6 +69,9 @@ func (b *Backend) Pick() string {
 	}
 	return ep
 }
+
+// Usable reports whether ep is not marked down.
+func (b *Backend) Usable(ep string) bool { return !b.isDown(ep) }
 
 func (b *Backend) isDown(ep string) bool {
 	v, ok := b.down.Load(ep)
@@ -99,6 +104,20 @@ type Options struct {
 	Redirect         string // permanent/temporal redirect target
 	RedirectCode     int
 	CORS             bool
+	Affinity         *Affinity // affinity: cookie; nil for none
+	// Limits are limit-rps and limit-rpm, per client address (503).
+	Limits []*Limiter
+	// LimitExempt (limit-whitelist) are client addresses not limited.
+	LimitExempt []netip.Prefix
+	// CustomErrors are the upstream statuses answered by ErrorBackend
+	// (default-backend) or, without one, the ALB's default backend.
+	CustomErrors *CodeSet
+	// ErrorBackend is the default-backend annotation's Service: it
+	// answers CustomErrors and requests whose backend has no endpoint.
+	ErrorBackend *Backend
+	ClientAuth   *ClientAuth // auth-tls-secret; nil for none
+
+	limitRPS, limitRPM, burstMult int
 }
 
 // Route is one Ingress path.
@@ -111,6 +130,8 @@ type Route struct {
 	Regex   *regexp.Regexp
 	Backend *Backend
 	Opts    *Options
+	// Canary is the canary Ingress of the same host and path, if any.
+	Canary *Canary
 }
 
 // matches reports whether the request path p is served by r.
@@ -152,6 +173,11 @@ func (r *Route) RewritePath(p string) string {
 type host struct {
 	routes []*Route
 	tls    bool // the host is in some spec.tls
+	// clientCert: some Ingress of the host sets auth-tls-secret, so the
+	// TLS handshake asks for a client certificate.
+	clientCert bool
+	// passthrough receives the host's TLS connections undecrypted.
+	passthrough *Backend
 }
 
 // Table is an immutable routing table.
@@ -205,6 +231,26 @@ func (t *Table) hostFor(name string) *host {
 		}
 	}
 	return t.anyHost
+}
+
+// WantsClientCert reports whether TLS connections for the SNI name are
+// asked for a client certificate.
+func (t *Table) WantsClientCert(sni string) bool {
+	h := t.hostFor(strings.ToLower(sni))
+	return h != nil && h.clientCert
+}
+
+// Passthrough returns the backend TLS connections for the SNI name are
+// passed to undecrypted (ssl-passthrough), or nil.
+func (t *Table) Passthrough(sni string) *Backend {
+	if sni == "" {
+		return nil
+	}
+	h := t.hostFor(strings.ToLower(sni))
+	if h == nil {
+		return nil
+	}
+	return h.passthrough
 }
 
 // Certificate returns the certificate for an SNI name, else the default.

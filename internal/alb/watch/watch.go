@@ -46,6 +46,9 @@ type Config struct {
 	// DefaultCertSecret is namespace/name of the default certificate.
 	DefaultCertSecret string
 	ReservedPorts     []int
+	// SSLPassthrough is --enable-ssl-passthrough: ssl-passthrough
+	// annotations take effect (else they get a Warning).
+	SSLPassthrough bool
 }
 
 // Sink receives each new routing table.
@@ -66,6 +69,8 @@ type Watcher struct {
 	secrets cache.SharedIndexInformer
 	cms     cache.SharedIndexInformer
 	synced  chan struct{}
+	// limiters keep limit-rps budgets across tables.
+	limiters route.Limiters
 	// Rebuilds counts the tables built (for metrics).
 	Rebuilds atomic.Int64
 }
@@ -145,6 +150,7 @@ func (w *Watcher) rebuild(ctx context.Context) int {
 		Slices:    w.slicesOf,
 		Secret:    func(ns, name string) *corev1.Secret { return get[*corev1.Secret](w.secrets, ns, name) },
 		Global:    global, TCP: data(TCPServices), UDP: data(UDPServices), ReservedPorts: w.cfg.ReservedPorts,
+		Limiters: &w.limiters, SSLPassthrough: w.cfg.SSLPassthrough,
 	}
 	in.DefaultCert = w.defaultCert()
 	t, probs := route.Build(in)
