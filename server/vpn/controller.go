@@ -161,21 +161,24 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	}
 	plan, verr := vpnconn.Validate(name, conn.Spec, c.cfg.Cluster)
 	if verr == nil {
-		verr = c.checkSecret(ctx, plan)
+		verr = errors.Join(c.checkSecret(ctx, plan), c.checkLoadBalancerIP(ctx, plan))
 	}
 	if verr == nil && c.cfg.Image == "" {
 		verr = errors.New("this iks binary carries no strongSwan gateway image: build it with `make` (scripts/build-assets.sh needs Debian's charon-systemd and libcharon-extra-plugins)")
 	}
 	cond := metav1.Condition{Type: vpnconn.ConditionValid, Status: metav1.ConditionTrue, Reason: vpnconn.ReasonValid,
 		Message: "configuration accepted", ObservedGeneration: conn.Generation}
+	owner := metav1.OwnerReference{APIVersion: vpnconn.Group + "/" + vpnconn.Version, Kind: vpnconn.Kind,
+		Name: name, UID: u.GetUID(), Controller: ptrTo(true), BlockOwnerDeletion: ptrTo(true)}
 	if verr != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, vpnconn.ReasonInvalidSpec, verr.Error()
-		if err := c.removeGateway(ctx, name); err != nil {
+		if err := errors.Join(c.removeGateway(ctx, name), c.applyService(ctx, name, nil, owner)); err != nil {
 			return err
 		}
 	} else {
-		owner := metav1.OwnerReference{APIVersion: vpnconn.Group + "/" + vpnconn.Version, Kind: vpnconn.Kind,
-			Name: name, UID: u.GetUID(), Controller: ptrTo(true), BlockOwnerDeletion: ptrTo(true)}
+		if err := c.applyService(ctx, name, plan, owner); err != nil {
+			return err
+		}
 		d, err := gatewayDeployment(conn, plan, c.cfg, owner)
 		if err != nil {
 			return err
@@ -219,8 +222,20 @@ func (c *Controller) setValid(ctx context.Context, u *unstructured.Unstructured,
 	return nil
 }
 
-// checkSecret reports a missing pre-shared key Secret or key.
+// checkSecret reports a missing pre-shared key Secret or key, or a
+// missing or unusable certificate Secret.
 func (c *Controller) checkSecret(ctx context.Context, p *vpnconn.Plan) error {
+	if p.UsesCertificates() {
+		s, err := c.cs.CoreV1().Secrets(vpnconn.Namespace).Get(ctx, p.CertSecret, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("certificate.secretName: Secret %s/%s not found: create it with %s, %s and %s (e.g. kubectl create secret generic -n %s %s --from-file=tls.crt --from-file=tls.key --from-file=ca.crt)",
+				vpnconn.Namespace, p.CertSecret, vpnconn.CertKey, vpnconn.KeyKey, vpnconn.CAKey, vpnconn.Namespace, p.CertSecret)
+		}
+		if err != nil {
+			return fmt.Errorf("read Secret %s/%s: %w", vpnconn.Namespace, p.CertSecret, err)
+		}
+		return vpnconn.CheckCredentials(p.CertSecret, s.Data)
+	}
 	s, err := c.cs.CoreV1().Secrets(vpnconn.Namespace).Get(ctx, p.SecretName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("preshared.secretName: Secret %s/%s not found: create it with the pre-shared key under %q", vpnconn.Namespace, p.SecretName, p.SecretKey)

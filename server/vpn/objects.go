@@ -27,6 +27,7 @@ const (
 	ConnLabel       = "network.iks.io/vpnconnection"
 	specHashAnnot   = "network.iks.io/spec-hash"
 	pskMountDir     = "/etc/iks-vpn/psk"
+	certMountDir    = "/etc/iks-vpn/cert"
 	runDir          = "/run/iks-vpn"
 	failoverSeconds = 10
 )
@@ -44,6 +45,7 @@ const (
 	EnvPodCIDR    = "IKS_VPN_POD_CIDR"
 	EnvSvcCIDR    = "IKS_VPN_SERVICE_CIDR"
 	EnvPSKFile    = "IKS_VPN_PSK_FILE"
+	EnvCertDir    = "IKS_VPN_CERT_DIR"
 	EnvRunDir     = "IKS_VPN_RUN_DIR"
 	EnvAPIServer  = "IKS_VPN_APISERVER"
 	EnvNodeName   = "NODE_NAME"
@@ -78,12 +80,20 @@ func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav
 		{Name: EnvGeneration, Value: strconv.FormatInt(c.Generation, 10)},
 		{Name: EnvPodCIDR, Value: cl.PodCIDR.String()},
 		{Name: EnvSvcCIDR, Value: cl.ServiceCIDR.String()},
-		{Name: EnvPSKFile, Value: pskMountDir + "/" + p.SecretKey},
 		{Name: EnvRunDir, Value: runDir},
 		{Name: EnvAPIServer, Value: cfg.APIServer},
 		fieldEnv(EnvNodeName, "spec.nodeName"),
 		fieldEnv(EnvNodeIP, "status.hostIP"),
 		fieldEnv(EnvPodName, "metadata.name"),
+	}
+	// The credentials: the pre-shared key or the certificate Secret.
+	credVol := corev1.Volume{Name: "psk", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: p.SecretName}}}
+	credMount := corev1.VolumeMount{Name: "psk", MountPath: pskMountDir, ReadOnly: true}
+	env = append(env, corev1.EnvVar{Name: EnvPSKFile, Value: pskMountDir + "/" + p.SecretKey})
+	if p.UsesCertificates() {
+		credVol = corev1.Volume{Name: "cert", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: p.CertSecret}}}
+		credMount = corev1.VolumeMount{Name: "cert", MountPath: certMountDir, ReadOnly: true}
+		env[len(env)-1] = corev1.EnvVar{Name: EnvCertDir, Value: certMountDir}
 	}
 	pod := corev1.PodSpec{
 		HostNetwork:                   true,
@@ -110,12 +120,12 @@ func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 				corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},
 			VolumeMounts: []corev1.VolumeMount{
-				{Name: "psk", MountPath: pskMountDir, ReadOnly: true},
+				credMount,
 				{Name: "run", MountPath: runDir},
 			},
 		}},
 		Volumes: []corev1.Volume{
-			{Name: "psk", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: p.SecretName}}},
+			credVol,
 			{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 		},
 	}
