@@ -33,8 +33,6 @@ type gateway struct {
 	log       *slog.Logger
 	sess      *vici.Session
 
-	lbIP netip.Addr // the load balancer IP, once on this node
-
 	mu        sync.Mutex
 	lastErr   *failure
 	inflight  bool
@@ -293,7 +291,7 @@ func (g *gateway) refresh(ctx context.Context) {
 		cond.Status, cond.Reason = metav1.ConditionFalse, vpnconn.ReasonConnecting
 		cond.Message = "connecting to " + g.e.Plan.Gateway
 	}
-	key := fmt.Sprint(cond.Status, cond.Reason, cond.Message, st.IKE.State, st.Child.State, st.IKE.RemoteHost)
+	key := fmt.Sprint(cond.Status, cond.Reason, cond.Message, st.IKE.State, st.Child.State, st.IKE.RemoteHost, g.lbHere())
 	due := key != g.reported || time.Since(g.lastWrite) >= heartbeatEvery
 	g.mu.Unlock()
 	if !due {

@@ -30,7 +30,8 @@ func (g *gateway) localAddrs(ctx context.Context) ([]netip.Addr, error) {
 	if !p.ConnectUsingLB {
 		return []netip.Addr{g.e.NodeIP}, nil
 	}
-	msg := fmt.Sprintf("waiting for the load balancer IP %s (Service %s/iks-vpn-%s) to be announced on node %s: charon connects from it (connectUsingLoadBalancerIP)",
+	msg := fmt.Sprintf("waiting for the load balancer IP %s (Service %s/iks-vpn-%s) to be announced on node %s: charon connects from it (connectUsingLoadBalancerIP); "+
+		"the node must be able to hold IPs of that portable subnet (see `iks lb status`; keep the gateway on such nodes with nodeSelector)",
 		p.LoadBalancerIP, vpnconn.Namespace, g.e.Name, g.e.NodeName)
 	t0, reported := time.Now(), false
 	for {
@@ -39,7 +40,6 @@ func (g *gateway) localAddrs(ctx context.Context) ([]netip.Addr, error) {
 			return nil, err
 		}
 		if ok {
-			g.lbIP = p.LoadBalancerIP
 			g.log.Info("load balancer IP is on this node: charon connects from it", "ip", p.LoadBalancerIP,
 				"waited", time.Since(t0).Round(10*time.Millisecond).String())
 			return []netip.Addr{p.LoadBalancerIP, g.e.NodeIP}, nil
@@ -75,12 +75,20 @@ func hasAddr(a netip.Addr) (bool, error) {
 	return false, nil
 }
 
+// lbHere returns the load balancer IP when this node holds it.
+func (g *gateway) lbHere() string {
+	ip := g.e.Plan.LoadBalancerIP
+	if !ip.IsValid() {
+		return ""
+	}
+	if ok, err := hasAddr(ip); err != nil || !ok {
+		return ""
+	}
+	return ip.String()
+}
+
 // status is the gateway part of the connection's status.
 func (g *gateway) status(now *metav1.Time) vpnconn.GatewayStatus {
-	s := vpnconn.GatewayStatus{Node: g.e.NodeName, NodeIP: g.e.NodeIP.String(), Pod: g.e.PodName,
-		Dataplane: g.dataplane, Generation: g.e.Generation, Heartbeat: now}
-	if g.lbIP.IsValid() {
-		s.LoadBalancerIP = g.lbIP.String()
-	}
-	return s
+	return vpnconn.GatewayStatus{Node: g.e.NodeName, NodeIP: g.e.NodeIP.String(), Pod: g.e.PodName,
+		Dataplane: g.dataplane, Generation: g.e.Generation, Heartbeat: now, LoadBalancerIP: g.lbHere()}
 }

@@ -104,11 +104,14 @@ func testVPNLoadBalancerIP(t *testing.T, v *vpnCluster) {
 		return nil
 	})
 	waitVPN(t, v.dyn, "lbin", 30*time.Second, func(c *vpnconn.Conn) error {
-		if !c.Up() {
-			return fmt.Errorf("not established: %+v", c.Status.Conditions)
+		if !c.Up() || c.Status.Gateway.LoadBalancerIP != vpnLBInIP {
+			return fmt.Errorf("established %v, gateway %+v: want established with %s on the gateway's node", c.Up(), c.Status.Gateway, vpnLBInIP)
 		}
 		return nil
 	})
+	if out, err := v.srv.Command("vpn", "status").CombinedOutput(); err != nil || !strings.Contains(string(out), v.srv.Name+" ("+vpnLBInIP+")") {
+		t.Errorf("iks vpn status: %v: want the gateway node with its load balancer IP\n%s", err, out)
+	}
 	if out, err := v.site.swanctl("--list-sas", "--ike", "lbin"); err != nil || !strings.Contains(out, "ESTABLISHED") || !strings.Contains(out, vpnLBInIP) {
 		t.Errorf("remote SA of lbin: %v\n%s\nwant ESTABLISHED with %s", err, out, vpnLBInIP)
 	}
