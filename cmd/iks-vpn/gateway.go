@@ -154,28 +154,6 @@ func (g *gateway) load(localAddrs []netip.Addr) error {
 	return nil
 }
 
-// subscribe opens a second session for ike-updown, child-updown and log
-// events (a session's events and commands share one socket).
-func (g *gateway) subscribe() (<-chan vici.Event, error) {
-	s, err := dialVICI(g.e.RunDir)
-	if err != nil {
-		return nil, err
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Subscribe("ike-updown", "child-updown", "log") }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return nil, fmt.Errorf("vici subscribe: %w", err)
-		}
-	case <-time.After(20 * time.Second):
-		return nil, errors.New("vici subscribe: charon did not answer within 20s")
-	}
-	ch := make(chan vici.Event, 256)
-	s.NotifyEvents(ch)
-	return ch, nil
-}
-
 func (g *gateway) event(ctx context.Context, ev vici.Event) {
 	switch ev.Name {
 	case "log":
