@@ -79,7 +79,8 @@ func remoteCertConf(gwIP, dir string) string {
 // condition Valid; a connection with ipsec.authby pubkey and the default
 // identities (the certificate's subject; any certificate of the CA)
 // comes up with the real strongSwan peer, which sees the cluster's
-// certificate subject as its identity.
+// certificate subject as its identity; a certificate of another CA is
+// refused, and the condition names its Secret.
 func testVPNCertificates(t *testing.T, v *vpnCluster) {
 	applyVPN(t, v.srv, `{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"nocert"},
 "spec":{"ipsec":{"authby":"pubkey"},"certificate":{"secretName":"no-such-cert"},"remote":{"subnet":"192.168.89.0/24"}}}`)
@@ -128,4 +129,27 @@ func testVPNCertificates(t *testing.T, v *vpnCluster) {
 		t.Errorf("remote SA of certs: %v\n%s\nwant ESTABLISHED with the cluster's certificate subject CN=ibm-cloud-cert as its identity", err, out)
 	}
 	v.reachesRemote(t)
+
+	// A certificate of another CA: the remote refuses it, and the
+	// condition names the Secret to look at.
+	other := testutil.NewTestCA(t, "another CA")
+	otherCrt, otherKey := other.Issue(t, "ibm-cloud-cert")
+	sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other-cert", Namespace: vpnconn.Namespace}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{vpnconn.CertKey: otherCrt, vpnconn.KeyKey: otherKey, vpnconn.CAKey: ca.CertPEM}}
+	if _, err := v.cs.CoreV1().Secrets(vpnconn.Namespace).Create(context.Background(), sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	applyVPN(t, v.srv, fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"othercert"},
+"spec":{"ipsec":{"auto":"start","authby":"pubkey"},"certificate":{"secretName":"other-cert"},"remote":{"gateway":%q,"subnet":%q}}}`,
+		v.site.GWIP, vpnBadLAN))
+	c = waitVPN(t, v.dyn, "othercert", 60*time.Second, func(c *vpnconn.Conn) error {
+		if e := c.Status.Condition(vpnconn.ConditionEstablished); e == nil || e.Reason != vpnconn.ReasonAuthFailed {
+			return fmt.Errorf("Established %+v, want reason %s", e, vpnconn.ReasonAuthFailed)
+		}
+		return nil
+	})
+	if msg := c.Status.Condition(vpnconn.ConditionEstablished).Message; !strings.Contains(msg, "Secret kube-system/other-cert") {
+		t.Errorf("condition message %q: want the certificate Secret named", msg)
+	}
+	v.deleteVPN(t, "othercert")
 }

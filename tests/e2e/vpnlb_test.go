@@ -112,6 +112,9 @@ func testVPNLoadBalancerIP(t *testing.T, v *vpnCluster) {
 	if out, err := v.srv.Command("vpn", "status").CombinedOutput(); err != nil || !strings.Contains(string(out), v.srv.Name+" ("+vpnLBInIP+")") {
 		t.Errorf("iks vpn status: %v: want the gateway node with its load balancer IP\n%s", err, out)
 	}
+	if out, err := v.srv.Command("vpn", "check", "lbin").CombinedOutput(); err != nil || !strings.Contains(string(out), "PASS  load balancer IP") {
+		t.Errorf("iks vpn check lbin: %v: want the load balancer IP check passed\n%s", err, out)
+	}
 	if out, err := v.site.swanctl("--list-sas", "--ike", "lbin"); err != nil || !strings.Contains(out, "ESTABLISHED") || !strings.Contains(out, vpnLBInIP) {
 		t.Errorf("remote SA of lbin: %v\n%s\nwant ESTABLISHED with %s", err, out, vpnLBInIP)
 	}
