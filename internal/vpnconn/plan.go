@@ -54,6 +54,9 @@ type Plan struct {
 	// connection's Service; with ConnectUsingLB charon connects from it.
 	LoadBalancerIP netip.Addr
 	ConnectUsingLB bool
+	// NodeSelector is where the gateway may run: spec.nodeSelector and
+	// zoneSelector's zone label.
+	NodeSelector map[string]string
 	// ClusterRanges are the pod and service ranges (sources kept as they
 	// are toward the remote unless NATed).
 	ClusterRanges []netip.Prefix
@@ -146,6 +149,7 @@ func Validate(name string, spec Spec, c Cluster) (*Plan, error) {
 		}
 	}
 	errs = append(errs, p.checkLoadBalancer(spec)...)
+	errs = append(errs, p.checkPlacement(spec)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

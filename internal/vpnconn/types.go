@@ -82,6 +82,7 @@ type Spec struct {
 	Preshared                  Preshared           `json:"preshared,omitempty"`
 	Certificate                Certificate         `json:"certificate,omitempty"`
 	NodeSelector               map[string]string   `json:"nodeSelector,omitempty"`
+	ZoneSelector               string              `json:"zoneSelector,omitempty"`
 	Tolerations                []corev1.Toleration `json:"tolerations,omitempty"`
 	LoadBalancerIP             string              `json:"loadBalancerIP,omitempty"`
 	ConnectUsingLoadBalancerIP Flag                `json:"connectUsingLoadBalancerIP,omitempty"`

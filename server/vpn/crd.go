@@ -59,6 +59,7 @@ func CRD() *apiextv1.CustomResourceDefinition {
 		}),
 		"nodeSelector": {Type: "object", Description: "nodes eligible to run the gateway",
 			AdditionalProperties: &apiextv1.JSONSchemaPropsOrBool{Schema: &apiextv1.JSONSchemaProps{Type: "string"}}},
+		"zoneSelector": str("zone whose nodes may run the gateway (their label topology.kubernetes.io/zone), besides nodeSelector"),
 		"tolerations": {Type: "array", Description: "tolerations of the gateway pod",
 			Items: &apiextv1.JSONSchemaPropsOrArray{Schema: &apiextv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: &preserve}}},
 		"loadBalancerIP": str("free IP of a portable subnet: a LoadBalancer Service kube-system/iks-vpn-NAME on it forwards UDP 500/4500 to the gateway"),

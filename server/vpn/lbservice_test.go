@@ -66,9 +66,9 @@ func TestLBService(t *testing.T) {
 	}
 }
 
-func TestGatewayDeploymentCertificates(t *testing.T) {
+func TestGatewayDeploymentCertificatesAndZone(t *testing.T) {
 	c := &vpnconn.Conn{Name: "certs", Spec: vpnconn.Spec{IPsec: vpnconn.IPsec{AuthBy: "pubkey"},
-		Certificate: vpnconn.Certificate{SecretName: "site-cert"}, Remote: vpnconn.Remote{Subnet: "10.91.152.128/26"}}}
+		Certificate: vpnconn.Certificate{SecretName: "site-cert"}, Remote: vpnconn.Remote{Subnet: "10.91.152.128/26"}, ZoneSelector: "dal10"}}
 	p, err := vpnconn.Validate(c.Name, c.Spec, cluster)
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +78,9 @@ func TestGatewayDeploymentCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	pod := d.Spec.Template.Spec
+	if pod.NodeSelector["topology.kubernetes.io/zone"] != "dal10" {
+		t.Errorf("node selector %v: want zoneSelector's zone", pod.NodeSelector)
+	}
 	if pod.Volumes[0].Secret == nil || pod.Volumes[0].Secret.SecretName != "site-cert" || pod.Containers[0].VolumeMounts[0].MountPath != certMountDir {
 		t.Errorf("certificate Secret not mounted: %+v %+v", pod.Volumes[0], pod.Containers[0].VolumeMounts[0])
 	}
@@ -105,7 +108,7 @@ func TestCRDStructural(t *testing.T) {
 		t.Fatalf("not structural: %v", errs)
 	}
 	spec := CRD().Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
-	for _, f := range []string{"certificate", "loadBalancerIP"} {
+	for _, f := range []string{"certificate", "loadBalancerIP", "zoneSelector"} {
 		if _, ok := spec.Properties[f]; !ok {
 			t.Errorf("spec.%s missing", f)
 		}

@@ -101,7 +101,7 @@ func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav
 		ServiceAccountName:            ServiceAccount,
 		PriorityClassName:             "system-cluster-critical",
 		TerminationGracePeriodSeconds: ptr.To[int64](5),
-		NodeSelector:                  c.Spec.NodeSelector,
+		NodeSelector:                  p.NodeSelector,
 		Tolerations:                   tolerations,
 		Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
