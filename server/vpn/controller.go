@@ -105,6 +105,10 @@ func (c *Controller) Start(ctx context.Context) error {
 		return fmt.Errorf("vpn: watch %s: %w", vpnconn.Resource, err)
 	}
 	f.Start(runCtx.Done())
+	if err := c.watchSecrets(runCtx, inf.GetStore()); err != nil {
+		cancel()
+		return err
+	}
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
@@ -160,8 +164,11 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		return err
 	}
 	plan, verr := vpnconn.Validate(name, conn.Spec, c.cfg.Cluster)
+	credDigest := ""
 	if verr == nil {
-		verr = errors.Join(c.checkSecret(ctx, plan), c.checkLoadBalancerIP(ctx, plan))
+		var serr error
+		credDigest, serr = c.checkSecret(ctx, plan)
+		verr = errors.Join(serr, c.checkLoadBalancerIP(ctx, plan))
 	}
 	if verr == nil && c.cfg.Image == "" {
 		verr = errors.New("this iks binary carries no strongSwan gateway image: build it with `make` (scripts/build-assets.sh needs Debian's charon-systemd and libcharon-extra-plugins)")
@@ -179,7 +186,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		if err := c.applyService(ctx, name, plan, owner); err != nil {
 			return err
 		}
-		d, err := gatewayDeployment(conn, plan, c.cfg, owner)
+		d, err := gatewayDeployment(conn, plan, c.cfg, credDigest, owner)
 		if err != nil {
 			return err
 		}
@@ -218,33 +225,6 @@ func (c *Controller) setValid(ctx context.Context, u *unstructured.Unstructured,
 	u.Object["status"] = obj
 	if _, err := c.dyn.Resource(vpnconn.GVR).UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update status: %w", err)
-	}
-	return nil
-}
-
-// checkSecret reports a missing pre-shared key Secret or key, or a
-// missing or unusable certificate Secret.
-func (c *Controller) checkSecret(ctx context.Context, p *vpnconn.Plan) error {
-	if p.UsesCertificates() {
-		s, err := c.cs.CoreV1().Secrets(vpnconn.Namespace).Get(ctx, p.CertSecret, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("certificate.secretName: Secret %s/%s not found: create it with %s, %s and %s (e.g. kubectl create secret generic -n %s %s --from-file=tls.crt --from-file=tls.key --from-file=ca.crt)",
-				vpnconn.Namespace, p.CertSecret, vpnconn.CertKey, vpnconn.KeyKey, vpnconn.CAKey, vpnconn.Namespace, p.CertSecret)
-		}
-		if err != nil {
-			return fmt.Errorf("read Secret %s/%s: %w", vpnconn.Namespace, p.CertSecret, err)
-		}
-		return vpnconn.CheckCredentials(p.CertSecret, s.Data)
-	}
-	s, err := c.cs.CoreV1().Secrets(vpnconn.Namespace).Get(ctx, p.SecretName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("preshared.secretName: Secret %s/%s not found: create it with the pre-shared key under %q", vpnconn.Namespace, p.SecretName, p.SecretKey)
-	}
-	if err != nil {
-		return fmt.Errorf("read Secret %s/%s: %w", vpnconn.Namespace, p.SecretName, err)
-	}
-	if len(s.Data[p.SecretKey]) == 0 {
-		return fmt.Errorf("preshared: Secret %s/%s has no key %q: put the pre-shared key there or set preshared.key", vpnconn.Namespace, p.SecretName, p.SecretKey)
 	}
 	return nil
 }

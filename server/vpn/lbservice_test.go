@@ -73,7 +73,7 @@ func TestGatewayDeploymentCertificatesAndZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := gatewayDeployment(c, p, Config{Image: "i", Cluster: cluster}, metav1.OwnerReference{})
+	d, err := gatewayDeployment(c, p, Config{Image: "i", Cluster: cluster}, "", metav1.OwnerReference{})
 	if err != nil {
 		t.Fatal(err)
 	}

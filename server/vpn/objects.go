@@ -58,14 +58,15 @@ const (
 // charon's TUN device and routes in the node's namespace), privileged
 // (TUN, XFRM, routes), one replica re-created on another eligible node
 // within seconds when its node fails, never two of them on one node
-// (both would bind UDP 500/4500).
-func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav1.OwnerReference) (*appsv1.Deployment, error) {
+// (both would bind UDP 500/4500). credDigest (of the Secret's
+// credentials) is in the template's hash: new credentials roll it.
+func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, credDigest string, owner metav1.OwnerReference) (*appsv1.Deployment, error) {
 	image, cl := cfg.Image, cfg.Cluster
 	specJSON, err := json.Marshal(c.Spec)
 	if err != nil {
 		return nil, fmt.Errorf("encode spec of VPNConnection %s: %w", c.Name, err)
 	}
-	sum := sha256.Sum256(append(specJSON, image...))
+	sum := sha256.Sum256([]byte(string(specJSON) + image + credDigest))
 	labels := map[string]string{AppLabel: AppValue, ConnLabel: c.Name}
 	tolerations := append([]corev1.Toleration{
 		{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](failoverSeconds)},

@@ -415,7 +415,7 @@ func TestVPN(t *testing.T) {
 	})
 
 	v := &vpnCluster{srv: srv, cs: cs, dyn: dyn, site: site, alive: alive, podIPs: podIPs, httpdBin: httpdBin}
-	t.Run("certificate authentication: a missing Secret is named; ipsec.authby pubkey comes up with the peer; another CA is refused", func(t *testing.T) {
+	t.Run("certificate authentication: a missing Secret is named; ipsec.authby pubkey comes up with the peer, rolls on renewal; another CA is refused", func(t *testing.T) {
 		v.deleteVPN(t, "lnat")
 		testVPNCertificates(t, v)
 	})

@@ -79,8 +79,9 @@ func remoteCertConf(gwIP, dir string) string {
 // condition Valid; a connection with ipsec.authby pubkey and the default
 // identities (the certificate's subject; any certificate of the CA)
 // comes up with the real strongSwan peer, which sees the cluster's
-// certificate subject as its identity; a certificate of another CA is
-// refused, and the condition names its Secret.
+// certificate subject as its identity; a renewed certificate rolls the
+// gateway; a certificate of another CA is refused, and the condition
+// names its Secret.
 func testVPNCertificates(t *testing.T, v *vpnCluster) {
 	applyVPN(t, v.srv, `{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"nocert"},
 "spec":{"ipsec":{"authby":"pubkey"},"certificate":{"secretName":"no-such-cert"},"remote":{"subnet":"192.168.89.0/24"}}}`)
@@ -118,7 +119,7 @@ func testVPNCertificates(t *testing.T, v *vpnCluster) {
 	applyVPN(t, v.srv, fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"certs"},
 "spec":{"ipsec":{"auto":"start","authby":"pubkey"},"certificate":{"secretName":"site-cert"},"remote":{"gateway":%q,"subnet":%q}}}`,
 		v.site.GWIP, v.site.LAN))
-	waitVPN(t, v.dyn, "certs", 60*time.Second, func(c *vpnconn.Conn) error {
+	c = waitVPN(t, v.dyn, "certs", 60*time.Second, func(c *vpnconn.Conn) error {
 		if !c.Up() {
 			return fmt.Errorf("not established: %+v", c.Status.Conditions)
 		}
@@ -129,6 +130,25 @@ func testVPNCertificates(t *testing.T, v *vpnCluster) {
 		t.Errorf("remote SA of certs: %v\n%s\nwant ESTABLISHED with the cluster's certificate subject CN=ibm-cloud-cert as its identity", err, out)
 	}
 	v.reachesRemote(t)
+
+	// A renewed certificate (new key, as cert-manager renews) rolls the
+	// gateway, which comes up with it.
+	oldPod := c.Status.Gateway.Pod
+	renewedCrt, renewedKey := ca.Issue(t, "ibm-cloud-cert")
+	s, err := v.cs.CoreV1().Secrets(vpnconn.Namespace).Get(context.Background(), "site-cert", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Data[vpnconn.CertKey], s.Data[vpnconn.KeyKey] = renewedCrt, renewedKey
+	if _, err := v.cs.CoreV1().Secrets(vpnconn.Namespace).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitVPN(t, v.dyn, "certs", 60*time.Second, func(c *vpnconn.Conn) error {
+		if c.Status.Gateway.Pod == oldPod || !c.Up() {
+			return fmt.Errorf("gateway pod %s (was %s), established %v", c.Status.Gateway.Pod, oldPod, c.Up())
+		}
+		return nil
+	})
 
 	// A certificate of another CA: the remote refuses it, and the
 	// condition names the Secret to look at.
