@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/internal/vpnconn"
+	"github.com/iks-dev/iks/tests/testutil"
 )
 
 // The VPN's portable subnet: private, inside the server's subnet "a"
@@ -58,7 +60,8 @@ secrets {
 // that IP (kube-proxy forwards UDP 500/4500 to the gateway on the node
 // holding it); with connectUsingLoadBalancerIP (a YAML boolean) the
 // cluster connects from it and the remote, which accepts only that
-// address, sees it.
+// address, sees it; moved to another node, the gateway takes the IP
+// along where that node can hold it, and says that it waits otherwise.
 func testVPNLoadBalancerIP(t *testing.T, v *vpnCluster) {
 	applyVPN(t, v.srv, fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"PortableSubnet","metadata":{"name":"vpn"},"spec":{"type":"private","cidr":%q}}`, vpnPortable))
 	eventually(t, 30*time.Second, "the pools list "+vpnPortable, func() error {
@@ -84,12 +87,12 @@ func testVPNLoadBalancerIP(t *testing.T, v *vpnCluster) {
 
 	// The gateway on the server node: the one node of the test on the
 	// portable subnet's network that is never killed.
-	spec := func(name, gateway, extra string) string {
+	spec := func(name, node, gateway, extra string) string {
 		return fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":%q},
 "spec":{%s"local":{"id":"ibm-cloud-%s"},"remote":{"gateway":%q,"id":"on-prem-%s","subnet":%q},"preshared":{"secretName":"site-psk"},
-"nodeSelector":{"kubernetes.io/hostname":%q}}}`, name, extra, name, gateway, name, v.site.LAN, v.srv.Name)
+"nodeSelector":{"kubernetes.io/hostname":%q}}}`, name, extra, name, gateway, name, v.site.LAN, node)
 	}
-	applyVPN(t, v.srv, spec("lbin", "%any", fmt.Sprintf(`"loadBalancerIP":%q,`, vpnLBInIP)))
+	applyVPN(t, v.srv, spec("lbin", v.srv.Name, "%any", fmt.Sprintf(`"loadBalancerIP":%q,`, vpnLBInIP)))
 	waitVPN(t, v.dyn, "lbin", 60*time.Second, func(c *vpnconn.Conn) error {
 		if e := c.Status.Condition(vpnconn.ConditionEstablished); e == nil || e.Reason != vpnconn.ReasonWaitingForPeer || !strings.Contains(e.Message, vpnLBInIP) {
 			return fmt.Errorf("Established %+v, want %s naming %s", e, vpnconn.ReasonWaitingForPeer, vpnLBInIP)
@@ -121,7 +124,8 @@ func testVPNLoadBalancerIP(t *testing.T, v *vpnCluster) {
 	v.reachesRemote(t)
 	v.deleteVPN(t, "lbin")
 
-	applyVPN(t, v.srv, spec("lbout", v.site.GWIP, fmt.Sprintf(`"ipsec":{"auto":"start"},"loadBalancerIP":%q,"connectUsingLoadBalancerIP":true,`, vpnLBOutIP)))
+	lbout := fmt.Sprintf(`"ipsec":{"auto":"start"},"loadBalancerIP":%q,"connectUsingLoadBalancerIP":true,`, vpnLBOutIP)
+	applyVPN(t, v.srv, spec("lbout", v.srv.Name, v.site.GWIP, lbout))
 	c = waitVPN(t, v.dyn, "lbout", 90*time.Second, func(c *vpnconn.Conn) error {
 		if !c.Up() {
 			return fmt.Errorf("not established: %+v", c.Status.Conditions)
@@ -135,4 +139,36 @@ func testVPNLoadBalancerIP(t *testing.T, v *vpnCluster) {
 		t.Errorf("remote SA of lbout: %v\n%s\nwant ESTABLISHED from %s", err, out, vpnLBOutIP)
 	}
 	v.reachesRemote(t)
+
+	// The gateway moves to the surviving worker: on subnet a the IP
+	// follows it and charon connects from it again; on subnet b no node
+	// there may hold it, and the condition says what charon waits for.
+	var worker *testutil.Node
+	for _, n := range v.alive {
+		if n != v.srv {
+			worker = n
+		}
+	}
+	oldPod := c.Status.Gateway.Pod
+	applyVPN(t, v.srv, spec("lbout", worker.Name, v.site.GWIP, lbout))
+	network := netip.PrefixFrom(netip.MustParsePrefix(vpnPortable).Addr(), 24) // subnet a
+	if network.Contains(netip.MustParseAddr(worker.IP)) {
+		c = waitVPN(t, v.dyn, "lbout", 60*time.Second, func(c *vpnconn.Conn) error {
+			if c.Status.Gateway.Node != worker.Name || !c.Up() || c.Status.Gateway.LoadBalancerIP != vpnLBOutIP {
+				return fmt.Errorf("gateway %+v established %v: want %s up on %s", c.Status.Gateway, c.Up(), vpnLBOutIP, worker.Name)
+			}
+			return nil
+		})
+		if out, err := v.site.swanctl("--list-sas", "--ike", "lbout"); err != nil || !strings.Contains(out, "ESTABLISHED") || !strings.Contains(out, vpnLBOutIP) {
+			t.Errorf("remote SA of lbout after the move to %s: %v\n%s\nwant ESTABLISHED from %s", worker.Name, err, out, vpnLBOutIP)
+		}
+		return
+	}
+	waitVPN(t, v.dyn, "lbout", 60*time.Second, func(c *vpnconn.Conn) error {
+		e := c.Status.Condition(vpnconn.ConditionEstablished)
+		if c.Status.Gateway.Pod == oldPod || e == nil || e.Status != metav1.ConditionFalse || !strings.Contains(e.Message, "waiting for the load balancer IP "+vpnLBOutIP) {
+			return fmt.Errorf("gateway %+v, Established %+v: want it waiting for %s on %s", c.Status.Gateway, e, vpnLBOutIP, worker.Name)
+		}
+		return nil
+	})
 }
