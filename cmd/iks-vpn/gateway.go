@@ -262,8 +262,11 @@ func (g *gateway) refresh(ctx context.Context) {
 	case g.e.Plan.Auto == "add":
 		cond.Status, cond.Reason = metav1.ConditionFalse, vpnconn.ReasonWaitingForPeer
 		cond.Message = "ipsec.auto add: waiting for the remote to connect to node " + g.e.NodeName + " (" + g.e.NodeIP.String() + ")"
-		if g.e.Plan.LoadBalancerIP.IsValid() {
-			cond.Message += " or to the load balancer IP " + g.e.Plan.LoadBalancerIP.String()
+		if lb := g.e.Plan.LoadBalancerIP; lb.IsValid() {
+			cond.Message += " or to the load balancer IP " + lb.String()
+			if g.lbHere() == "" {
+				cond.Message += ", which is not on this node yet: see `iks lb status` and the Service's events (the node must be able to hold IPs of that portable subnet)"
+			}
 		}
 	default:
 		cond.Status, cond.Reason = metav1.ConditionFalse, vpnconn.ReasonConnecting
