@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -19,6 +21,7 @@ type env struct {
 	Spec       vpnconn.Spec
 	Plan       *vpnconn.Plan
 	PSK        string
+	Cred       *vpnconn.Credentials // ipsec.authby pubkey
 	RunDir     string
 	APIServer  string
 	NodeName   string
@@ -63,6 +66,12 @@ func loadEnv() (*env, error) {
 			return nil, fmt.Errorf("NODE_IP %q: %w", ip, err)
 		}
 	}
+	if p.UsesCertificates() {
+		if e.Cred, err = readCredentials(os.Getenv("IKS_VPN_CERT_DIR")); err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
 	pskFile := os.Getenv("IKS_VPN_PSK_FILE")
 	b, err := os.ReadFile(pskFile)
 	if err != nil {
@@ -83,4 +92,23 @@ func joinHostPort(h, p string) string {
 		return "[" + h + "]:" + p
 	}
 	return h + ":" + p
+}
+
+// readCredentials reads the mounted certificate Secret.
+func readCredentials(dir string) (*vpnconn.Credentials, error) {
+	if dir == "" {
+		return nil, errors.New("IKS_VPN_CERT_DIR is empty: the certificate Secret is not mounted")
+	}
+	var c vpnconn.Credentials
+	for _, f := range []struct {
+		key string
+		dst *[]byte
+	}{{vpnconn.CertKey, &c.Cert}, {vpnconn.KeyKey, &c.Key}, {vpnconn.CAKey, &c.CA}} {
+		b, err := os.ReadFile(filepath.Join(dir, f.key))
+		if err != nil {
+			return nil, fmt.Errorf("read the certificate Secret: %w", err)
+		}
+		*f.dst = b
+	}
+	return &c, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -76,7 +77,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 	charonDone := make(chan error, 1)
 	go func() { charonDone <- cmd.Wait() }()
 	defer stopCharonWait(cmd, charonDone)
-	if err := g.load(); err != nil {
+	addrs, err := g.localAddrs(ctx)
+	if err != nil {
+		return err
+	}
+	if err := g.load(addrs); err != nil {
 		g.fail(ctx, vpnconn.ReasonGatewayError, err.Error())
 		return err
 	}
@@ -85,7 +90,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		g.fail(ctx, vpnconn.ReasonGatewayError, err.Error())
 		return err
 	}
-	log.Info("connection loaded into charon", "auto", e.Plan.Auto, "remote", e.Plan.Gateway,
+	log.Info("connection loaded into charon", "auto", e.Plan.Auto, "auth", e.Plan.Auth, "local", fmt.Sprint(addrs), "remote", e.Plan.Gateway,
 		"local-ts", fmt.Sprint(e.Plan.LocalTS), "remote-ts", fmt.Sprint(e.Plan.RemoteTS))
 	g.kick(0)
 	g.refresh(ctx)
@@ -125,23 +130,21 @@ func stopCharonWait(cmd *exec.Cmd, done chan error) {
 	}
 }
 
-// load gives charon the pre-shared key and the connection.
-func (g *gateway) load() error {
+// load gives charon the pre-shared key or the certificates, and the
+// connection, accepting IKE on localAddrs (the first the one charon
+// connects from).
+func (g *gateway) load(localAddrs []netip.Addr) error {
 	s, err := dialVICI(g.e.RunDir)
 	if err != nil {
 		return err
 	}
 	g.sess = s
-	shared, err := g.e.Plan.LoadShared(g.e.PSK)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := s.Call(ctx, "load-shared", shared); err != nil {
-		return fmt.Errorf("vici load-shared: %w", err)
+	if err := g.loadCredentials(ctx, s); err != nil {
+		return err
 	}
-	conn, err := g.e.Plan.LoadConn(g.e.NodeIP)
+	conn, err := g.e.Plan.LoadConn(localAddrs, g.e.Cred)
 	if err != nil {
 		return err
 	}
@@ -149,28 +152,6 @@ func (g *gateway) load() error {
 		return fmt.Errorf("vici load-conn: %w", err)
 	}
 	return nil
-}
-
-// subscribe opens a second session for ike-updown, child-updown and log
-// events (a session's events and commands share one socket).
-func (g *gateway) subscribe() (<-chan vici.Event, error) {
-	s, err := dialVICI(g.e.RunDir)
-	if err != nil {
-		return nil, err
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Subscribe("ike-updown", "child-updown", "log") }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return nil, fmt.Errorf("vici subscribe: %w", err)
-		}
-	case <-time.After(20 * time.Second):
-		return nil, errors.New("vici subscribe: charon did not answer within 20s")
-	}
-	ch := make(chan vici.Event, 256)
-	s.NotifyEvents(ch)
-	return ch, nil
 }
 
 func (g *gateway) event(ctx context.Context, ev vici.Event) {
@@ -281,11 +262,17 @@ func (g *gateway) refresh(ctx context.Context) {
 	case g.e.Plan.Auto == "add":
 		cond.Status, cond.Reason = metav1.ConditionFalse, vpnconn.ReasonWaitingForPeer
 		cond.Message = "ipsec.auto add: waiting for the remote to connect to node " + g.e.NodeName + " (" + g.e.NodeIP.String() + ")"
+		if lb := g.e.Plan.LoadBalancerIP; lb.IsValid() {
+			cond.Message += " or to the load balancer IP " + lb.String()
+			if g.lbHere() == "" {
+				cond.Message += ", which is not on this node yet: see `iks lb status` and the Service's events (the node must be able to hold IPs of that portable subnet)"
+			}
+		}
 	default:
 		cond.Status, cond.Reason = metav1.ConditionFalse, vpnconn.ReasonConnecting
 		cond.Message = "connecting to " + g.e.Plan.Gateway
 	}
-	key := fmt.Sprint(cond.Status, cond.Reason, cond.Message, st.IKE.State, st.Child.State, st.IKE.RemoteHost)
+	key := fmt.Sprint(cond.Status, cond.Reason, cond.Message, st.IKE.State, st.Child.State, st.IKE.RemoteHost, g.lbHere())
 	due := key != g.reported || time.Since(g.lastWrite) >= heartbeatEvery
 	g.mu.Unlock()
 	if !due {
@@ -293,8 +280,7 @@ func (g *gateway) refresh(ctx context.Context) {
 	}
 	err = g.k.updateStatus(ctx, g.e.Name, func(c *vpnconn.Conn) {
 		now := metav1.Now()
-		c.Status.Gateway = vpnconn.GatewayStatus{Node: g.e.NodeName, NodeIP: g.e.NodeIP.String(), Pod: g.e.PodName,
-			Dataplane: g.dataplane, Generation: g.e.Generation, Heartbeat: &now}
+		c.Status.Gateway = g.status(&now)
 		c.Status.IKE, c.Status.Child = st.IKE, st.Child
 		if lastErr != nil {
 			c.Status.LastError = lastErr.Message
@@ -343,8 +329,7 @@ func (g *gateway) fail(ctx context.Context, reason, msg string) {
 	defer cancel()
 	err := g.k.updateStatus(ctx, g.e.Name, func(c *vpnconn.Conn) {
 		now := metav1.Now()
-		c.Status.Gateway = vpnconn.GatewayStatus{Node: g.e.NodeName, NodeIP: g.e.NodeIP.String(), Pod: g.e.PodName,
-			Dataplane: g.dataplane, Generation: g.e.Generation, Heartbeat: &now}
+		c.Status.Gateway = g.status(&now)
 		c.Status.IKE, c.Status.Child = vpnconn.IKEStatus{State: "DOWN"}, vpnconn.ChildStatus{State: "DOWN"}
 		if reason == vpnconn.ReasonGatewayError {
 			c.Status.LastError, c.Status.LastErrorTime = msg, &now

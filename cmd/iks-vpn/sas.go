@@ -124,8 +124,14 @@ type failure struct {
 func classify(msg string, p *vpnconn.Plan) (failure, bool) {
 	l := strings.ToLower(msg)
 	switch {
-	case strings.Contains(l, "authentication_failed"), strings.Contains(l, "mac mismatched"),
+	case strings.Contains(l, "authentication_failed"), strings.Contains(l, "mac mismatched"), strings.Contains(l, "no trusted"),
+		strings.Contains(l, "no private key found"), strings.Contains(l, "constraint check failed"),
 		strings.Contains(l, "no shared key found"), strings.Contains(l, "authentication of") && strings.Contains(l, "failed"):
+		if p.UsesCertificates() {
+			return failure{Reason: vpnconn.ReasonAuthFailed, Message: fmt.Sprintf(
+				"authentication failed (%s): check that the remote trusts the CA of the certificate in Secret %s/%s, that its certificate chains to that Secret's %s, and the identities local.id=%s remote.id=%s",
+				msg, vpnconn.Namespace, p.CertSecret, vpnconn.CAKey, or(p.LocalID, "(the certificate's subject)"), p.RemoteID)}, true
+		}
 		return failure{Reason: vpnconn.ReasonAuthFailed, Message: fmt.Sprintf(
 			"authentication failed (%s): check that the pre-shared key in Secret %s/%s and the identities local.id=%s remote.id=%s match the remote's",
 			msg, vpnconn.Namespace, p.SecretName, p.LocalID, p.RemoteID)}, true
@@ -146,4 +152,11 @@ func classify(msg string, p *vpnconn.Plan) (failure, bool) {
 			"the identities do not match (%s): check local.id=%s and remote.id=%s against the remote's", msg, p.LocalID, p.RemoteID)}, true
 	}
 	return failure{}, false
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }

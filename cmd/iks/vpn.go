@@ -118,6 +118,9 @@ func printVPNStatus(cmd *cobra.Command, conns []*vpnconn.Conn, now time.Time) {
 		if gw == "" {
 			gw = "-"
 		}
+		if ip := c.Status.Gateway.LoadBalancerIP; ip != "" {
+			gw += " (" + ip + ")"
+		}
 		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", c.Name, valid, est, dash(reason), gw, dash(c.Status.Gateway.Dataplane),
 			dash(c.Status.IKE.State), dash(c.Status.Child.State), up, c.Status.Child.BytesIn, c.Status.Child.BytesOut)
 	}

@@ -20,12 +20,13 @@ import (
 // newVPNCheckCmd is `iks vpn check NAME`, the chart's helm tests: the
 // configuration is valid, the tunnel is established, the remote gateway
 // answered (an IKE SA with it exists), and remote.privateIPtoPing
-// answers a ping sent from a pod (so from inside the local subnet).
+// answers a ping sent from a pod (so from inside the local subnet); with
+// loadBalancerIP, that the gateway's node holds it.
 func newVPNCheckCmd(dataDir *string) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "check NAME",
-		Short: "test a VPN connection: configuration valid, tunnel established, remote gateway answers, remote.privateIPtoPing answers from a pod",
+		Short: "test a VPN connection: configuration valid, tunnel established, remote gateway answers, loadBalancerIP held, remote.privateIPtoPing answers from a pod",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dyn, err := vpnClient(*dataDir)
@@ -62,6 +63,15 @@ func newVPNCheckCmd(dataDir *string) *cobra.Command {
 			report("tunnel established", est == "True", reason+": "+emsg)
 			report("remote gateway answers", c.Status.IKE.State == "ESTABLISHED",
 				fmt.Sprintf("IKE SA %s with %s", dash(c.Status.IKE.State), dash(c.Status.IKE.RemoteHost)))
+			if ip := c.Spec.LoadBalancerIP; ip != "" {
+				held := c.Status.Gateway.LoadBalancerIP == ip
+				detail := fmt.Sprintf("%s on the gateway's node %s", ip, dash(c.Status.Gateway.Node))
+				if !held {
+					detail = fmt.Sprintf("%s is not on the gateway's node %s: see `iks lb status` and the Service %s/iks-vpn-%s",
+						ip, dash(c.Status.Gateway.Node), vpnconn.Namespace, c.Name)
+				}
+				report("load balancer IP", held, detail)
+			}
 			if ip := c.Spec.Remote.PrivateIPtoPing; ip == "" {
 				_, _ = fmt.Fprintln(out, "SKIP  remote private IP     remote.privateIPtoPing is not set")
 			} else {

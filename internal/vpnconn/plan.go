@@ -46,6 +46,17 @@ type Plan struct {
 	PingIP       netip.Addr
 	SecretName   string
 	SecretKey    string
+	// Auth is AuthPSK or AuthPubkey; CertSecret names the certificate
+	// Secret for AuthPubkey.
+	Auth       string
+	CertSecret string
+	// LoadBalancerIP (invalid: none) is the portable IP of the
+	// connection's Service; with ConnectUsingLB charon connects from it.
+	LoadBalancerIP netip.Addr
+	ConnectUsingLB bool
+	// NodeSelector is where the gateway may run: spec.nodeSelector and
+	// zoneSelector's zone label.
+	NodeSelector map[string]string
 	// ClusterRanges are the pod and service ranges (sources kept as they
 	// are toward the remote unless NATed).
 	ClusterRanges []netip.Prefix
@@ -108,9 +119,7 @@ func Validate(name string, spec Spec, c Cluster) (*Plan, error) {
 	} else if p.Auto == "start" {
 		bad("ipsec.auto start needs remote.gateway: set the remote's address, or use ipsec.auto add to wait for the remote")
 	}
-	if p.SecretName == "" {
-		bad("preshared.secretName is empty: create a Secret in %s with the pre-shared key under %q and name it here", Namespace, p.SecretKey)
-	}
+	errs = append(errs, p.checkAuth(spec)...)
 	local := spec.Local.Subnet
 	if local == "" {
 		local = joinPrefixes(p.ClusterRanges)
@@ -139,16 +148,8 @@ func Validate(name string, spec Spec, c Cluster) (*Plan, error) {
 			bad("remote.privateIPtoPing %s is outside remote.subnet %s: give an address of the remote subnet", p.PingIP, joinPrefixes(p.RemoteTS))
 		}
 	}
-	if v := spec.LoadBalancerIP; v != "" {
-		if a, err := netip.ParseAddr(v); err != nil || !a.Is4() {
-			bad("loadBalancerIP %q: give an IPv4 address of a portable subnet", v)
-		}
-	}
-	switch spec.ConnectUsingLoadBalancerIP {
-	case "", "auto", "true", "false":
-	default:
-		bad("connectUsingLoadBalancerIP %q: use auto, true or false", spec.ConnectUsingLoadBalancerIP)
-	}
+	errs = append(errs, p.checkLoadBalancer(spec)...)
+	errs = append(errs, p.checkPlacement(spec)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

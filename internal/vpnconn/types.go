@@ -54,6 +54,21 @@ const (
 	DefaultIKELifetime = "3h"
 	DefaultLifetime    = "1h"
 	DefaultSecretKey   = "psk"
+	DefaultAuthBy      = AuthPSK
+)
+
+// Authentication methods (ipsec.authby).
+const (
+	AuthPSK    = "psk"
+	AuthPubkey = "pubkey"
+)
+
+// Keys of the certificate Secret (a kubernetes.io/tls Secret with the
+// CA, as cert-manager writes them).
+const (
+	CertKey = "tls.crt" // the cluster's certificate (PEM; intermediates may follow)
+	KeyKey  = "tls.key" // its private key (PEM: PKCS#1, SEC 1 or PKCS#8)
+	CAKey   = "ca.crt"  // the CA the remote's certificate must chain to
 )
 
 // Spec is a VPNConnection's spec, as the chart's values.
@@ -65,10 +80,12 @@ type Spec struct {
 	RemoteSubnetNAT            string              `json:"remoteSubnetNAT,omitempty"`
 	EnableSingleSourceIP       bool                `json:"enableSingleSourceIP,omitempty"`
 	Preshared                  Preshared           `json:"preshared,omitempty"`
+	Certificate                Certificate         `json:"certificate,omitempty"`
 	NodeSelector               map[string]string   `json:"nodeSelector,omitempty"`
+	ZoneSelector               string              `json:"zoneSelector,omitempty"`
 	Tolerations                []corev1.Toleration `json:"tolerations,omitempty"`
 	LoadBalancerIP             string              `json:"loadBalancerIP,omitempty"`
-	ConnectUsingLoadBalancerIP string              `json:"connectUsingLoadBalancerIP,omitempty"`
+	ConnectUsingLoadBalancerIP Flag                `json:"connectUsingLoadBalancerIP,omitempty"`
 }
 
 // IPsec are the chart's ipsec.* options.
@@ -79,6 +96,7 @@ type IPsec struct {
 	ESP         string `json:"esp,omitempty"`
 	IKELifetime string `json:"ikelifetime,omitempty"` // 3h
 	Lifetime    string `json:"lifetime,omitempty"`    // 1h
+	AuthBy      string `json:"authby,omitempty"`      // psk (default, also "secret") | pubkey (also rsasig, ecdsasig)
 }
 
 // Local is the cluster side.
@@ -99,6 +117,12 @@ type Remote struct {
 type Preshared struct {
 	SecretName string `json:"secretName,omitempty"`
 	Key        string `json:"key,omitempty"` // default psk
+}
+
+// Certificate names the Secret (in Namespace) holding the cluster's
+// certificate and key and the remote's CA (ipsec.authby pubkey).
+type Certificate struct {
+	SecretName string `json:"secretName,omitempty"`
 }
 
 // Condition types and reasons of a VPNConnection's status.
@@ -138,6 +162,9 @@ type GatewayStatus struct {
 	NodeIP    string `json:"nodeIP,omitempty"`
 	Pod       string `json:"pod,omitempty"`
 	Dataplane string `json:"dataplane,omitempty"` // kernel-libipsec | kernel-xfrm
+	// LoadBalancerIP is the portable IP of the connection's Service
+	// (spec.loadBalancerIP) once it is on the gateway's node.
+	LoadBalancerIP string `json:"loadBalancerIP,omitempty"`
 	// Generation is the spec generation the gateway runs.
 	Generation int64        `json:"generation,omitempty"`
 	Heartbeat  *metav1.Time `json:"heartbeat,omitempty"`

@@ -3,6 +3,7 @@ package vpnconn
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/strongswan/govici/vici"
@@ -22,10 +23,11 @@ func (p *Plan) ChildName() string { return p.Name }
 // SharedID is the id of the connection's pre-shared key in charon.
 func (p *Plan) SharedID() string { return "psk-" + p.Name }
 
-// LoadConn is the VICI load-conn message of the plan; localAddr is the
-// address charon binds to (the node's, or a load balancer IP), or
-// invalid for any.
-func (p *Plan) LoadConn(localAddr netip.Addr) (*vici.Message, error) {
+// LoadConn is the VICI load-conn message of the plan; localAddrs are
+// the addresses charon accepts IKE on, the first the one it connects
+// from (the node's, or the load balancer IP first), none for any. cred
+// is the certificate material for ipsec.authby pubkey (nil for psk).
+func (p *Plan) LoadConn(localAddrs []netip.Addr, cred *Credentials) (*vici.Message, error) {
 	local := vici.NewMessage()
 	remote := vici.NewMessage()
 	child := vici.NewMessage()
@@ -38,17 +40,23 @@ func (p *Plan) LoadConn(localAddr netip.Addr) (*vici.Message, error) {
 		dpdAction = "restart"
 	}
 	remoteAddrs := []string{p.Gateway}
-	localAddrs := []string{"%any"}
-	if localAddr.IsValid() {
-		localAddrs = []string{localAddr.String()}
+	var locals []string
+	for _, a := range localAddrs {
+		if a.IsValid() && !slices.Contains(locals, a.String()) {
+			locals = append(locals, a.String())
+		}
+	}
+	if len(locals) == 0 {
+		locals = []string{"%any"}
+	}
+	if err := p.setAuth(local, remote, cred); err != nil {
+		return nil, err
 	}
 	for _, kv := range []struct {
 		m   *vici.Message
 		key string
 		val any
 	}{
-		{local, "auth", "psk"}, {local, "id", p.LocalID},
-		{remote, "auth", "psk"}, {remote, "id", p.RemoteID},
 		{child, "local_ts", prefixStrings(p.LocalTS)},
 		{child, "remote_ts", prefixStrings(p.RemoteTS)},
 		{child, "rekey_time", p.Lifetime},
@@ -56,7 +64,7 @@ func (p *Plan) LoadConn(localAddr netip.Addr) (*vici.Message, error) {
 		{child, "close_action", closeAction},
 		{child, "dpd_action", dpdAction},
 		{conn, "version", strconv.Itoa(p.Version)},
-		{conn, "local_addrs", localAddrs},
+		{conn, "local_addrs", locals},
 		{conn, "remote_addrs", remoteAddrs},
 		{conn, "rekey_time", p.IKELifetime},
 		{conn, "dpd_delay", DPDDelay},

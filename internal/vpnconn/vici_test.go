@@ -25,7 +25,7 @@ func TestLoadConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := p.LoadConn(netip.MustParseAddr("192.0.2.10"))
+	m, err := p.LoadConn([]netip.Addr{netip.MustParseAddr("192.0.2.10")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestLoadConnAddWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := p.LoadConn(netip.Addr{})
+	m, err := p.LoadConn(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,10 @@ func (c *Controller) Start(ctx context.Context) error {
 		return fmt.Errorf("vpn: watch %s: %w", vpnconn.Resource, err)
 	}
 	f.Start(runCtx.Done())
+	if err := c.watchSecrets(runCtx, inf.GetStore()); err != nil {
+		cancel()
+		return err
+	}
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
@@ -160,23 +164,29 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		return err
 	}
 	plan, verr := vpnconn.Validate(name, conn.Spec, c.cfg.Cluster)
+	credDigest := ""
 	if verr == nil {
-		verr = c.checkSecret(ctx, plan)
+		var serr error
+		credDigest, serr = c.checkSecret(ctx, plan)
+		verr = errors.Join(serr, c.checkLoadBalancerIP(ctx, plan))
 	}
 	if verr == nil && c.cfg.Image == "" {
 		verr = errors.New("this iks binary carries no strongSwan gateway image: build it with `make` (scripts/build-assets.sh needs Debian's charon-systemd and libcharon-extra-plugins)")
 	}
 	cond := metav1.Condition{Type: vpnconn.ConditionValid, Status: metav1.ConditionTrue, Reason: vpnconn.ReasonValid,
 		Message: "configuration accepted", ObservedGeneration: conn.Generation}
+	owner := metav1.OwnerReference{APIVersion: vpnconn.Group + "/" + vpnconn.Version, Kind: vpnconn.Kind,
+		Name: name, UID: u.GetUID(), Controller: ptrTo(true), BlockOwnerDeletion: ptrTo(true)}
 	if verr != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, vpnconn.ReasonInvalidSpec, verr.Error()
-		if err := c.removeGateway(ctx, name); err != nil {
+		if err := errors.Join(c.removeGateway(ctx, name), c.applyService(ctx, name, nil, owner)); err != nil {
 			return err
 		}
 	} else {
-		owner := metav1.OwnerReference{APIVersion: vpnconn.Group + "/" + vpnconn.Version, Kind: vpnconn.Kind,
-			Name: name, UID: u.GetUID(), Controller: ptrTo(true), BlockOwnerDeletion: ptrTo(true)}
-		d, err := gatewayDeployment(conn, plan, c.cfg, owner)
+		if err := c.applyService(ctx, name, plan, owner); err != nil {
+			return err
+		}
+		d, err := gatewayDeployment(conn, plan, c.cfg, credDigest, owner)
 		if err != nil {
 			return err
 		}
@@ -215,21 +225,6 @@ func (c *Controller) setValid(ctx context.Context, u *unstructured.Unstructured,
 	u.Object["status"] = obj
 	if _, err := c.dyn.Resource(vpnconn.GVR).UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update status: %w", err)
-	}
-	return nil
-}
-
-// checkSecret reports a missing pre-shared key Secret or key.
-func (c *Controller) checkSecret(ctx context.Context, p *vpnconn.Plan) error {
-	s, err := c.cs.CoreV1().Secrets(vpnconn.Namespace).Get(ctx, p.SecretName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("preshared.secretName: Secret %s/%s not found: create it with the pre-shared key under %q", vpnconn.Namespace, p.SecretName, p.SecretKey)
-	}
-	if err != nil {
-		return fmt.Errorf("read Secret %s/%s: %w", vpnconn.Namespace, p.SecretName, err)
-	}
-	if len(s.Data[p.SecretKey]) == 0 {
-		return fmt.Errorf("preshared: Secret %s/%s has no key %q: put the pre-shared key there or set preshared.key", vpnconn.Namespace, p.SecretName, p.SecretKey)
 	}
 	return nil
 }

@@ -9,7 +9,8 @@ import (
 
 // CRD is the CustomResourceDefinition of vpnconnections.network.iks.io.
 // The schema checks the enumerations (ipsec.auto, ipsec.keyexchange,
-// connectUsingLoadBalancerIP); subnets, NAT pairs and their overlaps are
+// ipsec.authby); connectUsingLoadBalancerIP (a string or a boolean),
+// subnets, NAT pairs and their overlaps are
 // checked by the controller, which reports them in condition Valid.
 func CRD() *apiextv1.CustomResourceDefinition {
 	str := func(desc string) apiextv1.JSONSchemaProps {
@@ -34,6 +35,7 @@ func CRD() *apiextv1.CustomResourceDefinition {
 			"esp":         str("ESP proposals, ipsec.conf style, e.g. aes256-sha256!"),
 			"ikelifetime": str("IKE SA lifetime (default 3h)"),
 			"lifetime":    str("CHILD SA lifetime (default 1h)"),
+			"authby":      enum("psk (default): pre-shared key (preshared); pubkey: certificates (certificate)", "psk", "secret", "pubkey", "rsasig", "ecdsasig"),
 		}),
 		"local": obj("The cluster side", map[string]apiextv1.JSONSchemaProps{
 			"id":     str("IKE identity of the cluster (default ibm-cloud)"),
@@ -52,12 +54,19 @@ func CRD() *apiextv1.CustomResourceDefinition {
 			"secretName": str("Secret in kube-system holding the key"),
 			"key":        str("key of the Secret's data (default psk)"),
 		}),
+		"certificate": obj("Certificate authentication (ipsec.authby pubkey)", map[string]apiextv1.JSONSchemaProps{
+			"secretName": str("Secret in kube-system with tls.crt (the cluster's certificate), tls.key (its key) and ca.crt (the CA of the remote's certificate)"),
+		}),
 		"nodeSelector": {Type: "object", Description: "nodes eligible to run the gateway",
 			AdditionalProperties: &apiextv1.JSONSchemaPropsOrBool{Schema: &apiextv1.JSONSchemaProps{Type: "string"}}},
+		"zoneSelector": str("zone whose nodes may run the gateway (their label topology.kubernetes.io/zone), besides nodeSelector"),
 		"tolerations": {Type: "array", Description: "tolerations of the gateway pod",
 			Items: &apiextv1.JSONSchemaPropsOrArray{Schema: &apiextv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: &preserve}}},
-		"loadBalancerIP":             str("portable IP the remote connects to (reserved; see README)"),
-		"connectUsingLoadBalancerIP": enum("auto, true or false", "auto", "true", "false"),
+		"loadBalancerIP": str("free IP of a portable subnet: a LoadBalancer Service kube-system/iks-vpn-NAME on it forwards UDP 500/4500 to the gateway"),
+		// auto, true or false, quoted or not (as Helm values): any type
+		// here, the controller checks it.
+		"connectUsingLoadBalancerIP": {Description: "auto (default: when loadBalancerIP is set and ipsec.auto is start), true or false: charon connects from loadBalancerIP",
+			XPreserveUnknownFields: &preserve},
 	})
 	spec.Required = []string{"remote"}
 	status := apiextv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: &preserve}

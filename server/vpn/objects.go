@@ -27,6 +27,7 @@ const (
 	ConnLabel       = "network.iks.io/vpnconnection"
 	specHashAnnot   = "network.iks.io/spec-hash"
 	pskMountDir     = "/etc/iks-vpn/psk"
+	certMountDir    = "/etc/iks-vpn/cert"
 	runDir          = "/run/iks-vpn"
 	failoverSeconds = 10
 )
@@ -44,6 +45,7 @@ const (
 	EnvPodCIDR    = "IKS_VPN_POD_CIDR"
 	EnvSvcCIDR    = "IKS_VPN_SERVICE_CIDR"
 	EnvPSKFile    = "IKS_VPN_PSK_FILE"
+	EnvCertDir    = "IKS_VPN_CERT_DIR"
 	EnvRunDir     = "IKS_VPN_RUN_DIR"
 	EnvAPIServer  = "IKS_VPN_APISERVER"
 	EnvNodeName   = "NODE_NAME"
@@ -56,14 +58,15 @@ const (
 // charon's TUN device and routes in the node's namespace), privileged
 // (TUN, XFRM, routes), one replica re-created on another eligible node
 // within seconds when its node fails, never two of them on one node
-// (both would bind UDP 500/4500).
-func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav1.OwnerReference) (*appsv1.Deployment, error) {
+// (both would bind UDP 500/4500). credDigest (of the Secret's
+// credentials) is in the template's hash: new credentials roll it.
+func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, credDigest string, owner metav1.OwnerReference) (*appsv1.Deployment, error) {
 	image, cl := cfg.Image, cfg.Cluster
 	specJSON, err := json.Marshal(c.Spec)
 	if err != nil {
 		return nil, fmt.Errorf("encode spec of VPNConnection %s: %w", c.Name, err)
 	}
-	sum := sha256.Sum256(append(specJSON, image...))
+	sum := sha256.Sum256([]byte(string(specJSON) + image + credDigest))
 	labels := map[string]string{AppLabel: AppValue, ConnLabel: c.Name}
 	tolerations := append([]corev1.Toleration{
 		{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](failoverSeconds)},
@@ -78,12 +81,20 @@ func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav
 		{Name: EnvGeneration, Value: strconv.FormatInt(c.Generation, 10)},
 		{Name: EnvPodCIDR, Value: cl.PodCIDR.String()},
 		{Name: EnvSvcCIDR, Value: cl.ServiceCIDR.String()},
-		{Name: EnvPSKFile, Value: pskMountDir + "/" + p.SecretKey},
 		{Name: EnvRunDir, Value: runDir},
 		{Name: EnvAPIServer, Value: cfg.APIServer},
 		fieldEnv(EnvNodeName, "spec.nodeName"),
 		fieldEnv(EnvNodeIP, "status.hostIP"),
 		fieldEnv(EnvPodName, "metadata.name"),
+	}
+	// The credentials: the pre-shared key or the certificate Secret.
+	credVol := corev1.Volume{Name: "psk", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: p.SecretName}}}
+	credMount := corev1.VolumeMount{Name: "psk", MountPath: pskMountDir, ReadOnly: true}
+	env = append(env, corev1.EnvVar{Name: EnvPSKFile, Value: pskMountDir + "/" + p.SecretKey})
+	if p.UsesCertificates() {
+		credVol = corev1.Volume{Name: "cert", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: p.CertSecret}}}
+		credMount = corev1.VolumeMount{Name: "cert", MountPath: certMountDir, ReadOnly: true}
+		env[len(env)-1] = corev1.EnvVar{Name: EnvCertDir, Value: certMountDir}
 	}
 	pod := corev1.PodSpec{
 		HostNetwork:                   true,
@@ -91,7 +102,7 @@ func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav
 		ServiceAccountName:            ServiceAccount,
 		PriorityClassName:             "system-cluster-critical",
 		TerminationGracePeriodSeconds: ptr.To[int64](5),
-		NodeSelector:                  c.Spec.NodeSelector,
+		NodeSelector:                  p.NodeSelector,
 		Tolerations:                   tolerations,
 		Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
@@ -110,12 +121,12 @@ func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, owner metav
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 				corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},
 			VolumeMounts: []corev1.VolumeMount{
-				{Name: "psk", MountPath: pskMountDir, ReadOnly: true},
+				credMount,
 				{Name: "run", MountPath: runDir},
 			},
 		}},
 		Volumes: []corev1.Volume{
-			{Name: "psk", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: p.SecretName}}},
+			credVol,
 			{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 		},
 	}

@@ -29,7 +29,7 @@ func TestGatewayDeployment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := gatewayDeployment(c, p, Config{Image: "iks.local/strongswan:1", Cluster: cluster, APIServer: "https://10.0.0.1:6443"}, metav1.OwnerReference{Name: "onprem"})
+	d, err := gatewayDeployment(c, p, Config{Image: "iks.local/strongswan:1", Cluster: cluster, APIServer: "https://10.0.0.1:6443"}, "k1", metav1.OwnerReference{Name: "onprem"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestGatewayDeployment(t *testing.T) {
 		t.Errorf("the pre-shared key Secret is not mounted: %+v", pod.Volumes[0])
 	}
 	c.Spec.Remote.Subnet = "10.91.152.0/24"
-	d2, _ := gatewayDeployment(c, p, Config{Image: "iks.local/strongswan:1", Cluster: cluster}, metav1.OwnerReference{})
+	d2, _ := gatewayDeployment(c, p, Config{Image: "iks.local/strongswan:1", Cluster: cluster}, "k1", metav1.OwnerReference{})
 	if d2.Spec.Template.Annotations[specHashAnnot] == d.Spec.Template.Annotations[specHashAnnot] {
 		t.Error("a spec change must change the template (roll the gateway)")
 	}

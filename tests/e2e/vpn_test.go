@@ -24,7 +24,9 @@ import (
 // nodes (two L2 subnets) reach the remote host and it reaches them with
 // their own addresses, `iks vpn status`/`check`; a wrong pre-shared key
 // gives a clear condition and only blackhole routes, leaving the other
-// connection up; deleting the resource removes routes and SAs.
+// connection up; deleting the resource removes routes and SAs; the NAT
+// options; certificate authentication; a load balancer IP the remote
+// connects to and the cluster connects from.
 func TestVPN(t *testing.T) {
 	testutil.RequireRoot(t)
 	nw := testutil.NewNetwork(t, "vpn", 87)
@@ -76,6 +78,9 @@ func TestVPN(t *testing.T) {
 					}
 				}
 				t.Logf("===== gateway %s\n%s", d, strings.Join(keep, "\n"))
+				if prev, err := srv.Kubectl("logs", "-n", vpnconn.Namespace, d, "--previous", "--tail", "200"); err == nil {
+					t.Logf("===== gateway %s, previous container\n%s", d, prev)
+				}
 			}
 			b, _ := os.ReadFile(filepath.Join(site.dir, "charon.log"))
 			t.Logf("===== remote charon\n%s", b)
@@ -407,6 +412,17 @@ func TestVPN(t *testing.T) {
 		if c, err := getVPN(dyn, "lnat"); err != nil || !c.Up() {
 			t.Errorf("connection lnat after the invalid one: up=%v err=%v", c != nil && c.Up(), err)
 		}
+	})
+
+	v := &vpnCluster{srv: srv, cs: cs, dyn: dyn, site: site, alive: alive, podIPs: podIPs, httpdBin: httpdBin}
+	t.Run("certificate authentication: a missing Secret is named; ipsec.authby pubkey comes up with the peer, rolls on renewal; another CA is refused", func(t *testing.T) {
+		v.deleteVPN(t, "lnat")
+		testVPNCertificates(t, v)
+	})
+
+	t.Run("loadBalancerIP: checked against the pools; the remote connects to it; connectUsingLoadBalancerIP connects from it", func(t *testing.T) {
+		v.deleteVPN(t, "certs")
+		testVPNLoadBalancerIP(t, v)
 	})
 }
 
