@@ -120,10 +120,18 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	}
 	comps = append(comps, ctls...)
 	if !cfg.DisableAgent {
+		var tunnelServers func() []string
+		if cfg.HA.Enabled() {
+			// The local node keeps a tunnel to every server, as agents do.
+			list := &apiServers{clients: clients, log: log.With("component", "apiserver-list")}
+			comps = append(comps, list)
+			tunnelServers = list.Hosts
+		}
 		ac, err := agent.Components(cfg.Agent, agent.Credentials{
 			Kubeconfig: kubeconfigPath(cfg, "kubelet"), ClientCA: k.CACert,
 			ServingCert: k.KubeletServingCert, ServingKey: k.KubeletServingKey,
-			TunnelServer: cfg.NodeIP.String(), TunnelCert: k.KubeletClientCert, TunnelKey: k.KubeletClientKey,
+			TunnelServer: cfg.NodeIP.String(), TunnelServers: tunnelServers,
+			TunnelCert: k.KubeletClientCert, TunnelKey: k.KubeletClientKey,
 		}, log)
 		if err != nil {
 			return err
