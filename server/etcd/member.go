@@ -67,6 +67,9 @@ func hasMember(dir string) bool {
 	return err == nil
 }
 
+// addAttemptTimeout bounds one MemberAddAsLearner call.
+const addAttemptTimeout = 15 * time.Second
+
 // addLearner adds this member as a learner (or finds it added by an
 // earlier attempt) and returns the initial-cluster string to start it with.
 func addLearner(ctx context.Context, h *HA, peer string) (string, error) {
@@ -93,19 +96,32 @@ func addLearner(ctx context.Context, h *HA, peer string) (string, error) {
 		}
 	}
 	for !found {
-		resp, err := cli.MemberAddAsLearner(ctx, []string{peer})
+		// One attempt may hang on a busy cluster (seen under load: a
+		// call that never returned): bound each, then look whether it
+		// was applied before trying again.
+		actx, acancel := context.WithTimeout(ctx, addAttemptTimeout)
+		resp, err := cli.MemberAddAsLearner(actx, []string{peer})
+		acancel()
 		if err == nil {
 			list.Members = resp.Members
 			break
 		}
-		// etcd takes one learner at a time: another server is joining.
-		if !strings.Contains(err.Error(), "too many learner members") {
+		retry := strings.Contains(err.Error(), "too many learner members") || errors.Is(err, context.DeadlineExceeded) ||
+			strings.Contains(err.Error(), "deadline exceeded")
+		if !retry {
 			return "", fmt.Errorf("add this server as an etcd learner: %w", err)
 		}
 		select {
 		case <-ctx.Done():
 			return "", fmt.Errorf("add this server as an etcd learner: another server's learner was not promoted in time: %w", err)
 		case <-time.After(time.Second):
+		}
+		if now, lerr := cli.MemberList(ctx); lerr == nil {
+			for _, m := range now.Members {
+				if slices.Contains(m.PeerURLs, peer) {
+					list, found = now, true
+				}
+			}
 		}
 	}
 	var parts []string

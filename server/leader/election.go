@@ -92,7 +92,7 @@ func (g *Group) lead(ctx context.Context) error {
 			return err
 		}
 	}
-	m := component.NewManager(g.log, comps...)
+	m := component.NewManager(g.base, comps...)
 	if err := m.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // the term ended while starting: nothing failed

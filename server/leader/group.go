@@ -58,8 +58,9 @@ type Config struct {
 
 // Group is the component that elects and runs the leader's components.
 type Group struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger // with component=<Lease name>
+	base *slog.Logger // for the components' manager, which names each
 
 	first     chan struct{} // closed when a leader is known (or the first term failed)
 	firstOnce sync.Once
@@ -83,7 +84,7 @@ func New(cfg Config, log *slog.Logger) *Group {
 	if cfg.RetryPeriod == 0 {
 		cfg.RetryPeriod = DefaultRetryPeriod
 	}
-	return &Group{cfg: cfg, log: log.With("component", cfg.Name), first: make(chan struct{})}
+	return &Group{cfg: cfg, log: log.With("component", cfg.Name), base: log, first: make(chan struct{})}
 }
 
 // Name implements component.Component.
@@ -118,7 +119,7 @@ func (g *Group) initSet(ctx context.Context) ([]component.Component, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: build the leader's components: %w", g.cfg.Name, err)
 	}
-	if err := component.NewManager(g.log, comps...).Init(ctx); err != nil {
+	if err := component.NewManager(g.base, comps...).Init(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", g.cfg.Name, err)
 	}
 	return comps, nil
