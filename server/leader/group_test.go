@@ -2,14 +2,19 @@ package leader
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/kubeclients"
@@ -42,7 +47,8 @@ func (r *running) leaders() []string {
 func group(t *testing.T, clients *kubeclients.Clients, id string, r *running, builds *int) *Group {
 	t.Helper()
 	return New(Config{Clients: clients, Namespace: "kube-system", Name: "iks-controllers", Identity: id,
-		LeaseDuration: 1500 * time.Millisecond, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond,
+		// Whole seconds: the Lease records its duration in seconds.
+		LeaseDuration: 3 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond,
 		New: func() ([]component.Component, error) {
 			*builds++
 			return []component.Component{&component.Func{ID: "ctl",
@@ -124,4 +130,72 @@ func TestInitRefusesBadTiming(t *testing.T) {
 	if err := g.Init(context.Background()); err == nil {
 		t.Error("Init accepted a renew deadline above the lease duration")
 	}
+}
+
+// A leader whose Lease is taken stops its components; it stands again
+// and, once the other holder stops renewing, leads with a fresh set.
+func TestLostLeaseStopsThenLeadsAgain(t *testing.T) {
+	cs := withResourceVersions(fake.NewClientset())
+	r := &running{now: map[string]int{}}
+	var builds int
+	g := group(t, kubeclients.ForTest(cs, nil), "a", r, &builds)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := g.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop(context.Background())
+	if l := r.leaders(); len(l) != 1 {
+		t.Fatalf("leaders %v, want a", l)
+	}
+	lease, err := cs.CoordinationV1().Leases("kube-system").Get(ctx, "iks-controllers", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, now := "intruder", metav1.NewMicroTime(time.Now())
+	lease.Spec.HolderIdentity, lease.Spec.RenewTime, lease.Spec.AcquireTime = &other, &now, &now
+	if _, err := cs.CoordinationV1().Leases("kube-system").Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s (running %v, builds %d)", what, r.leaders(), builds)
+			}
+		}
+	}
+	wait("components stopped after the Lease was taken", func() bool { return len(r.leaders()) == 0 })
+	wait("leading again with a fresh set", func() bool { return len(r.leaders()) == 1 && builds == 2 })
+}
+
+// withResourceVersions makes the fake refuse a Lease update from a stale
+// copy, as the apiserver does (the fake tracker does not): a leader that
+// lost its Lease then learns it on its next renewal.
+func withResourceVersions(cs *fake.Clientset) *fake.Clientset {
+	var mu sync.Mutex
+	rv := 0
+	cs.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		o, ok := a.(interface{ GetObject() runtime.Object })
+		if !ok || (a.GetVerb() != "create" && a.GetVerb() != "update") {
+			return false, nil, nil
+		}
+		obj := o.GetObject()
+		if a.GetVerb() == "update" {
+			l := obj.(*coordinationv1.Lease)
+			cur, err := cs.Tracker().Get(coordinationv1.SchemeGroupVersion.WithResource("leases"), l.Namespace, l.Name)
+			if err == nil && cur.(*coordinationv1.Lease).ResourceVersion != l.ResourceVersion {
+				return true, nil, apierrors.NewConflict(coordinationv1.Resource("leases"), l.Name, fmt.Errorf("stale resourceVersion %s", l.ResourceVersion))
+			}
+		}
+		rv++
+		obj.(*coordinationv1.Lease).ResourceVersion = fmt.Sprint(rv)
+		return false, nil, nil
+	})
+	return cs
 }

@@ -27,6 +27,21 @@ func currentLog(n *testutil.Node) string {
 	return log
 }
 
+// logLine reports whether a line of the node's current log holds every
+// part.
+func logLine(n *testutil.Node, parts ...string) bool {
+	for _, l := range strings.Split(currentLog(n), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
 // waitControllersLeader waits until the iks-controllers Lease names one
 // of srvs other than not, which logged that it leads since its latest
 // start, and returns it.
@@ -89,7 +104,9 @@ func checkLBHandledBy(t *testing.T, cs kubernetes.Interface, name string, leader
 	if _, err := cs.CoreV1().Services("default").Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	line := "LoadBalancer service left pending\" service=default/" + name
+	handled := func(n *testutil.Node) bool {
+		return logLine(n, "LoadBalancer service left pending", "service=default/"+name+" ")
+	}
 	eventually(t, 30*time.Second, "the "+name+" Service's NoPortableSubnet event", func() error {
 		evs, err := cs.CoreV1().Events("default").List(context.Background(),
 			metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=NoPortableSubnet"})
@@ -99,13 +116,13 @@ func checkLBHandledBy(t *testing.T, cs kubernetes.Interface, name string, leader
 		if len(evs.Items) == 0 {
 			return fmt.Errorf("no event yet")
 		}
-		if !strings.Contains(currentLog(leader), line) {
+		if !handled(leader) {
 			return fmt.Errorf("the leader %s did not log handling it", leader.Name)
 		}
 		return nil
 	})
 	for _, s := range running {
-		if s != leader && strings.Contains(currentLog(s), line) {
+		if s != leader && handled(s) {
 			t.Errorf("%s, not the leader, handled the LoadBalancer Service %s too", s.Name, name)
 		}
 	}

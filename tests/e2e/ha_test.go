@@ -143,7 +143,7 @@ func TestHAServers(t *testing.T) {
 		acked, gap := w.stop()
 		t.Logf("longest gap between acknowledged writes: %s; %d writes acknowledged", gap.Round(time.Millisecond), len(acked))
 		if gap > 5*time.Second {
-			t.Errorf("writes stalled %s after the kill (want ≤ 5s)", gap)
+			t.Errorf("writes stalled %s after the kill (want ≤ 5s); the writer's latest failures:\n%s", gap, strings.Join(w.errs, "\n"))
 		}
 		var other *testutil.Node
 		for _, s := range srvs {
@@ -215,7 +215,7 @@ func TestHAServers(t *testing.T) {
 		if names[old.Name] {
 			t.Errorf("%s still an etcd member after its Node was deleted: %v", old.Name, names)
 		}
-		if !strings.Contains(currentLog(next), "removed its etcd member\" node="+old.Name) {
+		if !logLine(next, "removed its etcd member", "node="+old.Name+" ") {
 			t.Errorf("the leader %s did not log removing %s's etcd member", next.Name, old.Name)
 		}
 		// It comes back as a new member, with an empty data dir.
