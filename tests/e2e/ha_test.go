@@ -227,6 +227,10 @@ func TestHAServers(t *testing.T) {
 		if names := waitVoters(t, ec, 3, time.Minute); !names[old.Name] {
 			t.Errorf("%s did not rejoin etcd: %v", old.Name, names)
 		}
+		eventually(t, 30*time.Second, "the rejoined "+old.Name+"'s apiserver serving the cluster's data", func() error {
+			_, err := clients[old.Name].CoreV1().ConfigMaps("default").Get(context.Background(), "from-ha3", metav1.GetOptions{})
+			return err
+		})
 	})
 
 	t.Run("iks server remove takes a stopped server out of etcd", func(t *testing.T) {
