@@ -26,11 +26,12 @@ const ControllersLease = "iks-controllers"
 // servers, the etcd member clean-up of deleted server Nodes.
 //
 // They start after crds, the servers' own installs of the CRDs they
-// watch (which they would otherwise race to create). A single server runs them in its start order (no election: nothing to
-// coordinate with, and no Lease write every 10s); the second list are
-// the Awaits of those started in the background, to place last. HA
-// servers run them behind one leader election (the leader's Lease holder
-// identity is the node name) and the Awaits are part of the leader's set.
+// watch (which they would otherwise race to create). A single server
+// runs them in its start order, without an election (nothing to
+// coordinate with, and no Lease write every 2s); the second list are the
+// Awaits of those started in the background, to place last. HA servers
+// run them behind one leader election (the Lease holder identity is the
+// node name) and the Awaits are part of the leader's set.
 func controllerComponents(cfg *config.Server, admin string, clients *kubeclients.Clients, crds []*component.Background, log *slog.Logger) ([]component.Component, []component.Component, error) {
 	build := func() ([]component.Component, []component.Component, error) {
 		lbCtl := component.InBackground(lb.New(lbConfig(cfg, clients), log))
