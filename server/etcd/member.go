@@ -106,14 +106,19 @@ func addLearner(ctx context.Context, h *HA, peer string) (string, error) {
 			list.Members = resp.Members
 			break
 		}
-		retry := strings.Contains(err.Error(), "too many learner members") || errors.Is(err, context.DeadlineExceeded) ||
-			strings.Contains(err.Error(), "deadline exceeded")
+		// Retried: another server's learner (etcd takes one at a time),
+		// a hung attempt, and a cluster not yet healthy after another
+		// joiner's promotion (etcd refuses to add while a voter is not
+		// connected).
+		msg := err.Error()
+		retry := strings.Contains(msg, "too many learner members") || errors.Is(err, context.DeadlineExceeded) ||
+			strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "unhealthy cluster")
 		if !retry {
 			return "", fmt.Errorf("add this server as an etcd learner: %w", err)
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("add this server as an etcd learner: another server's learner was not promoted in time: %w", err)
+			return "", fmt.Errorf("add this server as an etcd learner: the cluster did not accept a new member in time (another server's learner not promoted, or a member down): %w", err)
 		case <-time.After(time.Second):
 		}
 		if now, lerr := cli.MemberList(ctx); lerr == nil {
