@@ -43,6 +43,9 @@ type Credentials struct {
 	// certificate (one PEM file after TLS bootstrap).
 	TunnelServer          string
 	TunnelCert, TunnelKey string
+	// TunnelServers, when set, lists the other servers' hosts: the agent
+	// keeps a tunnel to each, so every apiserver reaches the node.
+	TunnelServers func() []string
 }
 
 // Components returns the agent's components in start order.
@@ -129,7 +132,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		vpnroute.New(vpnroute.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, Kubeconfig: creds.Kubeconfig}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Clients: clients}, log),
-		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, CACert: creds.ClientCA,
+		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, Servers: creds.TunnelServers, CACert: creds.ClientCA,
 			ClientCert: creds.TunnelCert, ClientKey: creds.TunnelKey, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, log),
 		&memoryTrim{log: log},
 	}, nil

@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 		return err
 	}
 	lb.LearnFrom(creds.Kubeconfig)
+	creds.TunnelServers = func() []string { return hosts(lb.Servers()) }
 	comps, err := Components(cfg.Agent, creds, log)
 	if err != nil {
 		return err

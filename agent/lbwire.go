@@ -57,3 +57,15 @@ func pointAt(url string, kubeconfigs ...string) error {
 	}
 	return nil
 }
+
+// hosts returns the hosts of host:port addresses (the apiservers the
+// load balancer knows): the tunnel dials their konnectivity port.
+func hosts(addrs []string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}

@@ -20,11 +20,9 @@ import (
 	"github.com/iks-dev/iks/internal/netapi"
 	"github.com/iks-dev/iks/server/apiserver"
 	"github.com/iks-dev/iks/server/controllers"
-	"github.com/iks-dev/iks/server/csrapprove"
 	"github.com/iks-dev/iks/server/etcd"
 	"github.com/iks-dev/iks/server/lb"
 	"github.com/iks-dev/iks/server/netctl"
-	"github.com/iks-dev/iks/server/nodeaddr"
 	"github.com/iks-dev/iks/server/secretsenc"
 	"github.com/iks-dev/iks/server/token"
 	"github.com/iks-dev/iks/server/tunnel"
@@ -87,11 +85,11 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if !cfg.BindAddress.IsUnspecified() {
 		agentBind = cfg.BindAddress
 	}
-	// Controllers that install a CRD start in the background: the local
-	// node does not wait for them, only the parts that use them do.
-	bgpPeers := component.InBackground(netctl.NewBGPPeers(clients, log))
-	lbCtl := component.InBackground(lb.New(lb.Config{Clients: clients, Subnets: cfg.PortableSubnets,
-		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log))
+	// Every server installs the CRDs its local node waits for, in the
+	// background: the node does not wait for them, only the parts that
+	// use them do.
+	bgpCRD := component.InBackground(&netctl.BGPPeerSetup{Clients: clients})
+	lbAPI := component.InBackground(lb.NewAPIObjects(lbConfig(cfg, clients), log))
 	comps := []component.Component{
 		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
 			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: etcdHA}, log),
@@ -117,25 +115,30 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		}, log),
 		newScheduler(cfg, log),
 		token.New(token.Config{DataDir: cfg.DataDir, CAHash: k.CAHash(), FromFlag: cfg.Token, Kubeconfig: admin}, log),
-		csrapprove.New(csrapprove.Config{Clients: clients}, log),
 		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain, BlockSize: cfg.IPAMBlockSize}}, log),
-		bgpPeers,
-		lbCtl,
-		nodeaddr.New(clients, log),
-		vpnController(cfg, admin, log),
+		bgpCRD,
+		lbAPI,
 	}
 	comps = insertAfter(comps, "tokens", haComponents(cfg, admin, log)...)
-	addons, err := addonComponents(cfg, admin, clients, log)
+	ctls, awaits, err := controllerComponents(cfg, admin, clients, []*component.Background{bgpCRD, lbAPI}, log)
 	if err != nil {
 		return err
 	}
-	comps = append(comps, addons...)
+	comps = append(comps, ctls...)
 	if !cfg.DisableAgent {
+		var tunnelServers func() []string
+		if cfg.HA.Enabled() {
+			// The local node keeps a tunnel to every server, as agents do.
+			list := &apiServers{clients: clients, log: log.With("component", "apiserver-list")}
+			comps = append(comps, list)
+			tunnelServers = list.Hosts
+		}
 		ac, err := agent.Components(cfg.Agent, agent.Credentials{
 			Kubeconfig: kubeconfigPath(cfg, "kubelet"), ClientCA: k.CACert,
 			ServingCert: k.KubeletServingCert, ServingKey: k.KubeletServingKey,
-			TunnelServer: cfg.NodeIP.String(), TunnelCert: k.KubeletClientCert, TunnelKey: k.KubeletClientKey,
+			TunnelServer: cfg.NodeIP.String(), TunnelServers: tunnelServers,
+			TunnelCert: k.KubeletClientCert, TunnelKey: k.KubeletClientKey,
 		}, log)
 		if err != nil {
 			return err
@@ -156,13 +159,14 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 				ac = slices.Delete(ac, i, i+1)
 			}
 		}
-		ac = insertBefore(ac, "routing", &component.Await{B: bgpPeers})
-		ac = insertBefore(ac, "lb-speaker", &component.Await{B: lbCtl})
+		ac = insertBefore(ac, "routing", &component.Await{B: bgpCRD})
+		ac = insertBefore(ac, "lb-speaker", &component.Await{B: lbAPI})
 		comps = append(comps, ac...)
 		comps = append(comps, &nodeRole{kubeconfig: admin, node: cfg.NodeName, log: log})
 	} else {
-		comps = append(comps, &component.Await{B: bgpPeers}, &component.Await{B: lbCtl})
+		comps = append(comps, &component.Await{B: bgpCRD}, &component.Await{B: lbAPI})
 	}
+	comps = append(comps, awaits...)
 	comps = append(comps, &defaultServiceAccount{kubeconfig: admin})
 	m := component.NewManager(log, comps...)
 	if err := m.Init(ctx); err != nil {

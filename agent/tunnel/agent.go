@@ -4,7 +4,9 @@
 // The agent dials out to the iks server's Konnectivity port with the
 // kubelet's client certificate and keeps a gRPC stream open; the server
 // sends kube-apiserver's connections to this node (kubelet, pods) down that
-// stream and the agent opens them locally. It registers under the node's
+// stream and the agent opens them locally. Each apiserver egresses only
+// through its own server's tunnel end, so with several servers the agent
+// keeps one tunnel to each (Config.Servers), following the list. It registers under the node's
 // name and IP (agent identifiers "ipv4=<ip>&host=<name>"), so the server
 // picks this agent for traffic to this node. It reconnects with backoff
 // (SyncInterval growing to SyncIntervalCap) after a server restart or a
@@ -19,17 +21,17 @@ package tunnel
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
-
-	anpagent "sigs.k8s.io/apiserver-network-proxy/pkg/agent"
 
 	"github.com/iks-dev/iks/internal/component"
 )
@@ -47,6 +49,11 @@ const (
 type Config struct {
 	// ServerHost is the iks server's address as its certificate names it.
 	ServerHost string
+	// Servers, when set, returns the other servers (hosts, or host:port)
+	// to keep a tunnel to besides ServerHost; it is read every few
+	// seconds and tunnels follow its changes. Every apiserver reaches
+	// the nodes only through its own server's tunnel end.
+	Servers func() []string
 	// ServerPort defaults to DefaultServerPort.
 	ServerPort int
 	// CACert is the cluster CA, which signed the server's certificate.
@@ -96,17 +103,16 @@ type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	runner component.Runner
-	state  *tunnelState
 
-	mu sync.Mutex
-	cs *anpagent.ClientSet
+	mu    sync.Mutex
+	links map[string]*link // by server address
 }
 
 // New returns the component.
 func New(cfg Config, log *slog.Logger) *Agent {
 	cfg = cfg.withDefaults()
 	log = log.With("component", "konnectivity-agent")
-	return &Agent{cfg: cfg, log: log, state: newTunnelState(log, cfg)}
+	return &Agent{cfg: cfg, log: log}
 }
 
 // Name implements component.Component.
@@ -145,47 +151,89 @@ func (a *Agent) run(ctx context.Context) error {
 	if tlsConfig == nil {
 		return nil // stopped while waiting
 	}
-	d := newDialer()
-	c := a.cfg
-	stopCh := make(chan struct{})
-	cs := (&anpagent.ClientSetConfig{
-		Address:          c.ServerAddress(),
-		AgentID:          c.NodeName,
-		AgentIdentifiers: AgentIdentifiers(c.NodeName, c.NodeIP),
-		SyncInterval:     c.SyncInterval,
-		ProbeInterval:    time.Second,
-		SyncIntervalCap:  c.SyncIntervalCap,
-		DialOptions:      dialOptions(tlsConfig, d, a.state),
-		XfrChannelSize:   xfrChannelSize,
-	}).NewAgentClientSet(make(chan struct{}), stopCh)
-	cs.SetServerCounter(anpagent.NewResponseBasedCounter(cs))
-	a.log.Info("connecting the tunnel to the konnectivity server", "server", c.ServerAddress(), "identifiers", AgentIdentifiers(c.NodeName, c.NodeIP))
-	cs.Serve()
-	a.mu.Lock()
-	a.cs = cs
-	a.mu.Unlock()
-
-	<-ctx.Done()
-
-	// Stop: no new connections, cut the current ones; the client set then
-	// drops its clients. Its sync goroutine cannot be joined: it returns
-	// after its current backoff sleep (at most SyncIntervalCap).
-	a.state.stop()
-	close(stopCh)
-	d.closeAll()
-	deadline := time.Now().Add(2 * time.Second)
-	for cs.ClientsCount() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	t := time.NewTicker(serversRefresh)
+	defer t.Stop()
+	for {
+		a.follow(tlsConfig)
+		select {
+		case <-ctx.Done():
+			a.mu.Lock()
+			var all []*link
+			for _, l := range a.links {
+				all = append(all, l)
+			}
+			a.links = nil
+			a.mu.Unlock()
+			closeAll(all)
+			return nil
+		case <-t.C:
+		}
 	}
-	return nil
 }
 
-// Connected reports whether the tunnel to the server is up.
-func (a *Agent) Connected() bool {
+// follow opens links to the servers that have none and closes those to
+// servers no longer listed.
+func (a *Agent) follow(tlsConfig *tls.Config) {
+	want := a.cfg.serverAddresses()
 	a.mu.Lock()
-	cs := a.cs
+	if a.links == nil {
+		a.links = map[string]*link{}
+	}
+	var gone []*link
+	for addr, l := range a.links {
+		if !slices.Contains(want, addr) {
+			gone = append(gone, l)
+			delete(a.links, addr)
+		}
+	}
+	var added []string
+	for _, addr := range want {
+		if a.links[addr] == nil {
+			a.links[addr] = a.connect(addr, tlsConfig)
+			added = append(added, addr)
+		}
+	}
 	a.mu.Unlock()
-	return cs != nil && cs.HealthyClientsCount() > 0
+	for _, l := range gone {
+		a.log.Info("closing the tunnel to a server no longer listed", "server", l.addr)
+	}
+	if len(gone) > 0 {
+		go closeAll(gone)
+	}
+	if len(added) > 0 && len(want) > 1 {
+		a.log.Info("tunnels follow the server list", "servers", want)
+	}
+}
+
+// ConnectedServers returns the servers the tunnel is up to.
+func (a *Agent) ConnectedServers() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for addr, l := range a.links {
+		if l.cs.HealthyClientsCount() > 0 {
+			out = append(out, addr)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Connected reports whether the tunnel to at least one server is up.
+func (a *Agent) Connected() bool { return len(a.ConnectedServers()) > 0 }
+
+// lastErrors are the latest failures of the links that are down.
+func (a *Agent) lastErrors() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for addr, l := range a.links {
+		if err := l.state.err(); err != nil {
+			out = append(out, addr+": "+err.Error())
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // WaitConnected blocks until the tunnel is up or ctx ends.
@@ -196,7 +244,7 @@ func (a *Agent) WaitConnected(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("tunnel to the konnectivity server %s not connected (last error: %v): %w", a.cfg.ServerAddress(), a.state.err(), ctx.Err())
+			return fmt.Errorf("tunnel to the konnectivity servers %v not connected (last errors: %v): %w", a.cfg.serverAddresses(), a.lastErrors(), ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -35,9 +35,9 @@ type tunnelState struct {
 	downSince time.Time
 }
 
-func newTunnelState(log *slog.Logger, c Config) *tunnelState {
+func newTunnelState(log *slog.Logger, server string, c Config) *tunnelState {
 	return &tunnelState{
-		log: log, server: c.ServerAddress(), downSince: time.Now(),
+		log: log, server: server, downSince: time.Now(),
 		retry: "backoff " + c.SyncInterval.String() + " growing to " + c.SyncIntervalCap.String(),
 	}
 }

@@ -68,6 +68,9 @@ func hasMember(dir string) bool {
 	return err == nil
 }
 
+// addAttemptTimeout bounds one MemberAddAsLearner call.
+const addAttemptTimeout = 15 * time.Second
+
 // addLearner adds this member as a learner (or finds it added by an
 // earlier attempt) and returns the initial-cluster string to start it with.
 func addLearner(ctx context.Context, h *HA, peer string, log *slog.Logger) (string, error) {
@@ -94,7 +97,12 @@ func addLearner(ctx context.Context, h *HA, peer string, log *slog.Logger) (stri
 		}
 	}
 	for !found {
-		resp, err := cli.MemberAddAsLearner(ctx, []string{peer})
+		// One attempt may hang on a busy cluster (seen under load: a
+		// call that never returned): bound each, then look whether it
+		// was applied before trying again.
+		actx, acancel := context.WithTimeout(ctx, addAttemptTimeout)
+		resp, err := cli.MemberAddAsLearner(actx, []string{peer})
+		acancel()
 		if err == nil {
 			list.Members = resp.Members
 			break
@@ -108,6 +116,13 @@ func addLearner(ctx context.Context, h *HA, peer string, log *slog.Logger) (stri
 		case <-ctx.Done():
 			return "", fmt.Errorf("add this server as an etcd learner: %s, and still so after 3 minutes: %w", why, err)
 		case <-time.After(time.Second):
+		}
+		if now, lerr := cli.MemberList(ctx); lerr == nil {
+			for _, m := range now.Members {
+				if slices.Contains(m.PeerURLs, peer) {
+					list, found = now, true
+				}
+			}
 		}
 	}
 	var parts []string
@@ -139,6 +154,7 @@ func retryableAdd(err error) string {
 		{"no leader", "etcd is electing a leader"},
 		{"leader changed", "etcd is electing a leader"},
 		{"request timed out", "etcd is busy"},
+		{"deadline exceeded", "an attempt hung (a busy cluster); it may have been applied"},
 	} {
 		if strings.Contains(err.Error(), c.msg) {
 			return c.why

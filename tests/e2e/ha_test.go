@@ -85,6 +85,11 @@ func TestHAServers(t *testing.T) {
 		}
 	})
 
+	t.Run("one server runs iks's own controllers", func(t *testing.T) {
+		l := waitControllersLeader(t, clients[s1.Name], srvs, nil, time.Minute)
+		checkOneControllersLeader(t, l, srvs)
+	})
+
 	// The agent joins the etcd leader's server: killing it must go
 	// unnoticed through the agent's load balancer.
 	leader := etcdLeader(t, ec, srvs)
@@ -118,6 +123,9 @@ func TestHAServers(t *testing.T) {
 		}
 	})
 
+	// A CoreDNS pod runs on the agent (the only node): its logs are what
+	// kubectl logs reads through the apiservers.
+	dnsPod := waitDNSPods(t, s1, clients[s1.Name], 1, 2*time.Minute)[0]
 	t.Run("kill -9 of the etcd leader's server loses no acknowledged write, the agent stays Ready", func(t *testing.T) {
 		if now := etcdLeader(t, ec, srvs); now != leader {
 			t.Logf("etcd leadership moved to %s; killing %s, the agent's server", now.Name, leader.Name)
@@ -135,7 +143,7 @@ func TestHAServers(t *testing.T) {
 		acked, gap := w.stop()
 		t.Logf("longest gap between acknowledged writes: %s; %d writes acknowledged", gap.Round(time.Millisecond), len(acked))
 		if gap > 5*time.Second {
-			t.Errorf("writes stalled %s after the kill (want ≤ 5s)", gap)
+			t.Errorf("writes stalled %s after the kill (want ≤ 5s); the writer's latest failures:\n%s", gap, strings.Join(w.errs, "\n"))
 		}
 		var other *testutil.Node
 		for _, s := range srvs {
@@ -158,6 +166,13 @@ func TestHAServers(t *testing.T) {
 			}
 		}
 		checkAgentAlive(t, clients[other.Name], agent, killed)
+		// The agent keeps a tunnel to every server: each surviving
+		// apiserver reaches its kubelet while its own server is down.
+		for _, s := range srvs {
+			if s != leader {
+				checkPodLogsThrough(t, clients[s.Name], s.Name, dnsPod)
+			}
+		}
 		if leader == s1 {
 			leader.Start("--disable-agent", "--cluster-init")
 		} else {
@@ -168,6 +183,54 @@ func TestHAServers(t *testing.T) {
 		if !names[leader.Name] {
 			t.Errorf("%s did not rejoin etcd: %v", leader.Name, names)
 		}
+	})
+
+	t.Run("kill -9 of the iks controllers' leader: another server takes over; deleting its Node drops its etcd member", func(t *testing.T) {
+		old := waitControllersLeader(t, clients[s1.Name], srvs, nil, time.Minute)
+		var alive []*testutil.Node
+		for _, s := range srvs {
+			if s != old {
+				alive = append(alive, s)
+			}
+		}
+		cs := clients[alive[0].Name]
+		waitMembersInStep(t, ec, srvs, 2*time.Minute)
+		killed := time.Now()
+		old.Kill()
+		next := waitControllersLeader(t, cs, srvs, old, 45*time.Second)
+		t.Logf("%s took over the iks controllers from %s %s after the kill", next.Name, old.Name, time.Since(killed).Round(100*time.Millisecond))
+		checkLBHandledBy(t, cs, "lb-after-failover", next, alive)
+
+		// The killed server's Node (servers here run no agent: stand one
+		// in, labelled as a server's) is deleted: the leader removes the
+		// stopped server's etcd member.
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: old.Name, Labels: map[string]string{"node-role.kubernetes.io/control-plane": "true"}}}
+		if _, err := cs.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.CoreV1().Nodes().Delete(context.Background(), old.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		names := waitVoters(t, ec, 2, 30*time.Second)
+		if names[old.Name] {
+			t.Errorf("%s still an etcd member after its Node was deleted: %v", old.Name, names)
+		}
+		if !logLine(next, "removed its etcd member", "node="+old.Name+" ") {
+			t.Errorf("the leader %s did not log removing %s's etcd member", next.Name, old.Name)
+		}
+		// It comes back as a new member, with an empty data dir.
+		if err := os.RemoveAll(old.DataDir); err != nil {
+			t.Fatal(err)
+		}
+		old.Start("--disable-agent", "--server", "https://"+next.IP+":6443", "--token", token)
+		waitControlPlaneReady(t, old)
+		if names := waitVoters(t, ec, 3, time.Minute); !names[old.Name] {
+			t.Errorf("%s did not rejoin etcd: %v", old.Name, names)
+		}
+		eventually(t, 30*time.Second, "the rejoined "+old.Name+"'s apiserver serving the cluster's data", func() error {
+			_, err := clients[old.Name].CoreV1().ConfigMaps("default").Get(context.Background(), "from-ha3", metav1.GetOptions{})
+			return err
+		})
 	})
 
 	t.Run("iks server remove takes a stopped server out of etcd", func(t *testing.T) {

@@ -46,7 +46,9 @@ func (n *Node) Dump() {
 		out, _ := n.Net.Exec(c...)
 		n.t.Logf("===== %s: %s\n%s", n.Name, strings.Join(c, " "), out)
 	}
-	if out, err := n.Kubectl("get", "-A", "-o", "wide", "nodes,pods,deploy,events"); err == nil {
+	// Bounded: a server whose peers were stopped first has lost its
+	// quorum, and its apiserver would hold the request for minutes.
+	if out, err := n.Kubectl("get", "--request-timeout=15s", "-A", "-o", "wide", "nodes,pods,deploy,events"); err == nil {
 		n.t.Logf("===== %s: kubectl get -A\n%s", n.Name, out)
 	}
 }
