@@ -3,23 +3,15 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/transport"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/iks-dev/iks/tests/testutil"
 )
@@ -58,13 +50,13 @@ func TestHAServers(t *testing.T) {
 		s.Start("--disable-agent", "--server", url, "--token", token)
 	}
 	for _, s := range srvs {
-		waitControlPlaneReady(t, s)
+		testutil.WaitControlPlaneReady(t, s, 4*time.Minute)
 	}
 	t.Logf("two servers joined in %s", time.Since(t0).Round(100*time.Millisecond))
 
-	ec := etcdClient(t, nw, s1, srvs)
+	ec := testutil.EtcdClient(t, nw, s1, srvs)
 	t.Run("three voting etcd members", func(t *testing.T) {
-		names := waitVoters(t, ec, 3, time.Minute)
+		names := testutil.WaitVoters(t, ec, 3, time.Minute)
 		for _, s := range srvs {
 			if !names[s.Name] {
 				t.Errorf("no voting etcd member %s: %v", s.Name, names)
@@ -73,7 +65,7 @@ func TestHAServers(t *testing.T) {
 	})
 	clients := map[string]kubernetes.Interface{}
 	for _, s := range srvs {
-		clients[s.Name] = serverClient(t, nw, s1, s.IP)
+		clients[s.Name] = testutil.ServerClient(t, nw, s1, s.IP, writeTimeout)
 	}
 	t.Run("every apiserver serves the same data", func(t *testing.T) {
 		if _, err := clients[srvs[2].Name].CoreV1().ConfigMaps("default").Create(context.Background(),
@@ -92,7 +84,7 @@ func TestHAServers(t *testing.T) {
 
 	// The agent joins the etcd leader's server: killing it must go
 	// unnoticed through the agent's load balancer.
-	leader := etcdLeader(t, ec, srvs)
+	leader := testutil.EtcdLeader(t, ec, srvs)
 	agent := testutil.NewNodeOn(t, "haw", nw, "b", 20).AsAgent("https://"+leader.IP+":6443", token)
 	agent.Start()
 	agent.WaitReady(4 * time.Minute)
@@ -127,23 +119,23 @@ func TestHAServers(t *testing.T) {
 	// kubectl logs reads through the apiservers.
 	dnsPod := waitDNSPods(t, s1, clients[s1.Name], 1, 2*time.Minute)[0]
 	t.Run("kill -9 of the etcd leader's server loses no acknowledged write, the agent stays Ready", func(t *testing.T) {
-		if now := etcdLeader(t, ec, srvs); now != leader {
+		if now := testutil.EtcdLeader(t, ec, srvs); now != leader {
 			t.Logf("etcd leadership moved to %s; killing %s, the agent's server", now.Name, leader.Name)
 		}
 		// Killing the leader keeps a quorum only when both other members
 		// are in step: wait for that, so a lagging member is named here
 		// rather than seen as a write stall.
-		waitMembersInStep(t, ec, srvs, 2*time.Minute)
-		w := startWriter(srvs, clients)
-		w.waitAcks(t, 20, 30*time.Second)
+		testutil.WaitMembersInStep(t, ec, srvs, 2*time.Minute)
+		w := testutil.StartWriter("w", serverClients(srvs, clients), serverNames(srvs))
+		w.WaitAcksAfter(t, time.Time{}, 20, 30*time.Second)
 		killed := time.Now()
 		leader.Kill()
-		t.Logf("killed %s (etcd leader) after %d acknowledged writes", leader.Name, w.count())
-		w.waitAcksAfter(t, killed, 20, time.Minute)
-		acked, gap := w.stop()
+		t.Logf("killed %s (etcd leader) after %d acknowledged writes", leader.Name, w.Count())
+		w.WaitAcksAfter(t, killed, 20, time.Minute)
+		acked, gap := w.Stop()
 		t.Logf("longest gap between acknowledged writes: %s; %d writes acknowledged", gap.Round(time.Millisecond), len(acked))
 		if gap > 5*time.Second {
-			t.Errorf("writes stalled %s after the kill (want ≤ 5s); the writer's latest failures:\n%s", gap, strings.Join(w.errs, "\n"))
+			t.Errorf("writes stalled %s after the kill (want ≤ 5s); the writer's latest failures:\n%s", gap, w.Failures())
 		}
 		var other *testutil.Node
 		for _, s := range srvs {
@@ -152,7 +144,7 @@ func TestHAServers(t *testing.T) {
 				break
 			}
 		}
-		list, err := clients[other.Name].CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{LabelSelector: "ha-writer=1"})
+		list, err := clients[other.Name].CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{LabelSelector: testutil.WriterLabel + "=w"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,8 +170,8 @@ func TestHAServers(t *testing.T) {
 		} else {
 			leader.Start("--disable-agent", "--server", url, "--token", token)
 		}
-		waitControlPlaneReady(t, leader)
-		names := waitVoters(t, ec, 3, time.Minute)
+		testutil.WaitControlPlaneReady(t, leader, 4*time.Minute)
+		names := testutil.WaitVoters(t, ec, 3, time.Minute)
 		if !names[leader.Name] {
 			t.Errorf("%s did not rejoin etcd: %v", leader.Name, names)
 		}
@@ -194,7 +186,7 @@ func TestHAServers(t *testing.T) {
 			}
 		}
 		cs := clients[alive[0].Name]
-		waitMembersInStep(t, ec, srvs, 2*time.Minute)
+		testutil.WaitMembersInStep(t, ec, srvs, 2*time.Minute)
 		killed := time.Now()
 		old.Kill()
 		next := waitControllersLeader(t, cs, srvs, old, 45*time.Second)
@@ -211,7 +203,7 @@ func TestHAServers(t *testing.T) {
 		if err := cs.CoreV1().Nodes().Delete(context.Background(), old.Name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		names := waitVoters(t, ec, 2, 30*time.Second)
+		names := testutil.WaitVoters(t, ec, 2, 30*time.Second)
 		if names[old.Name] {
 			t.Errorf("%s still an etcd member after its Node was deleted: %v", old.Name, names)
 		}
@@ -223,8 +215,8 @@ func TestHAServers(t *testing.T) {
 			t.Fatal(err)
 		}
 		old.Start("--disable-agent", "--server", "https://"+next.IP+":6443", "--token", token)
-		waitControlPlaneReady(t, old)
-		if names := waitVoters(t, ec, 3, time.Minute); !names[old.Name] {
+		testutil.WaitControlPlaneReady(t, old, 4*time.Minute)
+		if names := testutil.WaitVoters(t, ec, 3, time.Minute); !names[old.Name] {
 			t.Errorf("%s did not rejoin etcd: %v", old.Name, names)
 		}
 		eventually(t, 30*time.Second, "the rejoined "+old.Name+"'s apiserver serving the cluster's data", func() error {
@@ -245,7 +237,7 @@ func TestHAServers(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "2 members remain") || !strings.Contains(string(out), "odd number") {
 			t.Fatalf("iks server remove %s: %v\n%s", victim.Name, err, out)
 		}
-		names := waitVoters(t, ec, 2, 30*time.Second)
+		names := testutil.WaitVoters(t, ec, 2, 30*time.Second)
 		if names[victim.Name] {
 			t.Errorf("%s still an etcd member: %v", victim.Name, names)
 		}
@@ -254,257 +246,6 @@ func TestHAServers(t *testing.T) {
 			t.Errorf("write after the removal: %v", err)
 		}
 	})
-}
-
-// waitControlPlaneReady waits for a --disable-agent server's ready line.
-func waitControlPlaneReady(t *testing.T, n *testutil.Node) {
-	t.Helper()
-	deadline := time.Now().Add(4 * time.Minute)
-	for time.Now().Before(deadline) {
-		if exited, err := n.Exited(); exited {
-			log := n.Log()
-			if len(log) > 5000 {
-				log = log[len(log)-5000:]
-			}
-			t.Fatalf("%s exited: %v\n%s", n.Name, err, log)
-		}
-		log := n.Log()
-		if i := strings.LastIndex(log, "===== start"); i >= 0 && strings.Contains(log[i:], "control plane ready in") {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("control plane of %s not ready after 4m", n.Name)
-}
-
-// serverClient is an admin client of the apiserver at ip, dialled from
-// the router namespace (alive whichever server dies).
-func serverClient(t *testing.T, nw *testutil.Network, s1 *testutil.Node, ip string) kubernetes.Interface {
-	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", s1.Kubeconfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Host = "https://" + ip + ":6443"
-	cfg.Dial = nw.Router.DialContext
-	// A client that gives up on a request after 2 s and retries at the
-	// next server: a write in flight when the etcd leader dies otherwise
-	// waits out etcd's request timeout (5 s + 2 election timeouts).
-	cfg.Timeout = 2 * time.Second
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
-}
-
-// etcdClient reaches every server's etcd from the router namespace.
-func etcdClient(t *testing.T, nw *testutil.Network, s1 *testutil.Node, srvs []*testutil.Node) *clientv3.Client {
-	t.Helper()
-	tls := filepath.Join(s1.DataDir, "server", "tls")
-	tc, err := transport.TLSInfo{CertFile: filepath.Join(tls, "apiserver-etcd-client.crt"),
-		KeyFile: filepath.Join(tls, "apiserver-etcd-client.key"), TrustedCAFile: filepath.Join(tls, "etcd", "ca.crt")}.ClientConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var eps []string
-	for _, s := range srvs {
-		eps = append(eps, "https://"+s.IP+":2379")
-	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return nw.Router.DialContext(ctx, "tcp", addr)
-		})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// waitVoters waits for want started voting members and returns their names.
-func waitVoters(t *testing.T, c *clientv3.Client, want int, timeout time.Duration) map[string]bool {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		list, err := c.MemberList(ctx)
-		cancel()
-		if err == nil {
-			names := map[string]bool{}
-			for _, m := range list.Members {
-				if !m.IsLearner && m.Name != "" {
-					names[m.Name] = true
-				}
-			}
-			if len(names) == want && len(list.Members) == want {
-				return names
-			}
-			last = fmt.Sprint(list.Members)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("not %d voting etcd members after %s: %s", want, timeout, last)
-	return nil
-}
-
-// waitMembersInStep waits until every server's etcd member answers, sees
-// the same leader and has applied within 50 entries of the leader.
-func waitMembersInStep(t *testing.T, c *clientv3.Client, srvs []*testutil.Node, timeout time.Duration) {
-	t.Helper()
-	t0 := time.Now()
-	deadline := t0.Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		last = membersOutOfStep(c, srvs)
-		if last == "" {
-			t.Logf("etcd members in step after %s", time.Since(t0).Round(time.Millisecond))
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("etcd members not in step after %s: %s", timeout, last)
-}
-
-// membersOutOfStep says what keeps the members from being in step ("" if
-// nothing does).
-func membersOutOfStep(c *clientv3.Client, srvs []*testutil.Node) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	var leader uint64
-	var applied []uint64
-	for _, s := range srvs {
-		st, err := c.Status(ctx, "https://"+s.IP+":2379")
-		if err != nil {
-			return fmt.Sprintf("%s: %v", s.Name, err)
-		}
-		if len(st.Errors) > 0 {
-			return fmt.Sprintf("%s: %v", s.Name, st.Errors)
-		}
-		if st.IsLearner {
-			return s.Name + " is a learner"
-		}
-		if leader != 0 && st.Leader != leader {
-			return fmt.Sprintf("%s sees leader %x, another member %x", s.Name, st.Leader, leader)
-		}
-		leader = st.Leader
-		applied = append(applied, st.RaftAppliedIndex)
-	}
-	if lo, hi := slices.Min(applied), slices.Max(applied); hi-lo > 50 {
-		return fmt.Sprintf("applied indexes %v differ by %d", applied, hi-lo)
-	}
-	return ""
-}
-
-// etcdLeader returns the server whose member leads etcd.
-func etcdLeader(t *testing.T, c *clientv3.Client, srvs []*testutil.Node) *testutil.Node {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, s := range srvs {
-		st, err := c.Status(ctx, "https://"+s.IP+":2379")
-		if err == nil && st.Leader == st.Header.MemberId {
-			return s
-		}
-	}
-	t.Fatal("no etcd leader found")
-	return nil
-}
-
-// writer creates ConfigMaps one after another through whichever apiserver
-// answers, recording each acknowledged one.
-type writer struct {
-	mu    sync.Mutex
-	acked []string
-	times []time.Time
-	errs  []string // the latest failures, for the failure message
-	done  chan struct{}
-	wg    sync.WaitGroup
-}
-
-func startWriter(srvs []*testutil.Node, clients map[string]kubernetes.Interface) *writer {
-	w := &writer{done: make(chan struct{})}
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		cur := 0
-		for i := 0; ; i++ {
-			name := fmt.Sprintf("w-%05d", i)
-			for {
-				select {
-				case <-w.done:
-					return
-				default:
-				}
-				cs := clients[srvs[cur].Name]
-				_, err := cs.CoreV1().ConfigMaps("default").Create(context.Background(), &corev1.ConfigMap{
-					ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"ha-writer": "1"}}}, metav1.CreateOptions{})
-				if err == nil || strings.Contains(err.Error(), "already exists") {
-					w.mu.Lock()
-					w.acked, w.times = append(w.acked, name), append(w.times, time.Now())
-					w.mu.Unlock()
-					break
-				}
-				w.mu.Lock()
-				w.errs = append(w.errs, fmt.Sprintf("%s %s: %v", time.Now().Format("15:04:05.000"), srvs[cur].Name, err))
-				if len(w.errs) > 12 {
-					w.errs = w.errs[1:]
-				}
-				w.mu.Unlock()
-				cur = (cur + 1) % len(srvs)
-			}
-		}
-	}()
-	return w
-}
-
-func (w *writer) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.acked)
-}
-
-func (w *writer) waitAcks(t *testing.T, n int, timeout time.Duration) {
-	t.Helper()
-	w.waitAcksAfter(t, time.Time{}, n, timeout)
-}
-
-// waitAcksAfter waits for n writes acknowledged after since.
-func (w *writer) waitAcksAfter(t *testing.T, since time.Time, n int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		w.mu.Lock()
-		c := 0
-		for _, at := range w.times {
-			if at.After(since) {
-				c++
-			}
-		}
-		w.mu.Unlock()
-		if c >= n {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	t.Fatalf("fewer than %d writes acknowledged within %s; the latest failures:\n%s", n, timeout, strings.Join(w.errs, "\n"))
-}
-
-// stop ends the writer and returns the acknowledged names and the longest
-// gap between two acknowledgements.
-func (w *writer) stop() ([]string, time.Duration) {
-	close(w.done)
-	w.wg.Wait()
-	var gap time.Duration
-	for i := 1; i < len(w.times); i++ {
-		gap = max(gap, w.times[i].Sub(w.times[i-1]))
-	}
-	return w.acked, gap
 }
 
 // checkAgentAlive requires the agent's kubelet to renew its node lease
@@ -540,4 +281,28 @@ func checkAgentAlive(t *testing.T, cs kubernetes.Interface, agent *testutil.Node
 		time.Sleep(time.Second)
 	}
 	t.Errorf("agent %s did not renew its node lease within 45s of the kill (%s)", agent.Name, last)
+}
+
+// writeTimeout: the test's clients give up on a request after 2 s and
+// retry at the next server, as a careful client does: a write in flight
+// to a survivor when the etcd leader dies otherwise waits out etcd's
+// request timeout (5 s + 2 election timeouts).
+const writeTimeout = 2 * time.Second
+
+// serverClients lists the clients of srvs in their order.
+func serverClients(srvs []*testutil.Node, clients map[string]kubernetes.Interface) []kubernetes.Interface {
+	var out []kubernetes.Interface
+	for _, s := range srvs {
+		out = append(out, clients[s.Name])
+	}
+	return out
+}
+
+// serverNames lists the names of srvs in their order.
+func serverNames(srvs []*testutil.Node) []string {
+	var out []string
+	for _, s := range srvs {
+		out = append(out, s.Name)
+	}
+	return out
 }

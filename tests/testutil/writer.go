@@ -75,6 +75,13 @@ func (w *Writer) Count() int {
 	return len(w.acked)
 }
 
+// Failures are the latest failed attempts, one per line.
+func (w *Writer) Failures() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.errs, "\n")
+}
+
 // WaitAcksAfter waits for n writes acknowledged after since and returns
 // the time of the first of them.
 func (w *Writer) WaitAcksAfter(t testing.TB, since time.Time, n int, timeout time.Duration) time.Time {
