@@ -114,6 +114,9 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 			SAKey: k.ServiceAccountKey, ServiceCIDR: cfg.ServiceCIDR, ExtraArgs: leaderElectArgs(cfg),
 		}, log),
 		newScheduler(cfg, log),
+		// Before tokens: an agent may join the moment the token file
+		// appears, and uses these grants.
+		&nodeRBAC{kubeconfig: admin},
 		token.New(token.Config{DataDir: cfg.DataDir, CAHash: k.CAHash(), FromFlag: cfg.Token, Kubeconfig: admin}, log),
 		netctl.New(netctl.Config{Kubeconfig: admin, Network: netapi.ClusterNetwork{PodCIDR: cfg.ClusterCIDR,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain, BlockSize: cfg.IPAMBlockSize}}, log),
@@ -153,8 +156,17 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		// certificates are issued above, not by CSR): it starts as soon
 		// as the apiserver serves and registers the Node while the
 		// server's controllers start, instead of after them.
-		for _, name := range []string{"containerd", "kubelet"} {
-			if i := slices.IndexFunc(ac, func(c component.Component) bool { return c.Name() == name }); i >= 0 {
+		//
+		// Then the node's own network, which is what kubelet waits for to
+		// report the Node Ready (its IPAM block and the CNI config), behind
+		// only the network API it uses; kube-proxy starts beside it. The
+		// cluster's controllers and add-ons start after, while the node is
+		// already Ready.
+		for _, name := range []string{"containerd", "kubelet", "network-api", "node-rbac", "api-clients", "binaries", "kube-proxy (background)", "ipam", "pod-network"} {
+			if i := slices.IndexFunc(comps, func(c component.Component) bool { return c.Name() == name }); i >= 0 {
+				c := comps[i]
+				comps = insertBefore(slices.Delete(comps, i, i+1), "kube-controller-manager", c)
+			} else if i := slices.IndexFunc(ac, func(c component.Component) bool { return c.Name() == name }); i >= 0 {
 				comps = insertBefore(comps, "kube-controller-manager", ac[i])
 				ac = slices.Delete(ac, i, i+1)
 			}

@@ -14,8 +14,6 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/iks-dev/iks/internal/kubeutil"
-
-	"github.com/iks-dev/iks/server/rbac"
 )
 
 // Config of the Tokens component.
@@ -84,7 +82,7 @@ func (t *Tokens) Token() Token {
 	return t.tok
 }
 
-// Start ensures the server token's Secret and the bootstrap RBAC. It
+// Start ensures the server token's Secret. It
 // retries conflicts and server-side transient errors until ctx ends.
 func (t *Tokens) Start(ctx context.Context) error {
 	tok := t.Token()
@@ -101,10 +99,9 @@ func (t *Tokens) Start(ctx context.Context) error {
 	}
 	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 8, Cap: 5 * time.Second}
 	err := retry.OnError(backoff, transient, func() error {
-		if err := EnsureSecret(ctx, cs, tok, ServerTokenDescription); err != nil {
-			return err
-		}
-		return rbac.Apply(ctx, cs, rbac.Nodes())
+		// The RBAC this token's joiners use is the server's node-rbac
+		// step (server/noderbac.go), applied before this.
+		return EnsureSecret(ctx, cs, tok, ServerTokenDescription)
 	})
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)

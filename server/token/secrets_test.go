@@ -183,9 +183,6 @@ func TestTokensComponent(t *testing.T) {
 	if string(s.Data["token-secret"]) != tok.Secret {
 		t.Error("server token Secret does not hold the recorded secret")
 	}
-	if _, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, "iks-kubelet-bootstrap", metav1.GetOptions{}); err != nil {
-		t.Errorf("RBAC not ensured: %v", err)
-	}
 	if err := c.Stop(ctx); err != nil {
 		t.Error(err)
 	}
