@@ -21,7 +21,6 @@ import (
 	"github.com/iks-dev/iks/server/apiserver"
 	"github.com/iks-dev/iks/server/controllers"
 	"github.com/iks-dev/iks/server/csrapprove"
-	"github.com/iks-dev/iks/server/etcd"
 	"github.com/iks-dev/iks/server/lb"
 	"github.com/iks-dev/iks/server/netctl"
 	"github.com/iks-dev/iks/server/nodeaddr"
@@ -65,6 +64,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	}
 	log.Info("certificates ready", "dir", cfg.Paths().TLSDir(), "took", time.Since(t0).Round(time.Millisecond).String())
 	p := cfg.Paths()
+	ds := etcdForAPIServer(cfg, k)
 	admin := kubeconfigPath(cfg, "admin")
 	// One set of clients and shared informers for the server's own
 	// controllers, stopped once they all have.
@@ -93,8 +93,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	lbCtl := component.InBackground(lb.New(lb.Config{Clients: clients, Subnets: cfg.PortableSubnets,
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}, log))
 	comps := []component.Component{
-		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
-			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: etcdHA}, log),
+		datastoreComponent(cfg, k, etcdHA, log),
 		snapshots,
 		// The master tunnel: kube-apiserver reaches kubelets and pods only
 		// through the agents that nodes connect out with.
@@ -103,7 +102,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		apiserver.New(apiserver.Config{
 			BindAddress: cfg.BindAddress, AdvertiseAddress: cfg.NodeIP, Port: config.APIServerPort,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain,
-			EtcdURL: etcd.ClientURL, EtcdCA: k.EtcdCACert, EtcdCert: k.APIServerEtcdClientCert, EtcdKey: k.APIServerEtcdClientKey,
+			EtcdURL: ds.URL, EtcdCA: ds.CA, EtcdCert: ds.Cert, EtcdKey: ds.Key,
 			CA: k.CACert, ServingCert: k.APIServerChainCert, ServingKey: k.APIServerKey,
 			KubeletClientCert: k.APIServerKubeletClientCert, KubeletClientKey: k.APIServerKubeletClientKey,
 			FrontProxyCA: k.FrontProxyCACert, FrontProxyCert: k.FrontProxyClientCert, FrontProxyKey: k.FrontProxyClientKey,

@@ -90,7 +90,13 @@ func Join(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		if f == "server/tls/ca.crt" {
 			continue
 		}
-		if err := fsutil.WriteFileAtomic(p, b[f], mode); err != nil {
+		data := b[f]
+		if f == "server/cluster.json" {
+			if data, err = ownDatastore(data, cfg); err != nil {
+				return err
+			}
+		}
+		if err := fsutil.WriteFileAtomic(p, data, mode); err != nil {
 			return err
 		}
 	}
@@ -120,7 +126,29 @@ func sameCluster(b Bundle, cfg *config.Server) error {
 	if ci.IPAMBlockSize != 0 {
 		check("--ipam-block-size", fmt.Sprint(ci.IPAMBlockSize), fmt.Sprint(cfg.IPAMBlockSize))
 	}
+	// A server on an external datastore may join a cluster on embedded
+	// etcd (that etcd is then its datastore), not the other way round.
+	if ci.Datastore.External() && cfg.Datastore.External == nil {
+		errs = append(errs, fmt.Errorf("the cluster at %s keeps its state in the external datastore %s: pass --datastore-endpoint %s "+
+			"with --datastore-cafile/--datastore-certfile/--datastore-keyfile for it", cfg.HA.JoinURL,
+			strings.Join(ci.Datastore.Endpoints, ","), strings.Join(ci.Datastore.Endpoints, ",")))
+	}
 	return errors.Join(errs...)
+}
+
+// ownDatastore rewrites the cluster's cluster.json with this server's
+// datastore: the record says where this data dir's state lives.
+func ownDatastore(data []byte, cfg *config.Server) ([]byte, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("the bundle's cluster.json: %w", err)
+	}
+	raw["datastore"] = cfg.Datastore.Info()
+	out, err := json.MarshalIndent(raw, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
 }
 
 // EtcdEndpoints are the etcd client URLs of the server at serverURL.

@@ -1,0 +1,254 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/iks-dev/iks/internal/component"
+	"github.com/iks-dev/iks/internal/config"
+	"github.com/iks-dev/iks/server/etcd"
+	"github.com/iks-dev/iks/server/ha"
+	"github.com/iks-dev/iks/server/pki"
+	"github.com/iks-dev/iks/server/rbac"
+)
+
+// Where the cluster state lives: the embedded etcd member, or the user's
+// etcd (--datastore-endpoint), which the server checks before writing
+// anything and then hands to kube-apiserver. Kubernetes keeps its objects
+// under registryPrefix; nothing else of that etcd is touched.
+
+// registryPrefix is kube-apiserver's default --etcd-prefix.
+const registryPrefix = "/registry/"
+
+// bootstrapKey is where etcd holds the HA bootstrap Secret a first
+// server publishes (server/ha): its presence marks an iks cluster.
+var bootstrapKey = registryPrefix + "secrets/kube-system/" + rbac.ServerBootstrapSecret
+
+// apiserverEtcd is the etcd kube-apiserver uses.
+type apiserverEtcd struct{ URL, CA, Cert, Key string }
+
+// etcdForAPIServer returns the embedded member's URL and the PKI's client
+// files, or the external datastore's endpoints and files.
+func etcdForAPIServer(cfg *config.Server, k *pki.PKI) apiserverEtcd {
+	if e := cfg.Datastore.External; e != nil {
+		return apiserverEtcd{URL: strings.Join(e.Endpoints, ","), CA: e.CAFile, Cert: e.CertFile, Key: e.KeyFile}
+	}
+	return apiserverEtcd{URL: etcd.ClientURL, CA: k.EtcdCACert, Cert: k.APIServerEtcdClientCert, Key: k.APIServerEtcdClientKey}
+}
+
+// datastoreComponent is the embedded etcd member, or, with an external
+// datastore, a component that waits for that etcd to answer.
+func datastoreComponent(cfg *config.Server, k *pki.PKI, ha *etcd.HA, log *slog.Logger) component.Component {
+	if e := cfg.Datastore.External; e != nil {
+		return &externalDatastore{ds: e, log: log.With("component", "datastore")}
+	}
+	p := cfg.Paths()
+	return etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
+		ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: ha}, log)
+}
+
+// checkExternalDatastore reaches the external datastore before anything
+// is written: every endpoint is tried (one answering is enough, the
+// others are warned about), the membership listed, and, on a new data
+// dir, the datastore must hold no other cluster (a first server) or the
+// cluster it joins (--server).
+func checkExternalDatastore(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
+	e := cfg.Datastore.External
+	if e == nil {
+		return nil
+	}
+	log = log.With("component", "datastore")
+	if e.Insecure() {
+		log.Warn("the external datastore is plain http: the cluster state, Secrets' ciphertext included, crosses the network unauthenticated "+
+			"and anyone on the path can read and change it; use https:// endpoints with --datastore-cafile/--datastore-certfile/--datastore-keyfile",
+			"endpoints", strings.Join(e.Endpoints, ","))
+	}
+	files := etcd.ClientFiles{CA: e.CAFile, Cert: e.CertFile, Key: e.KeyFile}
+	tlsCfg, err := etcd.ExternalTLS(e.Endpoints, files)
+	if err != nil {
+		return err
+	}
+	var answered []string
+	var failed []error
+	for _, ep := range e.Endpoints {
+		v, err := probeEtcd(ctx, ep, tlsCfg)
+		if err != nil {
+			failed = append(failed, err)
+			continue
+		}
+		answered = append(answered, ep)
+		log.Info("external datastore answers", "endpoint", ep, "version", v)
+	}
+	if len(answered) == 0 {
+		return fmt.Errorf("no endpoint of the external datastore answers:\n  %w", errors.Join(failed...))
+	}
+	for _, err := range failed {
+		log.Warn("an endpoint of the external datastore does not answer; the server uses the others", "err", err.Error())
+	}
+	cli, err := etcd.NewExternalClient(answered, files)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	members, err := cli.MemberList(cctx)
+	if err != nil {
+		return fmt.Errorf("list the members of the external datastore %s: %w; check that its cluster has a quorum (etcdctl endpoint status)", strings.Join(answered, ","), err)
+	}
+	log.Info("external datastore reached", "members", len(members.Members), "prefix", registryPrefix)
+	if _, err := os.Stat(filepath.Join(cfg.Paths().TLSDir(), "ca.crt")); err == nil {
+		return nil // not a new data dir
+	}
+	return checkDatastoreOwner(cctx, cli, cfg)
+}
+
+// checkDatastoreOwner refuses a new first server on a datastore that holds
+// a cluster already, and a joining server on one that does not hold the
+// cluster it joins.
+func checkDatastoreOwner(ctx context.Context, cli *clientv3.Client, cfg *config.Server) error {
+	eps := strings.Join(cfg.Datastore.External.Endpoints, ",")
+	if cfg.HA.JoinURL != "" {
+		r, err := cli.Get(ctx, bootstrapKey, clientv3.WithCountOnly())
+		if err != nil {
+			return fmt.Errorf("read the external datastore %s: %w", eps, err)
+		}
+		if r.Count == 0 {
+			return fmt.Errorf("the external datastore %s holds no iks cluster (no %s): every server of a cluster must use the same datastore as the server it joins (%s); "+
+				"pass that server's --datastore-endpoint", eps, bootstrapKey, cfg.HA.JoinURL)
+		}
+		return nil
+	}
+	r, err := cli.Get(ctx, registryPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("read the external datastore %s: %w", eps, err)
+	}
+	if r.Count > 0 {
+		return fmt.Errorf("the external datastore %s already holds a Kubernetes cluster (%d keys under %s) and this data dir is new: to add this server to that cluster, "+
+			"start it with --server https://SERVER:6443 --token TOKEN (the server token of a server of that cluster); to create a new cluster, use an empty etcd", eps, r.Count, registryPrefix)
+	}
+	return nil
+}
+
+// probeEtcd asks one endpoint for its version over the client TLS, so that
+// a refused connection, an untrusted server or a refused client
+// certificate is named as such, with its fix.
+func probeEtcd(ctx context.Context, endpoint string, tlsCfg *tls.Config) (string, error) {
+	tr := &http.Transport{}
+	if tlsCfg != nil {
+		tr.TLSClientConfig = tlsCfg.Clone()
+	}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/version", nil)
+	if err != nil {
+		return "", fmt.Errorf("--datastore-endpoint %s: %w", endpoint, err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return "", fmt.Errorf("--datastore-endpoint %s does not answer: %v; %s", endpoint, err, probeHint(err))
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "etcdserver") {
+		return "", fmt.Errorf("--datastore-endpoint %s answers %s to GET /version, not as etcd does (%.100q): pass the client URL of an etcd member (port 2379)", endpoint, resp.Status, body)
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+// probeHint names the fix for a failed probe.
+func probeHint(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "unknown authority") || strings.Contains(s, "not standards compliant"):
+		return "the etcd server's certificate is not signed by --datastore-cafile: pass the CA etcd's --trusted-ca-file names"
+	case strings.Contains(s, "certificate is valid for") || strings.Contains(s, "doesn't contain any IP SANs"):
+		return "the etcd server's certificate does not name this endpoint's host: use a host name or IP its certificate lists"
+	case strings.Contains(s, "certificate required") || strings.Contains(s, "bad certificate") || strings.Contains(s, "unknown certificate"):
+		return "etcd refuses this client: pass --datastore-certfile/--datastore-keyfile with a client certificate signed by the CA etcd trusts (its --trusted-ca-file)"
+	case strings.Contains(s, "server gave HTTP response to HTTPS client"):
+		return "this etcd serves plain http: use an http:// endpoint (or, better, enable TLS on etcd)"
+	case strings.Contains(s, "malformed HTTP response"):
+		return "this etcd serves TLS: use an https:// endpoint"
+	case strings.Contains(s, "connection refused"):
+		return "nothing listens there: is etcd running, and is this its client URL (--advertise-client-urls, port 2379)?"
+	default:
+		return "is etcd running and reachable from this host on that port (firewall, routes)?"
+	}
+}
+
+// externalDatastore stands in the component order where the embedded
+// member would: it starts nothing and is ready when the etcd answers.
+type externalDatastore struct {
+	ds  *config.ExternalDatastore
+	log *slog.Logger
+}
+
+// Name implements component.Component.
+func (x *externalDatastore) Name() string { return "datastore" }
+
+// Init implements component.Component.
+func (x *externalDatastore) Init(context.Context) error { return nil }
+
+// Start implements component.Component.
+func (x *externalDatastore) Start(context.Context) error { return nil }
+
+// Stop implements component.Component.
+func (x *externalDatastore) Stop(context.Context) error { return nil }
+
+// Ready waits until some endpoint answers a status request.
+func (x *externalDatastore) Ready(ctx context.Context) error {
+	cli, err := etcd.NewExternalClient(x.ds.Endpoints, etcd.ClientFiles{CA: x.ds.CAFile, Cert: x.ds.CertFile, Key: x.ds.KeyFile})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		var last error
+		for _, ep := range x.ds.Endpoints {
+			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := cli.Status(sctx, ep)
+			scancel()
+			if err == nil {
+				return nil
+			}
+			last = fmt.Errorf("%s: %w", ep, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the external datastore does not answer (last: %v): %w", last, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// joinExternal checks the external datastore and, with --server, fetches
+// the cluster's shared files; the server joins no etcd membership.
+func joinExternal(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
+	if err := checkExternalDatastore(ctx, cfg, log); err != nil {
+		return err
+	}
+	if cfg.HA.JoinURL == "" {
+		return nil
+	}
+	if err := ha.Join(ctx, cfg, log); err != nil {
+		return err
+	}
+	log.Info("HA server on the external datastore: no etcd member of its own", "join", cfg.HA.JoinURL,
+		"datastore", strings.Join(cfg.Datastore.External.Endpoints, ","))
+	return nil
+}
