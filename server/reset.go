@@ -46,14 +46,23 @@ func clusterReset(ctx context.Context, cfg *config.Server, log *slog.Logger) err
 	return nil
 }
 
-// RestoreSnapshot verifies the snapshot at path against the cluster with
-// CA hash caHash, replaces the etcd data with it and makes sure the
-// Secrets encryption config can read the Secrets it holds.
-func RestoreSnapshot(path string, p config.Paths, caHash string, log *slog.Logger) error {
+// CheckRestorable refuses restoring a snapshot on a server whose cluster
+// state is in an external datastore: iks restores its embedded etcd only.
+func CheckRestorable(p config.Paths, path string) error {
 	if ci, err := config.ReadClusterInfo(p.Root); err == nil && ci.Datastore.External() {
 		return fmt.Errorf("this server keeps the cluster state in the external datastore %s, which iks does not restore: "+
 			"stop every server, restore the snapshot into that etcd with its own tooling (etcdutl snapshot restore %s on each member, "+
 			"then restart the members), and start the servers again", strings.Join(ci.Datastore.Endpoints, ","), path)
+	}
+	return nil
+}
+
+// RestoreSnapshot verifies the snapshot at path against the cluster with
+// CA hash caHash, replaces the etcd data with it and makes sure the
+// Secrets encryption config can read the Secrets it holds.
+func RestoreSnapshot(path string, p config.Paths, caHash string, log *slog.Logger) error {
+	if err := CheckRestorable(p, path); err != nil {
+		return err
 	}
 	m, err := etcdsnap.Verify(path, caHash)
 	if err != nil {

@@ -119,6 +119,9 @@ func newEtcdSnapshotCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := config.Paths{Root: dataDir}
+			if err := server.CheckRestorable(p, args[0]); err != nil {
+				return err
+			}
 			l, err := lock.Acquire(p.LockFile())
 			if err != nil {
 				return fmt.Errorf("%w: stop iks server before restoring", err)
