@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -79,22 +78,35 @@ func checkExternalDatastore(ctx context.Context, cfg *config.Server, log *slog.L
 	if err != nil {
 		return err
 	}
+	all, err := etcd.NewExternalClient(e.Endpoints, files)
+	if err != nil {
+		return err
+	}
+	defer all.Close()
 	var answered []string
-	var failed []error
+	var failed []string
 	for _, ep := range e.Endpoints {
 		v, err := probeEtcd(ctx, ep, tlsCfg)
 		if err != nil {
-			failed = append(failed, err)
-			continue
+			// An etcd serving HTTP on other URLs (--listen-client-http-urls)
+			// answers gRPC only: its status is enough.
+			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+			st, serr := all.Status(sctx, ep)
+			scancel()
+			if serr != nil {
+				failed = append(failed, err.Error())
+				continue
+			}
+			v = st.Version
 		}
 		answered = append(answered, ep)
 		log.Info("external datastore answers", "endpoint", ep, "version", v)
 	}
 	if len(answered) == 0 {
-		return fmt.Errorf("no endpoint of the external datastore answers:\n  %w", errors.Join(failed...))
+		return fmt.Errorf("no endpoint of the external datastore answers:\n  %s", strings.Join(failed, "\n  "))
 	}
-	for _, err := range failed {
-		log.Warn("an endpoint of the external datastore does not answer; the server uses the others", "err", err.Error())
+	for _, msg := range failed {
+		log.Warn("an endpoint of the external datastore does not answer; the server uses the others", "err", msg)
 	}
 	cli, err := etcd.NewExternalClient(answered, files)
 	if err != nil {
