@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -257,10 +258,39 @@ func joinExternal(ctx context.Context, cfg *config.Server, log *slog.Logger) err
 	if cfg.HA.JoinURL == "" {
 		return nil
 	}
-	if err := ha.Join(ctx, cfg, log); err != nil {
+	if err := ha.JoinVerified(ctx, cfg, log, func(ctx context.Context, rv string) error { return sameDatastore(ctx, cfg, rv) }); err != nil {
 		return err
 	}
 	log.Info("HA server on the external datastore: no etcd member of its own", "join", cfg.HA.JoinURL,
 		"datastore", strings.Join(cfg.Datastore.External.Endpoints, ","))
+	return nil
+}
+
+// sameDatastore checks that the external datastore holds the bootstrap
+// Secret the server being joined serves, at the same revision (an
+// object's resourceVersion is its etcd key's mod revision): another
+// cluster's datastore fails this even if it holds an iks cluster.
+func sameDatastore(ctx context.Context, cfg *config.Server, resourceVersion string) error {
+	e := cfg.Datastore.External
+	cli, err := etcd.NewExternalClient(e.Endpoints, etcd.ClientFiles{CA: e.CAFile, Cert: e.CertFile, Key: e.KeyFile})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	r, err := cli.Get(ctx, bootstrapKey)
+	if err != nil {
+		return fmt.Errorf("read the external datastore %s: %w", strings.Join(e.Endpoints, ","), err)
+	}
+	have := "none"
+	if len(r.Kvs) > 0 {
+		have = strconv.FormatInt(r.Kvs[0].ModRevision, 10)
+	}
+	if have != resourceVersion {
+		return fmt.Errorf("the external datastore %s is not the datastore of the cluster at %s (that cluster's Secret kube-system/%s has revision %s, this datastore's %s): "+
+			"every server of a cluster must use the same etcd; pass that cluster's --datastore-endpoint (retry if a server of the cluster was just starting)",
+			strings.Join(e.Endpoints, ","), cfg.HA.JoinURL, rbac.ServerBootstrapSecret, resourceVersion, have)
+	}
 	return nil
 }

@@ -32,6 +32,14 @@ const joinTimeout = 5 * time.Minute
 // hash before sending the token and the cluster's settings against cfg
 // before writing anything.
 func Join(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
+	return JoinVerified(ctx, cfg, log, nil)
+}
+
+// JoinVerified is Join calling verify, before anything is written, with
+// the resourceVersion of the bootstrap Secret as the cluster's apiserver
+// serves it: a server on an external datastore checks that its datastore
+// holds that very object.
+func JoinVerified(ctx context.Context, cfg *config.Server, log *slog.Logger, verify func(ctx context.Context, resourceVersion string) error) error {
 	caPath := filepath.Join(cfg.DataDir, "server", "tls", "ca.crt")
 	if _, err := os.Stat(caPath); err == nil {
 		return nil // joined before
@@ -76,6 +84,11 @@ func Join(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	}
 	if err := sameCluster(b, cfg); err != nil {
 		return err
+	}
+	if verify != nil {
+		if err := verify(ctx, s.ResourceVersion); err != nil {
+			return err
+		}
 	}
 	for _, f := range SharedFiles {
 		p := filepath.Join(cfg.DataDir, f)

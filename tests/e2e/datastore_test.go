@@ -38,19 +38,7 @@ func TestExternalDatastore(t *testing.T) {
 	url := "https://" + a.IP + ":6443"
 	etcdURL := "https://" + a.IP + ":2379"
 
-	// The user's files for the external etcd: copies of A's etcd CA and
-	// the apiserver's etcd client identity.
-	files := t.TempDir()
-	for _, f := range []string{"etcd/ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"} {
-		data, err := os.ReadFile(filepath.Join(a.DataDir, "server", "tls", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(files, filepath.Base(f)), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ca, cert, key := filepath.Join(files, "ca.crt"), filepath.Join(files, "apiserver-etcd-client.crt"), filepath.Join(files, "apiserver-etcd-client.key")
+	ca, cert, key := etcdClientFiles(t, a)
 	dsFlags := []string{"--datastore-endpoint", etcdURL, "--datastore-cafile", ca, "--datastore-certfile", cert, "--datastore-keyfile", key}
 
 	t.Run("bad datastores are refused before anything is written", func(t *testing.T) {
@@ -80,6 +68,28 @@ func TestExternalDatastore(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(bad.DataDir, "server")); !os.IsNotExist(err) {
 				t.Errorf("%s: the refused server wrote %s: %v", c.name, filepath.Join(bad.DataDir, "server"), err)
 			}
+		}
+	})
+
+	t.Run("foreign etcd", func(t *testing.T) {
+		// C is a cluster of its own, with the same kind of iks data in
+		// its etcd (its bootstrap Secret included).
+		c := testutil.NewNodeOn(t, "ds3", nw, "b", 12)
+		c.Start("--disable-agent", "--cluster-init")
+		testutil.WaitControlPlaneReady(t, c, 4*time.Minute)
+		cca, ccert, ckey := etcdClientFiles(t, c)
+		bad := testutil.NewNodeOn(t, "ds8", nw, "b", 18)
+		out, err := runFor(bad.Command(bad.Args("--disable-agent", "--server", url, "--token", token, "--datastore-endpoint", "https://"+c.IP+":2379",
+			"--datastore-cafile", cca, "--datastore-certfile", ccert, "--datastore-keyfile", ckey)...), 2*time.Minute)
+		t.Logf("%s", lastLine(string(out)))
+		if err == nil || !strings.Contains(string(out), "https://"+c.IP+":2379 is not the datastore of the cluster at "+url) {
+			t.Errorf("joiner on another cluster's etcd: %v\n%s", err, tail(string(out), 3000))
+		}
+		if _, err := os.Stat(filepath.Join(bad.DataDir, "server")); !os.IsNotExist(err) {
+			t.Errorf("the refused joiner wrote %s: %v", filepath.Join(bad.DataDir, "server"), err)
+		}
+		if _, err := c.Stop(30 * time.Second); err != nil {
+			t.Error(err)
 		}
 	})
 
@@ -191,6 +201,23 @@ func TestExternalDatastore(t *testing.T) {
 			t.Errorf("B after its restart: %v", err)
 		}
 	})
+}
+
+// etcdClientFiles copies a server's etcd CA and the apiserver's etcd
+// client identity, as a user's files for an external etcd.
+func etcdClientFiles(t *testing.T, n *testutil.Node) (ca, cert, key string) {
+	t.Helper()
+	files := t.TempDir()
+	for _, f := range []string{"etcd/ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"} {
+		data, err := os.ReadFile(filepath.Join(n.DataDir, "server", "tls", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(files, filepath.Base(f)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(files, "ca.crt"), filepath.Join(files, "apiserver-etcd-client.crt"), filepath.Join(files, "apiserver-etcd-client.key")
 }
 
 // runFor runs cmd and returns its output; it is killed after timeout.
