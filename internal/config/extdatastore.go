@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -82,7 +83,9 @@ func (f *DatastoreFlags) validateExternal(bad func(string, ...any)) *ExternalDat
 		}
 		return nil
 	}
-	e := &ExternalDatastore{Endpoints: eps, CAFile: f.CAFile, CertFile: f.CertFile, KeyFile: f.KeyFile}
+	// Absolute paths: cluster.json records them for the etcd commands,
+	// which may run from another directory.
+	e := &ExternalDatastore{Endpoints: eps, CAFile: absPath(f.CAFile), CertFile: absPath(f.CertFile), KeyFile: absPath(f.KeyFile)}
 	schemes := map[string]bool{}
 	for _, ep := range eps {
 		u, err := url.Parse(ep)
@@ -115,6 +118,17 @@ func (f *DatastoreFlags) validateExternal(bad func(string, ...any)) *ExternalDat
 			"(etcdutl snapshot restore, etcdctl member remove), then start iks server without --cluster-reset", strings.Join(eps, ","))
 	}
 	return e
+}
+
+// absPath makes a file name absolute ("" stays "").
+func absPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 // kineScheme reports a k3s kine datastore URL (SQL or NATS).

@@ -91,6 +91,19 @@ func TestExternalDatastoreFlags(t *testing.T) {
 	}
 }
 
+func TestExternalDatastoreFilesAreAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	writePair(t, dir, "client", time.Now().Add(time.Hour))
+	t.Chdir(dir)
+	s, err := flags(t, "--datastore-endpoint", "https://etcd1:2379", "--datastore-certfile", "client.crt", "--datastore-keyfile", "./client.key").Validate(goodEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := s.Datastore.External; e.CertFile != filepath.Join(dir, "client.crt") || e.KeyFile != filepath.Join(dir, "client.key") || e.CAFile != "" {
+		t.Errorf("files %+v, want absolute paths under %s", e, dir)
+	}
+}
+
 func TestExternalDatastoreSkipsEtcdPorts(t *testing.T) {
 	env := goodEnv()
 	env.busy = map[int]bool{2379: true, 2380: true}
