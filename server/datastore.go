@@ -1,12 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/iks-dev/iks/server/ha"
 	"github.com/iks-dev/iks/server/pki"
 	"github.com/iks-dev/iks/server/rbac"
+	"github.com/iks-dev/iks/server/secretsenc"
 )
 
 // Where the cluster state lives: the embedded etcd member, or the user's
@@ -207,7 +208,7 @@ func joinExternal(ctx context.Context, cfg *config.Server, log *slog.Logger) err
 	if cfg.HA.JoinURL == "" {
 		return nil
 	}
-	if err := ha.JoinVerified(ctx, cfg, log, func(ctx context.Context, rv string) error { return sameDatastore(ctx, cfg, rv) }); err != nil {
+	if err := ha.JoinVerified(ctx, cfg, log, func(ctx context.Context, c ha.JoinCheck) error { return sameDatastore(ctx, cfg, c) }); err != nil {
 		return err
 	}
 	log.Info("HA server on the external datastore: no etcd member of its own", "join", cfg.HA.JoinURL,
@@ -216,11 +217,16 @@ func joinExternal(ctx context.Context, cfg *config.Server, log *slog.Logger) err
 }
 
 // sameDatastore checks that the external datastore holds the bootstrap
-// Secret the server being joined serves, at the same revision (an
-// object's resourceVersion is its etcd key's mod revision): another
+// Secret the server being joined serves: the stored object, opened with
+// the cluster's encryption keys, must carry the same UID. Another
 // cluster's datastore fails this even if it holds an iks cluster.
-func sameDatastore(ctx context.Context, cfg *config.Server, resourceVersion string) error {
+func sameDatastore(ctx context.Context, cfg *config.Server, c ha.JoinCheck) error {
 	e := cfg.Datastore.External
+	eps := strings.Join(e.Endpoints, ",")
+	enc, err := secretsenc.Parse(c.EncryptionConfig, "of the cluster at "+cfg.HA.JoinURL)
+	if err != nil {
+		return err
+	}
 	cli, err := etcd.NewExternalClient(e.Endpoints, etcd.ClientFiles{CA: e.CAFile, Cert: e.CertFile, Key: e.KeyFile})
 	if err != nil {
 		return err
@@ -230,16 +236,20 @@ func sameDatastore(ctx context.Context, cfg *config.Server, resourceVersion stri
 	defer cancel()
 	r, err := cli.Get(ctx, bootstrapKey)
 	if err != nil {
-		return fmt.Errorf("read the external datastore %s: %w", strings.Join(e.Endpoints, ","), err)
+		return fmt.Errorf("read the external datastore %s: %w", eps, err)
 	}
-	have := "none"
+	why := "it holds no " + bootstrapKey
 	if len(r.Kvs) > 0 {
-		have = strconv.FormatInt(r.Kvs[0].ModRevision, 10)
+		plain, err := enc.Decrypt(ctx, r.Kvs[0].Value)
+		switch {
+		case err != nil:
+			why = fmt.Sprintf("its %s cannot be opened with the cluster's Secrets encryption keys: %v", bootstrapKey, err)
+		case !bytes.Contains(plain, []byte(c.UID)):
+			why = fmt.Sprintf("its %s is another object than the cluster's (uid %s)", bootstrapKey, c.UID)
+		default:
+			return nil
+		}
 	}
-	if have != resourceVersion {
-		return fmt.Errorf("the external datastore %s is not the datastore of the cluster at %s (that cluster's Secret kube-system/%s has revision %s, this datastore's %s): "+
-			"every server of a cluster must use the same etcd; pass that cluster's --datastore-endpoint (retry if a server of the cluster was just starting)",
-			strings.Join(e.Endpoints, ","), cfg.HA.JoinURL, rbac.ServerBootstrapSecret, resourceVersion, have)
-	}
-	return nil
+	return fmt.Errorf("the external datastore %s is not the datastore of the cluster at %s: %s; every server of a cluster must use the same etcd: "+
+		"pass that cluster's --datastore-endpoint", eps, cfg.HA.JoinURL, why)
 }

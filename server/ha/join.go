@@ -35,11 +35,19 @@ func Join(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	return JoinVerified(ctx, cfg, log, nil)
 }
 
-// JoinVerified is Join calling verify, before anything is written, with
-// the resourceVersion of the bootstrap Secret as the cluster's apiserver
-// serves it: a server on an external datastore checks that its datastore
-// holds that very object.
-func JoinVerified(ctx context.Context, cfg *config.Server, log *slog.Logger, verify func(ctx context.Context, resourceVersion string) error) error {
+// JoinCheck is what a joiner may check its datastore against: the
+// bootstrap Secret as the joined cluster serves it, and the cluster's
+// Secrets encryption config (to read that Secret raw).
+type JoinCheck struct {
+	UID              string
+	ResourceVersion  string
+	EncryptionConfig []byte
+}
+
+// JoinVerified is Join calling verify before anything is written: a
+// server on an external datastore checks that its datastore holds the
+// very bootstrap Secret the cluster serves.
+func JoinVerified(ctx context.Context, cfg *config.Server, log *slog.Logger, verify func(context.Context, JoinCheck) error) error {
 	caPath := filepath.Join(cfg.DataDir, "server", "tls", "ca.crt")
 	if _, err := os.Stat(caPath); err == nil {
 		return nil // joined before
@@ -86,7 +94,8 @@ func JoinVerified(ctx context.Context, cfg *config.Server, log *slog.Logger, ver
 		return err
 	}
 	if verify != nil {
-		if err := verify(ctx, s.ResourceVersion); err != nil {
+		if err := verify(ctx, JoinCheck{UID: string(s.UID), ResourceVersion: s.ResourceVersion,
+			EncryptionConfig: b["server/cred/encryption-config.json"]}); err != nil {
 			return err
 		}
 	}
