@@ -33,7 +33,7 @@ func (h HA) Enabled() bool { return h.JoinURL != "" || h.ClusterInit || h.Shared
 // AddFlags registers the flags on fs.
 func (f *HAFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Server, "server", "", "join the servers of this cluster (https://SERVER:6443; needs --token with the server token) as an etcd member, or, with --datastore-endpoint, sharing that datastore")
-	fs.BoolVar(&f.ClusterInit, "cluster-init", false, "run etcd so that other servers can join this one (--server); implied by --server")
+	fs.BoolVar(&f.ClusterInit, "cluster-init", false, "run etcd so that other servers can join this one (--server); implied by --server; not with --datastore-endpoint")
 }
 
 // validate checks the values; token is the --token value.
