@@ -93,7 +93,11 @@ func (f *DatastoreFlags) validateExternal(bad func(string, ...any)) *ExternalDat
 		case kineScheme(ep):
 			bad("--datastore-endpoint %q: iks supports etcd only (k3s's kine SQL and NATS datastores are not embedded); pass etcd client URLs such as https://etcd1:2379,https://etcd2:2379", ep)
 			continue
-		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || u.Path != "" || u.RawQuery != "" || u.User != nil:
+		case err == nil && u.User != nil:
+			bad("--datastore-endpoint %q holds credentials: iks authenticates to etcd with a client certificate (--datastore-certfile, --datastore-keyfile), not a password; "+
+				"remove them from the URL", u.Redacted())
+			continue
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || u.Path != "" || u.RawQuery != "":
 			bad("--datastore-endpoint %q is not an etcd client URL: use https://HOST:PORT (for example https://etcd1:2379), several separated by commas", ep)
 			continue
 		}

@@ -61,6 +61,7 @@ func TestExternalDatastoreFlags(t *testing.T) {
 		{[]string{"--datastore-endpoint", "etcd1:2379"}, []string{`"etcd1:2379" is not an etcd client URL`, "https://HOST:PORT"}},
 		{[]string{"--datastore-endpoint", "https://etcd1:2379/registry"}, []string{`"https://etcd1:2379/registry" is not an etcd client URL`}},
 		{[]string{"--datastore-endpoint", "mysql://root:pw@tcp(db:3306)/k3s"}, []string{"etcd only", "kine"}},
+		{[]string{"--datastore-endpoint", "https://root:secret@etcd1:2379"}, []string{`"https://root:xxxxx@etcd1:2379" holds credentials`, "client certificate"}},
 		{[]string{"--datastore-endpoint", "https://etcd1"}, []string{`"https://etcd1" has no port`, "https://etcd1:2379"}},
 		{[]string{"--datastore-endpoint", "https://etcd1:2379,http://etcd2:2379"}, []string{"mixes https:// and http://"}},
 		{[]string{"--datastore-endpoint", "http://etcd1:2379", "--datastore-cafile", ca}, []string{"--datastore-cafile", "plain http://", "use https://"}},
