@@ -47,13 +47,13 @@ func etcdForAPIServer(cfg *config.Server, k *pki.PKI) apiserverEtcd {
 
 // datastoreComponent is the embedded etcd member, or, with an external
 // datastore, a component that waits for that etcd to answer.
-func datastoreComponent(cfg *config.Server, k *pki.PKI, ha *etcd.HA, log *slog.Logger) component.Component {
+func datastoreComponent(cfg *config.Server, k *pki.PKI, etcdHA *etcd.HA, log *slog.Logger) component.Component {
 	if e := cfg.Datastore.External; e != nil {
 		return &externalDatastore{ds: e, log: log.With("component", "datastore")}
 	}
 	p := cfg.Paths()
 	return etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
-		ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: ha}, log)
+		ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: etcdHA}, log)
 }
 
 // checkExternalDatastore reaches the external datastore before anything
