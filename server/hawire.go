@@ -16,6 +16,9 @@ import (
 // shared CAs and keys before the PKI is loaded) and returns the etcd HA
 // settings (nil for a single server).
 func haEtcd(ctx context.Context, cfg *config.Server, log *slog.Logger) (*etcd.HA, error) {
+	if cfg.Datastore.External != nil {
+		return nil, joinExternal(ctx, cfg, log)
+	}
 	if !cfg.HA.Enabled() {
 		return nil, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
@@ -45,10 +46,24 @@ func clusterReset(ctx context.Context, cfg *config.Server, log *slog.Logger) err
 	return nil
 }
 
+// CheckRestorable refuses restoring a snapshot on a server whose cluster
+// state is in an external datastore: iks restores its embedded etcd only.
+func CheckRestorable(p config.Paths, path string) error {
+	if ci, err := config.ReadClusterInfo(p.Root); err == nil && ci.Datastore.External() {
+		return fmt.Errorf("this server keeps the cluster state in the external datastore %s, which iks does not restore: "+
+			"stop every server, restore the snapshot into that etcd with its own tooling (etcdutl snapshot restore %s on each member, "+
+			"then restart the members), and start the servers again", strings.Join(ci.Datastore.Endpoints, ","), path)
+	}
+	return nil
+}
+
 // RestoreSnapshot verifies the snapshot at path against the cluster with
 // CA hash caHash, replaces the etcd data with it and makes sure the
 // Secrets encryption config can read the Secrets it holds.
 func RestoreSnapshot(path string, p config.Paths, caHash string, log *slog.Logger) error {
+	if err := CheckRestorable(p, path); err != nil {
+		return err
+	}
 	m, err := etcdsnap.Verify(path, caHash)
 	if err != nil {
 		return err
@@ -108,6 +123,13 @@ func snapshotScheduler(cfg *config.Server, caHash string, log *slog.Logger) (*et
 	sched, err := etcdsnap.ParseSchedule(cfg.Datastore.SnapshotSchedule)
 	if err != nil {
 		return nil, err
+	}
+	if e := cfg.Datastore.External; e != nil && sched != nil {
+		// As k3s: the user's etcd is backed up with its own tooling
+		// (each server sharing it would otherwise snapshot it).
+		log.Info("scheduled etcd snapshots are off with an external datastore: back it up with etcdctl snapshot save, "+
+			"or take one with iks etcd-snapshot save", "datastore", strings.Join(e.Endpoints, ","))
+		sched = nil
 	}
 	p := cfg.Paths()
 	return etcdsnap.NewScheduler(etcdsnap.SchedulerConfig{

@@ -20,7 +20,6 @@ import (
 	"github.com/iks-dev/iks/internal/netapi"
 	"github.com/iks-dev/iks/server/apiserver"
 	"github.com/iks-dev/iks/server/controllers"
-	"github.com/iks-dev/iks/server/etcd"
 	"github.com/iks-dev/iks/server/lb"
 	"github.com/iks-dev/iks/server/netctl"
 	"github.com/iks-dev/iks/server/secretsenc"
@@ -63,6 +62,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	}
 	log.Info("certificates ready", "dir", cfg.Paths().TLSDir(), "took", time.Since(t0).Round(time.Millisecond).String())
 	p := cfg.Paths()
+	ds := etcdForAPIServer(cfg, k)
 	admin := kubeconfigPath(cfg, "admin")
 	// One set of clients and shared informers for the server's own
 	// controllers, stopped once they all have.
@@ -91,8 +91,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	bgpCRD := component.InBackground(&netctl.BGPPeerSetup{Clients: clients})
 	lbAPI := component.InBackground(lb.NewAPIObjects(lbConfig(cfg, clients), log))
 	comps := []component.Component{
-		etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
-			ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: etcdHA}, log),
+		datastoreComponent(cfg, k, etcdHA, log),
 		snapshots,
 		// The master tunnel: kube-apiserver reaches kubelets and pods only
 		// through the agents that nodes connect out with.
@@ -101,7 +100,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		apiserver.New(apiserver.Config{
 			BindAddress: cfg.BindAddress, AdvertiseAddress: cfg.NodeIP, Port: config.APIServerPort,
 			ServiceCIDR: cfg.ServiceCIDR, ClusterDomain: cfg.ClusterDomain,
-			EtcdURL: etcd.ClientURL, EtcdCA: k.EtcdCACert, EtcdCert: k.APIServerEtcdClientCert, EtcdKey: k.APIServerEtcdClientKey,
+			EtcdURL: ds.URL, EtcdCA: ds.CA, EtcdCert: ds.Cert, EtcdKey: ds.Key,
 			CA: k.CACert, ServingCert: k.APIServerChainCert, ServingKey: k.APIServerKey,
 			KubeletClientCert: k.APIServerKubeletClientCert, KubeletClientKey: k.APIServerKubeletClientKey,
 			FrontProxyCA: k.FrontProxyCACert, FrontProxyCert: k.FrontProxyClientCert, FrontProxyKey: k.FrontProxyClientKey,

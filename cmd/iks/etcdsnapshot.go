@@ -15,7 +15,6 @@ import (
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/lock"
 	"github.com/iks-dev/iks/server"
-	"github.com/iks-dev/iks/server/etcd"
 	"github.com/iks-dev/iks/server/etcdsnap"
 	"github.com/iks-dev/iks/server/pki"
 	"github.com/iks-dev/iks/server/secretsenc"
@@ -33,7 +32,7 @@ func newEtcdSnapshotCmd() *cobra.Command {
 	var name string
 	save := &cobra.Command{
 		Use:   "save",
-		Short: "take a snapshot of the running server's etcd into <data-dir>/server/db/snapshots",
+		Short: "take a snapshot of the running server's etcd (or of its external datastore) into <data-dir>/server/db/snapshots",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
@@ -51,7 +50,7 @@ func newEtcdSnapshotCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := etcd.NewClient(etcd.LocalClientFiles(p.TLSDir()))
+			cli, ds, err := datastoreClient(dataDir)
 			if err != nil {
 				return err
 			}
@@ -64,6 +63,10 @@ func newEtcdSnapshotCmd() *cobra.Command {
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "saved %s (%d bytes, sha256 %s) in %s\n",
 				filepath.Join(p.SnapshotDir(), m.Name), m.Size, m.SHA256, time.Since(t0).Round(time.Millisecond))
+			if err == nil && ds != nil {
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "this is a snapshot of the whole external datastore %s: restore it with that etcd's tooling "+
+					"(etcdutl snapshot restore), not with iks\n", strings.Join(ds.Endpoints, ","))
+			}
 			return err
 		},
 	}
@@ -116,6 +119,9 @@ func newEtcdSnapshotCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := config.Paths{Root: dataDir}
+			if err := server.CheckRestorable(p, args[0]); err != nil {
+				return err
+			}
 			l, err := lock.Acquire(p.LockFile())
 			if err != nil {
 				return fmt.Errorf("%w: stop iks server before restoring", err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/kubeutil"
-	"github.com/iks-dev/iks/server/etcd"
 	"github.com/iks-dev/iks/server/secretsenc"
 )
 
@@ -36,7 +35,7 @@ func newSecretsEncryptCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := etcd.NewClient(etcd.LocalClientFiles(p.TLSDir()))
+			cli, _, err := datastoreClient(dataDir)
 			if err != nil {
 				return err
 			}
@@ -68,7 +67,7 @@ func newSecretsEncryptCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := etcd.NewClient(etcd.LocalClientFiles(p.TLSDir()))
+			cli, _, err := datastoreClient(dataDir)
 			if err != nil {
 				return err
 			}

@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/kubeutil"
 	"github.com/iks-dev/iks/server/etcd"
 )
@@ -25,19 +26,8 @@ func newServerRemoveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			p := config.Paths{Root: dataDir}
-			cli, err := etcd.NewClient(etcd.LocalClientFiles(p.TLSDir()))
-			if err != nil {
+			if err := removeMember(ctx, cmd.OutOrStdout(), dataDir, args[0]); err != nil {
 				return err
-			}
-			defer cli.Close()
-			n, err := etcd.RemoveMember(ctx, cli, args[0])
-			if err != nil {
-				return serverHint(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed etcd member %s; %d members remain\n", args[0], n)
-			if n%2 == 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "warning: %d servers tolerate no more failures than %d: run an odd number of servers\n", n, n-1)
 			}
 			kc, err := adminKubeconfig(dataDir)
 			if err != nil {
@@ -55,4 +45,28 @@ func newServerRemoveCmd() *cobra.Command {
 	}
 	dataDirFlag(cmd.Flags(), &dataDir, "this server's data dir")
 	return cmd
+}
+
+// removeMember removes the server's etcd member; servers on an external
+// datastore have none (its membership is the datastore's own).
+func removeMember(ctx context.Context, out io.Writer, dataDir, name string) error {
+	cli, ds, err := datastoreClient(dataDir)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	if ds != nil {
+		fmt.Fprintf(out, "no etcd member to remove: the servers keep the cluster state in the external datastore %s "+
+			"(manage its members with etcdctl member list/remove)\n", strings.Join(ds.Endpoints, ","))
+		return nil
+	}
+	n, err := etcd.RemoveMember(ctx, cli, name)
+	if err != nil {
+		return serverHint(err)
+	}
+	fmt.Fprintf(out, "removed etcd member %s; %d members remain\n", name, n)
+	if n%2 == 0 {
+		fmt.Fprintf(out, "warning: %d servers tolerate no more failures than %d: run an odd number of servers\n", n, n-1)
+	}
+	return nil
 }

@@ -29,6 +29,9 @@ type ClusterInfo struct {
 	// LastRunBy: the versions that last started a server on the data
 	// dir (versions.go); absent in data dirs of older iks.
 	LastRunBy *RanBy `json:"lastRunBy,omitempty"`
+	// Datastore is where this server keeps the cluster state (absent in
+	// data dirs of older iks: the embedded etcd).
+	Datastore *DatastoreInfo `json:"datastore,omitempty"`
 }
 
 func clusterInfoPath(dataDir string) string {
@@ -43,8 +46,10 @@ func checkPorts(env Env, s *Server) []error {
 		port int
 		what string
 	}
-	ports := []port{{s.BindAddress, APIServerPort, "kube-apiserver"}, {loop, 2379, "etcd client"},
-		{loop, 2380, "etcd peer"}, {loop, 10257, "kube-controller-manager"}, {loop, 10259, "kube-scheduler"}}
+	ports := []port{{s.BindAddress, APIServerPort, "kube-apiserver"}, {loop, 10257, "kube-controller-manager"}, {loop, 10259, "kube-scheduler"}}
+	if s.Datastore.External == nil {
+		ports = append(ports, port{loop, 2379, "etcd client"}, port{loop, 2380, "etcd peer"})
+	}
 	if !s.DisableAgent {
 		ports = append(ports, port{any4, KubeletPort, "kubelet"}, port{loop, 10248, "kubelet healthz"},
 			port{loop, ProxyHealthzPort, "kube-proxy healthz"}, port{loop, ProxyMetricsPort, "kube-proxy metrics"})
@@ -91,9 +96,16 @@ func checkDataDir(env Env, s *Server) []error {
 	if ci.IPAMBlockSize != 0 {
 		mismatch("--ipam-block-size", fmt.Sprint(ci.IPAMBlockSize), fmt.Sprint(s.IPAMBlockSize))
 	}
+	if err := checkDatastoreKind(s.DataDir, ci.Datastore, s.Datastore.External); err != nil {
+		errs = append(errs, err)
+	}
 	// Restoring a snapshot replaces what a newer version wrote.
 	if ci.LastRunBy != nil && s.Datastore.RestorePath == "" {
-		errs = append(errs, checkSkew(s.DataDir, *ci.LastRunBy, ThisRun())...)
+		was, now := *ci.LastRunBy, ThisRun()
+		if s.Datastore.External != nil {
+			was.Etcd, now.Etcd = "", "" // the data dir holds no etcd data
+		}
+		errs = append(errs, checkSkew(s.DataDir, was, now)...)
 	}
 	return errs
 }
@@ -109,23 +121,47 @@ func onlyIKSEntries(entries []os.DirEntry) bool {
 	return true
 }
 
-// RecordClusterInfo writes cluster.json when it does not exist yet. It is
-// the first thing written to a new data dir.
+// RecordClusterInfo writes cluster.json when it does not exist yet (it
+// is the first thing written to a new data dir), and records in an
+// existing one what it lacks: the block size (data dirs from before block
+// IPAM) and the datastore (kind checked before, endpoints as of this start).
 func (s *Server) RecordClusterInfo() error {
 	p := clusterInfoPath(s.DataDir)
+	ci := ClusterInfo{Format: ClusterInfoFormat, ClusterCIDR: s.ClusterCIDR.String(),
+		ServiceCIDR: s.ServiceCIDR.String(), ClusterDomain: s.ClusterDomain}
+	var old []byte
 	if data, err := os.ReadFile(p); err == nil {
-		// Data dirs from before block IPAM get the block size recorded.
-		var ci ClusterInfo
-		if json.Unmarshal(data, &ci) != nil || ci.IPAMBlockSize != 0 {
-			return nil
+		if json.Unmarshal(data, &ci) != nil {
+			return nil // refused by checkDataDir before
 		}
+		old = data
+	}
+	if ci.IPAMBlockSize == 0 {
+		ci.IPAMBlockSize = s.IPAMBlockSize
+	}
+	ci.Datastore = s.Datastore.Info()
+	data, _ := json.MarshalIndent(ci, "", "  ")
+	data = append(data, '\n')
+	if string(data) == string(old) {
+		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
 	}
-	data, _ := json.MarshalIndent(ClusterInfo{Format: ClusterInfoFormat, ClusterCIDR: s.ClusterCIDR.String(),
-		ServiceCIDR: s.ServiceCIDR.String(), ClusterDomain: s.ClusterDomain, IPAMBlockSize: s.IPAMBlockSize}, "", "  ")
-	return fsutil.WriteFileAtomic(p, append(data, '\n'), 0o600)
+	return fsutil.WriteFileAtomic(p, data, 0o600)
+}
+
+// ReadClusterInfo reads the cluster.json of a server data dir.
+func ReadClusterInfo(dataDir string) (ClusterInfo, error) {
+	var ci ClusterInfo
+	data, err := os.ReadFile(clusterInfoPath(dataDir))
+	if err != nil {
+		return ci, fmt.Errorf("read %s: %w (is %s a server data dir? pass --data-dir)", clusterInfoPath(dataDir), err, dataDir)
+	}
+	if err := json.Unmarshal(data, &ci); err != nil {
+		return ci, fmt.Errorf("%s is corrupt: %w", clusterInfoPath(dataDir), err)
+	}
+	return ci, nil
 }
 
 // Paths returns the data-dir layout.

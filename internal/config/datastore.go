@@ -19,6 +19,9 @@ type DatastoreFlags struct {
 	ClusterResetRestorePath string
 	SnapshotCron            string
 	SnapshotRetention       int
+	// Endpoints and the files are the external etcd (--datastore-*).
+	Endpoints                 []string
+	CAFile, CertFile, KeyFile string
 }
 
 // Datastore is the validated etcd configuration.
@@ -30,6 +33,9 @@ type Datastore struct {
 	// SnapshotSchedule is the scheduled snapshots' cron ("" disables).
 	SnapshotSchedule  string
 	SnapshotRetention int
+	// External is the user's etcd (--datastore-endpoint); nil runs the
+	// embedded member.
+	External *ExternalDatastore
 }
 
 // AddFlags registers the flags on fs.
@@ -39,6 +45,11 @@ func (f *DatastoreFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ClusterResetRestorePath, "cluster-reset-restore-path", "", "snapshot file to restore with --cluster-reset (see iks etcd-snapshot ls)")
 	fs.StringVar(&f.SnapshotCron, "etcd-snapshot-schedule-cron", DefaultSnapshotCron, "when to take etcd snapshots, a five-field cron expression (\"\" disables)")
 	fs.IntVar(&f.SnapshotRetention, "etcd-snapshot-retention", DefaultSnapshotRetention, "number of scheduled snapshots to keep")
+	fs.StringSliceVar(&f.Endpoints, "datastore-endpoint", nil, "keep the cluster state in this external etcd instead of the embedded one: "+
+		"client URLs https://ETCD:2379, comma-separated or repeated (every server of the cluster passes the same)")
+	fs.StringVar(&f.CAFile, "datastore-cafile", "", "CA that verifies the external etcd's servers (default: the host's CAs)")
+	fs.StringVar(&f.CertFile, "datastore-certfile", "", "client certificate for the external etcd")
+	fs.StringVar(&f.KeyFile, "datastore-keyfile", "", "key of --datastore-certfile")
 }
 
 // validate checks the values.
@@ -61,6 +72,7 @@ func (f *DatastoreFlags) validate(bad func(string, ...any)) Datastore {
 				f.SnapshotCron, err, DefaultSnapshotCron)
 		}
 	}
+	d.External = f.validateExternal(bad)
 	if f.SnapshotRetention < 1 {
 		bad("--etcd-snapshot-retention %d must be at least 1 (default %d)", f.SnapshotRetention, DefaultSnapshotRetention)
 	}

@@ -21,15 +21,19 @@ type HA struct {
 	// ClusterInit makes the first server's etcd reachable by the servers
 	// that join it (peers and clients on the node IP).
 	ClusterInit bool
+	// SharedDatastore: the cluster state is in an external datastore
+	// that further servers may share (--datastore-endpoint).
+	SharedDatastore bool
 }
 
-// Enabled reports whether etcd serves other members.
-func (h HA) Enabled() bool { return h.JoinURL != "" || h.ClusterInit }
+// Enabled reports whether other servers may run beside this one: etcd
+// serves other members, or the datastore is external.
+func (h HA) Enabled() bool { return h.JoinURL != "" || h.ClusterInit || h.SharedDatastore }
 
 // AddFlags registers the flags on fs.
 func (f *HAFlags) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&f.Server, "server", "", "join the servers of this cluster (https://SERVER:6443; needs --token with the server token) as an etcd member")
-	fs.BoolVar(&f.ClusterInit, "cluster-init", false, "run etcd so that other servers can join this one (--server); implied by --server")
+	fs.StringVar(&f.Server, "server", "", "join the servers of this cluster (https://SERVER:6443; needs --token with the server token) as an etcd member, or, with --datastore-endpoint, sharing that datastore")
+	fs.BoolVar(&f.ClusterInit, "cluster-init", false, "run etcd so that other servers can join this one (--server); implied by --server; not with --datastore-endpoint")
 }
 
 // validate checks the values; token is the --token value.

@@ -93,6 +93,8 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 	f.Network.validate(bad)
 	s.Datastore = f.Datastore.validate(bad)
 	s.HA = f.HA.validate(bad, f.Token)
+	s.HA.SharedDatastore = s.Datastore.External != nil
+	checkDatastoreHA(bad, s.Datastore.External, f.HA.ClusterInit)
 	publicIP, zone := f.Network.Topology.validate(bad, env, local, s.ClusterCIDR, s.ServiceCIDR)
 
 	if len(errs) == 0 {

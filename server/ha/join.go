@@ -32,6 +32,22 @@ const joinTimeout = 5 * time.Minute
 // hash before sending the token and the cluster's settings against cfg
 // before writing anything.
 func Join(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
+	return JoinVerified(ctx, cfg, log, nil)
+}
+
+// JoinCheck is what a joiner may check its datastore against: the
+// bootstrap Secret as the joined cluster serves it, and the cluster's
+// Secrets encryption config (to read that Secret raw).
+type JoinCheck struct {
+	UID              string
+	ResourceVersion  string
+	EncryptionConfig []byte
+}
+
+// JoinVerified is Join calling verify before anything is written: a
+// server on an external datastore checks that its datastore holds the
+// very bootstrap Secret the cluster serves.
+func JoinVerified(ctx context.Context, cfg *config.Server, log *slog.Logger, verify func(context.Context, JoinCheck) error) error {
 	caPath := filepath.Join(cfg.DataDir, "server", "tls", "ca.crt")
 	if _, err := os.Stat(caPath); err == nil {
 		return nil // joined before
@@ -77,6 +93,12 @@ func Join(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err := sameCluster(b, cfg); err != nil {
 		return err
 	}
+	if verify != nil {
+		if err := verify(ctx, JoinCheck{UID: string(s.UID), ResourceVersion: s.ResourceVersion,
+			EncryptionConfig: b["server/cred/encryption-config.json"]}); err != nil {
+			return err
+		}
+	}
 	for _, f := range SharedFiles {
 		p := filepath.Join(cfg.DataDir, f)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -90,7 +112,13 @@ func Join(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		if f == "server/tls/ca.crt" {
 			continue
 		}
-		if err := fsutil.WriteFileAtomic(p, b[f], mode); err != nil {
+		data := b[f]
+		if f == "server/cluster.json" {
+			if data, err = ownDatastore(data, cfg); err != nil {
+				return err
+			}
+		}
+		if err := fsutil.WriteFileAtomic(p, data, mode); err != nil {
 			return err
 		}
 	}
@@ -120,7 +148,29 @@ func sameCluster(b Bundle, cfg *config.Server) error {
 	if ci.IPAMBlockSize != 0 {
 		check("--ipam-block-size", fmt.Sprint(ci.IPAMBlockSize), fmt.Sprint(cfg.IPAMBlockSize))
 	}
+	// A server on an external datastore may join a cluster on embedded
+	// etcd (that etcd is then its datastore), not the other way round.
+	if ci.Datastore.External() && cfg.Datastore.External == nil {
+		errs = append(errs, fmt.Errorf("the cluster at %s keeps its state in the external datastore %s: pass --datastore-endpoint %s "+
+			"with --datastore-cafile/--datastore-certfile/--datastore-keyfile for it", cfg.HA.JoinURL,
+			strings.Join(ci.Datastore.Endpoints, ","), strings.Join(ci.Datastore.Endpoints, ",")))
+	}
 	return errors.Join(errs...)
+}
+
+// ownDatastore rewrites the cluster's cluster.json with this server's
+// datastore: the record says where this data dir's state lives.
+func ownDatastore(data []byte, cfg *config.Server) ([]byte, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("the bundle's cluster.json: %w", err)
+	}
+	raw["datastore"] = cfg.Datastore.Info()
+	out, err := json.MarshalIndent(raw, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
 }
 
 // EtcdEndpoints are the etcd client URLs of the server at serverURL.

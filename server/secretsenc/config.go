@@ -87,10 +87,15 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("encryption config %s is mode %o, readable by others: it holds the keys of every Secret; "+
 			"run chmod 600 %s (and check who read it)", path, st.Mode().Perm(), path)
 	}
+	return parse(data, path)
+}
+
+// parse reads an encryption config; where names it in messages.
+func parse(data []byte, where string) (*Config, error) {
 	var ec apiserverv1.EncryptionConfiguration
 	if err := json.Unmarshal(data, &ec); err != nil {
 		return nil, fmt.Errorf("encryption config %s is damaged (%v): restore it from a backup of the data dir; "+
-			"without its keys the Secrets stored in etcd cannot be read", path, err)
+			"without its keys the Secrets stored in etcd cannot be read", where, err)
 	}
 	c := &Config{}
 	for _, r := range ec.Resources {
@@ -101,13 +106,13 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	if len(c.Keys) == 0 {
-		return nil, fmt.Errorf("encryption config %s has no secretbox key: restore it from a backup of the data dir", path)
+		return nil, fmt.Errorf("encryption config %s has no secretbox key: restore it from a backup of the data dir", where)
 	}
 	for _, k := range c.Keys {
 		b, err := base64.StdEncoding.DecodeString(k.Secret)
 		if err != nil || len(b) != keyBytes || k.Name == "" {
 			return nil, fmt.Errorf("encryption config %s: key %q is not a named 32-byte base64 secretbox key: "+
-				"restore the file from a backup of the data dir", path, k.Name)
+				"restore the file from a backup of the data dir", where, k.Name)
 		}
 	}
 	return c, nil
