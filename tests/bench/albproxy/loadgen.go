@@ -57,8 +57,8 @@ func runLoad(target string, rate float64, d time.Duration, conns int) error {
 				i := next.Add(1) - 1
 				// A kept-alive connection the server closed (nginx's
 				// keepalive_requests) is replaced once, as wrk does.
-				ok := false
-				for try := 0; try < 2 && !ok; try++ {
+				ok, retry := false, true
+				for try := 0; try < 2 && retry; try++ {
 					if c == nil {
 						var err error
 						if c, err = dial(u); err != nil {
@@ -68,7 +68,7 @@ func runLoad(target string, rate float64, d time.Duration, conns int) error {
 						br = bufio.NewReaderSize(c, 8192)
 					}
 					var closing bool
-					ok, closing = roundTrip(c, br, req)
+					ok, closing, retry = roundTrip(c, br, req)
 					if !ok || closing {
 						c.Close()
 						c = nil
@@ -113,18 +113,20 @@ func runLoad(target string, rate float64, d time.Duration, conns int) error {
 }
 
 // roundTrip sends req on c and reads the answer: ok for a 200 read in
-// full, closing when the server asked to close the connection.
-func roundTrip(c net.Conn, br *bufio.Reader, req []byte) (ok, closing bool) {
+// full, closing when the server asked to close the connection, retry
+// when no answer came (a connection closed while idle; an error status
+// is not retried).
+func roundTrip(c net.Conn, br *bufio.Reader, req []byte) (ok, closing, retry bool) {
 	if _, err := c.Write(req); err != nil {
-		return false, true
+		return false, true, true
 	}
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		return false, true
+		return false, true, true
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return err == nil && resp.StatusCode == 200, resp.Close
+	return err == nil && resp.StatusCode == 200, resp.Close, false
 }
 
 func dial(u *url.URL) (net.Conn, error) {
