@@ -19,6 +19,9 @@ import (
 // once; only an unreachable apiserver makes this wait).
 const secretSyncTimeout = 10 * time.Second
 
+// perNamespace is the most Secrets of one namespace watched one by one.
+const perNamespace = 4
+
 // secrets watches exactly the Secrets the routing table reads: the TLS
 // Secrets of the served Ingresses' spec.tls, their auth-tls-secret CAs
 // and the default certificate, each with its own informer listing and
@@ -33,12 +36,16 @@ const secretSyncTimeout = 10 * time.Second
 // the next unrelated change. Per-name watches keep renewals as prompt
 // as any other change (the watch event triggers a rebuild) and cost one
 // watch stream per referenced Secret, multiplexed on the ALB's HTTP/2
-// connection to the apiserver.
+// connection to the apiserver. A namespace where the table reads more
+// than perNamespace Secrets gets one informer for its Secrets instead
+// (key "ns/"), so the number of watches stays bounded by the namespaces
+// with TLS Ingresses, and their first lists by the client's rate limit.
 //
 // The builder asks for Secrets through get, which records the names; end
 // then starts informers for the new names (waiting for their first list,
 // so a Secret that exists is never reported missing), stops those of
-// names no longer read, and says whether the table must be built again.
+// names no longer read, and says whether the table must be built again
+// and whether its missing Secrets are known to be missing.
 type secrets struct {
 	cs   kubernetes.Interface
 	log  *slog.Logger
@@ -72,6 +79,9 @@ func (s *secrets) get(ns, name string) *corev1.Secret {
 	s.mu.Lock()
 	s.used[key] = true
 	si := s.m[key]
+	if si == nil {
+		si = s.m[ns+"/"]
+	}
 	s.mu.Unlock()
 	if si == nil {
 		return nil
@@ -79,12 +89,36 @@ func (s *secrets) get(ns, name string) *corev1.Secret {
 	return get[*corev1.Secret](si.inf, ns, name)
 }
 
-// end makes the watched set the recorded one and reports whether a new
-// Secret was added (the build that read it saw nil and must be redone).
-func (s *secrets) end(ctx context.Context) bool {
+// plan returns the informer keys for the Secrets read: "ns/name" each,
+// or "ns/" for a namespace with more than perNamespace of them.
+func plan(used map[string]bool) map[string]bool {
+	byNS := map[string][]string{}
+	for key := range used {
+		ns, _, _ := cutKey(key)
+		byNS[ns] = append(byNS[ns], key)
+	}
+	out := map[string]bool{}
+	for ns, keys := range byNS {
+		if len(keys) > perNamespace {
+			out[ns+"/"] = true
+			continue
+		}
+		for _, k := range keys {
+			out[k] = true
+		}
+	}
+	return out
+}
+
+// end makes the watched set the one the recorded reads need. added: a
+// new informer was started (the build that read it saw nil and must be
+// redone); synced: all of them have listed (else a missing Secret may
+// only be not listed yet).
+func (s *secrets) end(ctx context.Context) (added, synced bool) {
 	s.mu.Lock()
+	want := plan(s.used)
 	var started []cache.InformerSynced
-	for key := range s.used {
+	for key := range want {
 		if s.m[key] != nil {
 			continue
 		}
@@ -93,28 +127,32 @@ func (s *secrets) end(ctx context.Context) bool {
 		started = append(started, si.inf.HasSynced)
 	}
 	for key, si := range s.m {
-		if !s.used[key] {
+		if !want[key] {
 			close(si.stop)
 			delete(s.m, key)
 		}
 	}
 	s.mu.Unlock()
 	if len(started) == 0 {
-		return false
+		return false, true
 	}
 	wctx, cancel := context.WithTimeout(ctx, secretSyncTimeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(wctx.Done(), started...) {
 		s.log.Warn("referenced Secrets not listed yet; the table is built without them until they are", "timeout", secretSyncTimeout)
+		return true, false
 	}
-	return true
+	return true, true
 }
 
-// start runs an informer for the one Secret key (namespace/name).
+// start runs an informer for key: the one Secret namespace/name, or the
+// Secrets of a namespace ("namespace/").
 func (s *secrets) start(key string) *secretInformer {
 	ns, name, _ := cutKey(key)
 	inf := coreinformers.NewFilteredSecretInformer(s.cs, ns, 0, cache.Indexers{}, func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		if name != "" {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		}
 	})
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.kick() },
@@ -131,7 +169,7 @@ func (s *secrets) start(key string) *secretInformer {
 func (s *secrets) watching(ns, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.m[ns+"/"+name] != nil
+	return s.m[ns+"/"+name] != nil || s.m[ns+"/"] != nil
 }
 
 // watched returns the keys of the Secrets watched now.

@@ -140,3 +140,29 @@ func TestSecretsOnlyReferenced(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSecretsPlan: Secrets are watched by name up to perNamespace per
+// namespace, beyond that by one informer for the namespace.
+func TestSecretsPlan(t *testing.T) {
+	used := map[string]bool{"kube-system/default-cert": true}
+	for i := range perNamespace + 1 {
+		used["busy/tls-"+string(rune('a'+i))] = true
+	}
+	for i := range perNamespace {
+		used["quiet/tls-"+string(rune('a'+i))] = true
+	}
+	got := plan(used)
+	var keys []string
+	for k := range got {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := []string{"busy/", "kube-system/default-cert"}
+	for i := range perNamespace {
+		want = append(want, "quiet/tls-"+string(rune('a'+i)))
+	}
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Errorf("plan = %v, want %v", keys, want)
+	}
+}

@@ -158,14 +158,20 @@ func (w *Watcher) rebuild(ctx context.Context) int {
 	// Built again when it read a Secret not watched yet (now listed).
 	var t *route.Table
 	var probs []route.Problem
+	synced := true
 	for again := true; again; {
 		w.secrets.begin()
 		in.DefaultCert = w.defaultCert()
 		t, probs = route.Build(in)
-		again = w.secrets.end(ctx) && ctx.Err() == nil
+		again, synced = w.secrets.end(ctx)
+		again = again && synced && ctx.Err() == nil
 	}
 	w.sink.Swap(t)
-	w.events.report(append(gprobs, probs...), ings)
+	if synced {
+		// Else a Secret reported missing may only be not listed yet: its
+		// informer's first list kicks the next rebuild, which reports.
+		w.events.report(append(gprobs, probs...), ings)
+	}
 	w.publish(ctx, ings)
 	return t.Rules
 }
