@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -105,7 +106,7 @@ func runLoad(target string, rate float64, d time.Duration, conns int) error {
 		if len(ok) == 0 {
 			return 0
 		}
-		return ok[min(len(ok)-1, int(p*float64(len(ok))))]
+		return ok[max(0, int(math.Ceil(p*float64(len(ok))))-1)] // nearest rank
 	}
 	r := LoadResult{Rate: rate, Achieved: float64(len(ok)) / took.Seconds(), Sent: n, Errors: int(errs.Load()),
 		P50: q(0.50), P99: q(0.99), P999: q(0.999), Max: q(1)}
