@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -164,5 +166,36 @@ func TestSecretsPlan(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(keys, want) {
 		t.Errorf("plan = %v, want %v", keys, want)
+	}
+}
+
+// TestSecretsBusyNamespace: an Ingress naming more than perNamespace
+// Secrets of its namespace is served from one informer for that
+// namespace, and every one of its certificates is in the first table.
+func TestSecretsBusyNamespace(t *testing.T) {
+	ing := ingress("many", "public-iks-k8s-nginx", "a.example.com", "web")
+	objs := []runtime.Object{&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "public-iks-k8s-nginx"}}}
+	var hosts []string
+	for i := range perNamespace + 1 {
+		h := fmt.Sprintf("h%d.example.com", i)
+		hosts = append(hosts, h)
+		ing.Spec.TLS = append(ing.Spec.TLS, networkingv1.IngressTLS{Hosts: []string{h}, SecretName: h})
+		objs = append(objs, tlsSecret(t, "default", h, h))
+	}
+	cs := fake.NewClientset(append(objs, ing)...)
+	s := &sink{}
+	w := New(Config{Class: "public-iks-k8s-nginx"}, cs, s, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-w.Synced()
+	for _, h := range hosts {
+		if got := servedCN(s.first, h); got != h {
+			t.Errorf("first table serves %q for %s, want its Secret's certificate", got, h)
+		}
+	}
+	if got := w.secrets.watched(); !slices.Equal(got, []string{"default/"}) {
+		t.Errorf("watched %v, want one informer for namespace default", got)
 	}
 }
