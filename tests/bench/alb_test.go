@@ -29,6 +29,62 @@ func TestALBvsNginx(t *testing.T) {
 	if os.Getenv("IKS_BENCH") == "" {
 		t.Skip("benchmark: run with `make bench`")
 	}
+	b := startALBBench(t)
+	albPid, ngPid := b.albPid, b.ngPid
+	type result struct{ rps, p99, cpuUS float64 }
+	run := func(url string, pid int) result {
+		cpu0 := cpuSeconds(pid)
+		out, err := exec.Command("taskset", "-c", "1", "wrk", "-t1", "-c64", "-d8s", "--latency", url).CombinedOutput()
+		cpu := cpuSeconds(pid) - cpu0
+		if err != nil {
+			t.Fatalf("wrk %s: %v: %s", url, err, out)
+		}
+		if strings.Contains(string(out), "Non-2xx") {
+			t.Fatalf("wrk %s saw errors:\n%s", url, out)
+		}
+		rps := wrkNumber(t, out, `Requests/sec:\s+([0-9.]+)`)
+		total := wrkNumber(t, out, `([0-9]+) requests in`)
+		return result{rps: rps, p99: wrkLatency(t, out), cpuUS: cpu / total * 1e6}
+	}
+	median := func(rs []result) result {
+		slices.SortFunc(rs, func(a, b result) int { return int(a.rps - b.rps) })
+		p := []float64{rs[0].p99, rs[1].p99, rs[2].p99}
+		c := []float64{rs[0].cpuUS, rs[1].cpuUS, rs[2].cpuUS}
+		slices.Sort(p)
+		slices.Sort(c)
+		return result{rps: rs[1].rps, p99: p[1], cpuUS: c[1]}
+	}
+	fmt.Printf("\n== Ingress ALB engine vs nginx %s (1 CPU each, wrk -c64 keep-alive, 612-byte answers, median of 3) ==\n%-18s %10s %9s %8s %12s %10s %9s %8s %8s %8s\n",
+		nginxVersion(), "protocol", "ALB req/s", "ALB p99", "ALB cpu", "nginx req/s", "nginx p99", "nginx cpu", "req/s x", "p99 x", "cpu x")
+	for _, sc := range []struct{ name, alb, ng string }{
+		{"HTTP/1.1", b.albHTTP, b.ngHTTP},
+		{"HTTPS (HTTP/1.1)", b.albHTTPS, b.ngHTTPS},
+	} {
+		var a, n []result
+		for range 3 {
+			a = append(a, run(sc.alb, albPid))
+			n = append(n, run(sc.ng, ngPid))
+		}
+		ma, mn := median(a), median(n)
+		fmt.Printf("%-18s %10.0f %7.1fms %6.1fus %12.0f %8.1fms %7.1fus %7.2fx %7.2fx %7.2fx\n", sc.name, ma.rps, ma.p99, ma.cpuUS,
+			mn.rps, mn.p99, mn.cpuUS, ma.rps/mn.rps, ma.p99/mn.p99, ma.cpuUS/mn.cpuUS)
+	}
+	fmt.Println("cpu: the proxy's CPU time (user+system, nginx master and worker) per request; targets: req/s >= 1.0x nginx, p99 <= 1.1x nginx")
+}
+
+// albBench is the engine-vs-nginx setup: the ALB engine and nginx each
+// pinned to CPU 0 in front of the same two origins on CPU 1.
+type albBench struct {
+	bin                                string // albproxy: engine, origin and load generator
+	origin                             string // URL of the first origin
+	albPid, ngPid                      int
+	albHTTP, albHTTPS, ngHTTP, ngHTTPS string // URLs
+}
+
+// startALBBench starts the origins, the ALB engine and nginx, and waits
+// for both proxies to answer 200.
+func startALBBench(t *testing.T) *albBench {
+	t.Helper()
 	for _, tool := range []string{"nginx", "wrk", "taskset", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: apt-get install nginx-light wrk util-linux openssl", tool)
@@ -74,45 +130,8 @@ func TestALBvsNginx(t *testing.T) {
 	for _, a := range []string{albHTTP, ngHTTP} {
 		waitHTTP(t, "http://"+a+"/")
 	}
-	type result struct{ rps, p99, cpuUS float64 }
-	run := func(url string, pid int) result {
-		cpu0 := cpuSeconds(pid)
-		out, err := exec.Command("taskset", "-c", "1", "wrk", "-t1", "-c64", "-d8s", "--latency", url).CombinedOutput()
-		cpu := cpuSeconds(pid) - cpu0
-		if err != nil {
-			t.Fatalf("wrk %s: %v: %s", url, err, out)
-		}
-		if strings.Contains(string(out), "Non-2xx") {
-			t.Fatalf("wrk %s saw errors:\n%s", url, out)
-		}
-		rps := wrkNumber(t, out, `Requests/sec:\s+([0-9.]+)`)
-		total := wrkNumber(t, out, `([0-9]+) requests in`)
-		return result{rps: rps, p99: wrkLatency(t, out), cpuUS: cpu / total * 1e6}
-	}
-	median := func(rs []result) result {
-		slices.SortFunc(rs, func(a, b result) int { return int(a.rps - b.rps) })
-		p := []float64{rs[0].p99, rs[1].p99, rs[2].p99}
-		c := []float64{rs[0].cpuUS, rs[1].cpuUS, rs[2].cpuUS}
-		slices.Sort(p)
-		slices.Sort(c)
-		return result{rps: rs[1].rps, p99: p[1], cpuUS: c[1]}
-	}
-	fmt.Printf("\n== Ingress ALB engine vs nginx %s (1 CPU each, wrk -c64 keep-alive, 612-byte answers, median of 3) ==\n%-18s %10s %9s %8s %12s %10s %9s %8s %8s %8s\n",
-		nginxVersion(), "protocol", "ALB req/s", "ALB p99", "ALB cpu", "nginx req/s", "nginx p99", "nginx cpu", "req/s x", "p99 x", "cpu x")
-	for _, sc := range []struct{ name, alb, ng string }{
-		{"HTTP/1.1", "http://" + albHTTP + "/", "http://" + ngHTTP + "/"},
-		{"HTTPS (HTTP/1.1)", "https://" + albHTTPS + "/", "https://" + ngHTTPS + "/"},
-	} {
-		var a, n []result
-		for range 3 {
-			a = append(a, run(sc.alb, albPid))
-			n = append(n, run(sc.ng, ngPid))
-		}
-		ma, mn := median(a), median(n)
-		fmt.Printf("%-18s %10.0f %7.1fms %6.1fus %12.0f %8.1fms %7.1fus %7.2fx %7.2fx %7.2fx\n", sc.name, ma.rps, ma.p99, ma.cpuUS,
-			mn.rps, mn.p99, mn.cpuUS, ma.rps/mn.rps, ma.p99/mn.p99, ma.cpuUS/mn.cpuUS)
-	}
-	fmt.Println("cpu: the proxy's CPU time (user+system, nginx master and worker) per request; targets: req/s >= 1.0x nginx, p99 <= 1.1x nginx")
+	return &albBench{bin: bin, origin: "http://" + o1 + "/", albPid: albPid, ngPid: ngPid, albHTTP: "http://" + albHTTP + "/", albHTTPS: "https://" + albHTTPS + "/",
+		ngHTTP: "http://" + ngHTTP + "/", ngHTTPS: "https://" + ngHTTPS + "/"}
 }
 
 func nginxConf(dir, o1, o2, httpAddr, httpsAddr string) string {

@@ -1,6 +1,7 @@
 // Package watch feeds the iks Ingress ALB: it watches Ingresses,
-// IngressClasses, Services, EndpointSlices, Secrets and the ALB
-// ConfigMaps through client-go informers, rebuilds the routing table on
+// IngressClasses, Services, EndpointSlices, the Secrets the table reads
+// (only those: see secrets.go) and the ALB ConfigMaps through client-go
+// informers, rebuilds the routing table on
 // every change and hands it to the proxy (an atomic swap, never a
 // reload), reports bad objects as Warning Events and writes the ALB's IP
 // into the status of the Ingresses it serves.
@@ -66,7 +67,7 @@ type Watcher struct {
 	classes cache.SharedIndexInformer
 	svcs    cache.SharedIndexInformer
 	slices  cache.SharedIndexInformer
-	secrets cache.SharedIndexInformer
+	secrets *secrets
 	cms     cache.SharedIndexInformer
 	synced  chan struct{}
 	// limiters keep limit-rps budgets across tables.
@@ -82,14 +83,15 @@ func New(cfg Config, cs kubernetes.Interface, sink Sink, log *slog.Logger) *Watc
 	w := &Watcher{cfg: cfg, cs: cs, sink: sink, log: log, trigger: make(chan struct{}, 1), synced: make(chan struct{}),
 		ing: f.Networking().V1().Ingresses().Informer(), classes: f.Networking().V1().IngressClasses().Informer(),
 		svcs: f.Core().V1().Services().Informer(), slices: f.Discovery().V1().EndpointSlices().Informer(),
-		secrets: f.Core().V1().Secrets().Informer(), cms: kf.Core().V1().ConfigMaps().Informer()}
+		cms: kf.Core().V1().ConfigMaps().Informer()}
+	w.secrets = newSecrets(cs, log, w.kick)
 	w.events = newEventLog(cs, log)
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.kick() },
 		UpdateFunc: func(any, any) { w.kick() },
 		DeleteFunc: func(any) { w.kick() },
 	}
-	for _, inf := range []cache.SharedIndexInformer{w.ing, w.classes, w.svcs, w.slices, w.secrets, w.cms} {
+	for _, inf := range []cache.SharedIndexInformer{w.ing, w.classes, w.svcs, w.slices, w.cms} {
 		_, _ = inf.AddEventHandler(h)
 	}
 	return w
@@ -108,7 +110,8 @@ func (w *Watcher) kick() {
 // Run watches until ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
 	defer w.events.stop()
-	infs := []cache.SharedIndexInformer{w.ing, w.classes, w.svcs, w.slices, w.secrets, w.cms}
+	defer w.secrets.stopAll()
+	infs := []cache.SharedIndexInformer{w.ing, w.classes, w.svcs, w.slices, w.cms}
 	var syncs []cache.InformerSynced
 	for _, inf := range infs {
 		go inf.Run(ctx.Done())
@@ -148,14 +151,27 @@ func (w *Watcher) rebuild(ctx context.Context) int {
 		Ingresses: ings,
 		Service:   func(ns, name string) *corev1.Service { return get[*corev1.Service](w.svcs, ns, name) },
 		Slices:    w.slicesOf,
-		Secret:    func(ns, name string) *corev1.Secret { return get[*corev1.Secret](w.secrets, ns, name) },
+		Secret:    w.secrets.get,
 		Global:    global, TCP: data(TCPServices), UDP: data(UDPServices), ReservedPorts: w.cfg.ReservedPorts,
 		Limiters: &w.limiters, SSLPassthrough: w.cfg.SSLPassthrough,
 	}
-	in.DefaultCert = w.defaultCert()
-	t, probs := route.Build(in)
+	// Built again when it read a Secret not watched yet (now listed).
+	var t *route.Table
+	var probs []route.Problem
+	synced := true
+	for again := true; again; {
+		w.secrets.begin()
+		in.DefaultCert = w.defaultCert()
+		t, probs = route.Build(in)
+		again, synced = w.secrets.end(ctx)
+		again = again && synced && ctx.Err() == nil
+	}
 	w.sink.Swap(t)
-	w.events.report(append(gprobs, probs...), ings)
+	if synced {
+		// Else a Secret reported missing may only be not listed yet: its
+		// informer's first list kicks the next rebuild, which reports.
+		w.events.report(append(gprobs, probs...), ings)
+	}
 	w.publish(ctx, ings)
 	return t.Rules
 }
@@ -204,8 +220,11 @@ func (w *Watcher) defaultCert() *tls.Certificate {
 	if !ok {
 		return nil
 	}
-	s := get[*corev1.Secret](w.secrets, ns, name)
+	s := w.secrets.get(ns, name)
 	if s == nil {
+		if !w.secrets.watching(ns, name) {
+			return nil // first read: end lists it and the table is built again
+		}
 		w.log.Warn("default certificate secret not found", "secret", w.cfg.DefaultCertSecret)
 		return nil
 	}

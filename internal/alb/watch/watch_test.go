@@ -20,12 +20,20 @@ import (
 )
 
 type sink struct {
-	mu sync.Mutex
-	t  *route.Table
+	mu    sync.Mutex
+	t     *route.Table
+	first *route.Table
 }
 
-func (s *sink) Swap(t *route.Table) { s.mu.Lock(); s.t = t; s.mu.Unlock() }
-func (s *sink) get() *route.Table   { s.mu.Lock(); defer s.mu.Unlock(); return s.t }
+func (s *sink) Swap(t *route.Table) {
+	s.mu.Lock()
+	s.t = t
+	if s.first == nil {
+		s.first = t
+	}
+	s.mu.Unlock()
+}
+func (s *sink) get() *route.Table { s.mu.Lock(); defer s.mu.Unlock(); return s.t }
 
 func ingress(name, class, host, svc string) *networkingv1.Ingress {
 	pt := networkingv1.PathTypePrefix

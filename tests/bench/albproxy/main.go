@@ -2,6 +2,8 @@
 // without Kubernetes, with a fixed table: every host and path to the
 // given backends, for benchmarks against nginx on the same backends
 // (tests/bench/alb_test.go). HTTPS uses a self-signed default certificate.
+// With -origin it is the benchmark's backend, with -load its fixed-rate
+// load generator.
 package main
 
 import (
@@ -40,7 +42,18 @@ func main() {
 	backends := flag.String("backends", "", "comma-separated host:port backends")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the proxy here until it stops")
 	origin := flag.String("origin", "", "instead of proxying, serve a small fixed answer on this address (the benchmark backend)")
+	load := flag.String("load", "", "instead of proxying, send GETs to this URL at -rate per second for -duration (open loop) and print a JSON LoadResult")
+	rate := flag.Float64("rate", 1000, "requests per second of -load")
+	dur := flag.Duration("duration", 10*time.Second, "duration of -load")
+	conns := flag.Int("conns", 64, "keep-alive connections of -load")
 	flag.Parse()
+	if *load != "" {
+		if err := runLoad(*load, *rate, *dur, *conns); err != nil {
+			fmt.Fprintln(os.Stderr, "albproxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *origin != "" {
 		if err := serveOrigin(*origin); err != nil {
 			fmt.Fprintln(os.Stderr, "albproxy:", err)
