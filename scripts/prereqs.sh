@@ -40,6 +40,7 @@ build|zstd|cmd:zstd|zstd|zstd|compresses the assets carried in the binary
 build|sha256sum|cmd:sha256sum|coreutils|coreutils|hashes the carried assets
 build|charon-systemd|file:/usr/sbin/charon-systemd|charon-systemd|strongswan|the VPN gateway image carries its charon (scripts/build-assets.sh)
 build|charon plugins|file:/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so|libcharon-extra-plugins|strongswan|kernel-libipsec (ESP without kernel ESP) in the VPN gateway image
+build|charon crypto|file:/usr/lib/ipsec/plugins/libstrongswan-openssl.so|libstrongswan-standard-plugins|strongswan|the openssl plugin (IKE and ESP ciphers) in the VPN gateway image; a recommended package apt-get leaves out with --no-install-recommends
 runtime|iptables|cmd:iptables|iptables|iptables-nft|NAT of pod traffic leaving the cluster, hostPort (portmap), kube-proxy iptables mode
 runtime|iptables-restore|cmd:iptables-restore|iptables|iptables-nft|loads the NAT outgoing chain atomically
 runtime|nft|cmd:nft|nftables|nftables|kube-proxy nftables mode and network policy (without it kube-proxy falls back to iptables and NetworkPolicies are not enforced)
