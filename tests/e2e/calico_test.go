@@ -27,8 +27,10 @@ const (
 // deny-nodeports closing the public NodePort while the private one, the
 // public LoadBalancer IP and the failsafe kubelet port answer, Calico's
 // validation at admission, a GlobalNetworkPolicy and a Calico
-// NetworkPolicy Deny of low order beating a NetworkPolicy Allow, and
-// `iks policy show --node`.
+// NetworkPolicy Deny of low order beating a NetworkPolicy Allow, a Pass
+// skipping a later Deny, `iks policy show --node`, and a deny-all on
+// every host endpoint that closes the hosts but leaves the nodes' own
+// traffic (API, tunnel, new pods, pod to pod) running.
 func TestCalicoPolicy(t *testing.T) {
 	testutil.RequireRoot(t)
 	nw := testutil.NewNetwork(t, "cp", 86)
@@ -95,7 +97,7 @@ func TestCalicoPolicy(t *testing.T) {
 	get := func(from *testutil.Netns, url string) func() error {
 		return func() error { _, err := from.HTTPGet(ctx, url, 2*time.Second); return err }
 	}
-	blocked := func(what string, f func() error) {
+	blocked := func(t *testing.T, what string, f func() error) {
 		t.Helper()
 		eventually(t, time.Minute, what+" blocked", func() error {
 			if f() == nil {
@@ -111,6 +113,14 @@ func TestCalicoPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 		return srv.Kubectl("apply", "-f", p)
+	}
+
+	fromClient := func() error {
+		out, err := srv.Kubectl("exec", "-n", cpNS, "client", "--", "/httpd", "get", "http://"+webIP+":8080/whoami")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
 	}
 
 	t.Run("every node has its host endpoints, in step with the node", func(t *testing.T) {
@@ -167,7 +177,7 @@ func TestCalicoPolicy(t *testing.T) {
 		if out, err := apply("deny-nodeports", testutil.IKSTutorialDenyNodePorts); err != nil {
 			t.Fatalf("kubectl apply the tutorial's policy: %v: %s", err, out)
 		}
-		blocked("public NodePort from the internet", get(ext, publicNP))
+		blocked(t, "public NodePort from the internet", get(ext, publicNP))
 		if err := get(cliA, privateNP)(); err != nil {
 			t.Errorf("private NodePort under deny-nodeports: %v, want open", err)
 		}
@@ -227,13 +237,6 @@ spec:
   - action: Deny
     source: {selector: role == 'client'}
 `
-		fromClient := func() error {
-			out, err := srv.Kubectl("exec", "-n", cpNS, "client", "--", "/httpd", "get", "http://"+webIP+":8080/whoami")
-			if err != nil {
-				return fmt.Errorf("%v: %s", err, out)
-			}
-			return nil
-		}
 		if out, err := apply("allow-clients", allow); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -241,7 +244,7 @@ spec:
 		if out, err := apply("deny-clients", deny); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		blocked("client -> web under the GlobalNetworkPolicy Deny", fromClient)
+		blocked(t, "client -> web under the GlobalNetworkPolicy Deny", fromClient)
 		if _, err := srv.Kubectl("delete", "globalnetworkpolicy", "deny-clients"); err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +262,7 @@ spec:
 		if out, err := apply("cnp", cnp); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		blocked("client -> web under the Calico NetworkPolicy Deny", fromClient)
+		blocked(t, "client -> web under the Calico NetworkPolicy Deny", fromClient)
 		if out, err := srv.Kubectl("get", "networkpolicies.projectcalico.org,networkpolicies.networking.k8s.io", "-n", cpNS, "-o", "name"); err != nil ||
 			!strings.Contains(out, "networkpolicy.projectcalico.org/deny-clients") || !strings.Contains(out, "networkpolicy.networking.k8s.io/allow-clients") {
 			t.Errorf("both kinds of NetworkPolicy: %v\n%s", err, out)
@@ -268,5 +271,131 @@ spec:
 			t.Fatal(err)
 		}
 		eventually(t, time.Minute, "client -> web after the Calico NetworkPolicy is gone", fromClient)
+	})
+
+	t.Run("a Pass of lower order hands the packet past a later Deny", func(t *testing.T) {
+		// allow-clients (a NetworkPolicy) is still in force.
+		deny := `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: deny-clients}
+spec:
+  order: 10
+  selector: app == 'web'
+  ingress: [{action: Deny, source: {selector: role == 'client'}}]
+`
+		pass := `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: pass-clients}
+spec:
+  order: 5
+  selector: app == 'web'
+  ingress: [{action: Pass, source: {selector: role == 'client'}}]
+`
+		if out, err := apply("deny-clients", deny); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		blocked(t, "client -> web under the Deny", fromClient)
+		if out, err := apply("pass-clients", pass); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		eventually(t, time.Minute, "client -> web with a Pass before the Deny", fromClient)
+		if _, err := srv.Kubectl("delete", "globalnetworkpolicy", "pass-clients"); err != nil {
+			t.Fatal(err)
+		}
+		blocked(t, "client -> web once the Pass is gone", fromClient)
+		if _, err := srv.Kubectl("delete", "globalnetworkpolicy", "deny-clients"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "client -> web after the Deny is gone", fromClient)
+	})
+
+	t.Run("a deny-all on every host endpoint closes the hosts, never the nodes' own traffic", func(t *testing.T) {
+		denyAll := `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: deny-all-hosts}
+spec:
+  order: 5
+  selector: has(ibm.role)
+  types: [Ingress, Egress]
+  ingress: [{action: Deny}]
+  egress: [{action: Deny}]
+`
+		// A service of the worker's host on a port no failsafe rule opens,
+		// and one of the private network the host connects out to.
+		serve := func(n *testutil.Netns, addr string) {
+			l, err := n.Listen("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+		}
+		serve(w.Net, ":9099")
+		serve(cliA, ":9097")
+		dial := func(from *testutil.Netns, addr string) func() error {
+			return func() error {
+				dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				c, err := from.DialContext(dctx, "tcp", addr)
+				if err == nil {
+					c.Close()
+				}
+				return err
+			}
+		}
+		inbound := dial(cliA, w.IP+":9099")
+		outbound := dial(w.Net, nw.IP("a", 50)+":9097")
+		eventually(t, time.Minute, "private network -> the worker's host port 9099 (allow-all-private-default)", inbound)
+		eventually(t, time.Minute, "the worker's host -> the private network", outbound)
+		if out, err := apply("deny-all-hosts", denyAll); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		blocked(t, "private network -> the worker's host port 9099", inbound)
+		blocked(t, "the worker's host -> the private network", outbound)
+		enforced := time.Now()
+
+		// The kubelet still renews its lease through the API (failsafe 6443).
+		eventually(t, time.Minute, "worker's node lease renewed under the deny-all", func() error {
+			l, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, w.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if l.Spec.RenewTime == nil || !l.Spec.RenewTime.After(enforced) {
+				return fmt.Errorf("lease renewed at %v, deny-all enforced at %v", l.Spec.RenewTime, enforced)
+			}
+			return nil
+		})
+		// The API reaches the worker's kubelet through the tunnel (exec).
+		if out, err := srv.Kubectl("exec", "-n", cpNS, "web", "--", "/httpd", "get", "http://127.0.0.1:8080/whoami"); err != nil {
+			t.Errorf("kubectl exec into a pod of the worker under the deny-all: %v: %s", err, out)
+		}
+		// A new pod on the worker: scheduled, networked (IPAM through the
+		// API), probed and Ready.
+		createNPPod(t, cs, cpNS, "late", w.Name, map[string]string{"role": "late"})
+		waitPodIP(t, cs, cpNS, "late")
+		// Pods still talk across nodes (forwarded traffic: no applyOnForward).
+		eventually(t, time.Minute, "client -> web across nodes under the deny-all", fromClient)
+		n, err := cs.CoreV1().Nodes().Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+				t.Errorf("node %s %s under the deny-all: %s", w.Name, c.Status, c.Message)
+			}
+		}
+		if _, err := srv.Kubectl("delete", "globalnetworkpolicy", "deny-all-hosts"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "private network -> the worker's host port 9099 after the deny-all is gone", inbound)
+		eventually(t, time.Minute, "the worker's host -> the private network after the deny-all is gone", outbound)
 	})
 }
