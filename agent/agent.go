@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/iks-dev/iks/agent/blockipam"
@@ -104,7 +105,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 	// One set of clients and shared informers for the agent's own
 	// components (the kubelet's identity); stopped after all of them.
 	clients := kubeclients.New(creds.Kubeconfig)
-	return []component.Component{
+	cs := []component.Component{
 		&component.Func{ID: "api-clients", StopFn: func(context.Context) error { clients.Shutdown(); return nil }},
 		&component.Func{ID: "binaries", InitFn: func(context.Context) error {
 			if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
@@ -112,9 +113,20 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 			}
 			return stage(p.BinDir())
 		}},
+		ctrd, kl,
+	}
+	if creds.BootstrapKubeconfig != "" {
+		// A joining node's kubelet client certificate (TLS bootstrap: a
+		// CSR and the server's approval) is requested while containerd
+		// starts, not after it by the kubelet.
+		cert := component.InBackground(&component.Func{ID: "kubelet-client-cert", StartFn: kl.ClientCert})
+		cs = slices.Insert(cs, 1, component.Component(cert))
+		cs = slices.Insert(cs, len(cs)-1, component.Component(&component.Await{B: cert}))
+	}
+	return append(cs,
 		// kube-proxy needs neither the pod network nor the node's blocks:
 		// it starts beside them and is awaited where it used to start.
-		ctrd, kl, prxBG, blocks, pn,
+		prxBG, blocks, pn,
 		routing.NewComponent(routing.ComponentConfig{
 			Router: routing.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 				GracefulRestartTime: cfg.GracefulRestartTime, Encap: cfg.Encapsulation},
@@ -135,7 +147,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, Servers: creds.TunnelServers, CACert: creds.ClientCA,
 			ClientCert: creds.TunnelCert, ClientKey: creds.TunnelKey, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP}, log),
 		&memoryTrim{log: log},
-	}, nil
+	), nil
 }
 
 // stage writes the carried binaries (runc, containerd, the CNI plugin, ...)

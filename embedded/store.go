@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
 )
 
 // store reads assets from a file system laid out like embedded/assets. The
@@ -94,23 +96,34 @@ func (s *store) stage(binDir string) (map[string]string, error) {
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create bin directory %q: %w", binDir, err)
 	}
+	// The binaries are checked and written side by side: decompressing,
+	// hashing and syncing one is mostly one core or one disk wait, and a
+	// first start waits for all of them.
 	paths := make(map[string]string)
+	var g errgroup.Group
+	g.SetLimit(max(2, runtime.NumCPU()))
 	for _, name := range names(assets, KindBinary) {
 		a := assets[name]
 		dest := filepath.Join(binDir, name)
-		current, err := fileMatches(dest, a)
-		if err != nil {
-			return nil, err
-		}
-		if current {
-			slog.Debug("embedded binary up to date", "component", "embedded", "name", name, "path", dest)
-		} else {
+		paths[name] = dest
+		g.Go(func() error {
+			current, err := fileMatches(dest, a)
+			if err != nil {
+				return err
+			}
+			if current {
+				slog.Debug("embedded binary up to date", "component", "embedded", "name", name, "path", dest)
+				return nil
+			}
 			if err := s.writeBinary(dest, a); err != nil {
-				return nil, err
+				return err
 			}
 			slog.Info("staged embedded binary", "component", "embedded", "name", name, "version", a.Version, "path", dest)
-		}
-		paths[name] = dest
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return paths, nil
 }

@@ -99,7 +99,7 @@ func (c Config) Args() []string {
 		"--config=" + c.configPath(),
 		"--kubeconfig=" + c.Kubeconfig,
 		"--root-dir=" + c.RootDir,
-		"--cert-dir=" + filepath.Join(c.RootDir, "pki"),
+		"--cert-dir=" + c.certDir(),
 		"--hostname-override=" + c.NodeName,
 		"--node-ip=" + c.NodeIP.String(),
 	}

@@ -39,6 +39,9 @@ func TestAgentJoin(t *testing.T) {
 	srvCS := srv.Client()
 	join, joinNode, peak := startAndMeasure(t, w, func() kubernetes.Interface { return srvCS })
 	joinPhases := phases(w.Log())
+	if os.Getenv("IKS_BENCH_AGENT_LOG") != "" {
+		fmt.Println(w.Log())
+	}
 	idle := settleRSS(t, w, 20*time.Second)
 	heap := heapTop(t, w, 12)
 
