@@ -105,20 +105,31 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 	// One set of clients and shared informers for the agent's own
 	// components (the kubelet's identity); stopped after all of them.
 	clients := kubeclients.New(creds.Kubeconfig)
+	// A joining node stages the carried binaries in its Start (below);
+	// the server's node in Init.
+	joining := creds.BootstrapKubeconfig != ""
+	binaries := &component.Func{ID: "binaries", InitFn: func(context.Context) error {
+		if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
+			return err
+		}
+		if joining {
+			return nil
+		}
+		return stage(p.BinDir())
+	}}
 	cs := []component.Component{
 		&component.Func{ID: "api-clients", StopFn: func(context.Context) error { clients.Shutdown(); return nil }},
-		&component.Func{ID: "binaries", InitFn: func(context.Context) error {
-			if err := ensureCgroupRoot(cfg.CgroupRoot); err != nil {
-				return err
-			}
-			return stage(p.BinDir())
-		}},
+		binaries,
 		ctrd, kl,
 	}
-	if creds.BootstrapKubeconfig != "" {
+	if joining {
 		// A joining node's kubelet client certificate (TLS bootstrap: a
-		// CSR and the server's approval) is requested while containerd
-		// starts, not after it by the kubelet.
+		// CSR and the server's approval) is requested while the carried
+		// binaries are staged and containerd starts, not after them by
+		// the kubelet. (The server's own node has its certificates, and
+		// starts containerd beside the control plane, before any other
+		// Start: it stages in Init.)
+		binaries.StartFn = func(context.Context) error { return stage(p.BinDir()) }
 		cert := component.InBackground(&component.Func{ID: "kubelet-client-cert", StartFn: kl.ClientCert})
 		cs = slices.Insert(cs, 1, component.Component(cert))
 		cs = slices.Insert(cs, len(cs)-1, component.Component(&component.Await{B: cert}))
