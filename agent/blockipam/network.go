@@ -22,7 +22,11 @@ func (m *Manager) loadClusterNetwork(ctx context.Context) (netapi.ClusterNetwork
 	var c netapi.ClusterNetwork
 	var last error
 	t0 := time.Now()
-	err := kubeutil.Poll(ctx, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
+	logged := false
+	// A short interval: right after the apiserver's start the node's
+	// first reads may be refused for a moment (its RBAC not yet in the
+	// apiserver's caches), and the node waits on this.
+	err := kubeutil.Poll(ctx, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		cm, err := m.cs.CoreV1().ConfigMaps(netapi.ClusterNetworkNamespace).Get(ctx, netapi.ClusterNetworkName, metav1.GetOptions{})
 		if err == nil {
 			if c, err = netapi.ClusterNetworkFromConfigMap(cm); err != nil {
@@ -34,6 +38,10 @@ func (m *Manager) loadClusterNetwork(ctx context.Context) (netapi.ClusterNetwork
 			return true, nil
 		}
 		last = err
+		if !logged {
+			m.log.Info("cluster network not readable yet; retrying", "err", err)
+			logged = true
+		}
 		if time.Since(t0) > cacheAfter {
 			if cached, cerr := netapi.ReadCache(m.cfg.CacheFile); cerr == nil {
 				m.log.Warn("server unreachable; using the cached cluster network", "file", m.cfg.CacheFile, "err", err)
