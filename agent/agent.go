@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/iks-dev/iks/agent/blockipam"
@@ -117,11 +116,8 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		}
 		return stage(p.BinDir())
 	}}
-	cs := []component.Component{
-		&component.Func{ID: "api-clients", StopFn: func(context.Context) error { clients.Shutdown(); return nil }},
-		binaries,
-		ctrd, kl,
-	}
+	apiClients := &component.Func{ID: "api-clients", StopFn: func(context.Context) error { clients.Shutdown(); return nil }}
+	cs := []component.Component{apiClients, binaries, ctrd, kl}
 	if joining {
 		// A joining node's kubelet client certificate (TLS bootstrap: a
 		// CSR and the server's approval) is requested while the carried
@@ -131,8 +127,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		// Start: it stages in Init.)
 		binaries.StartFn = func(context.Context) error { return stage(p.BinDir()) }
 		cert := component.InBackground(&component.Func{ID: "kubelet-client-cert", StartFn: kl.ClientCert})
-		cs = slices.Insert(cs, 1, component.Component(cert))
-		cs = slices.Insert(cs, len(cs)-1, component.Component(&component.Await{B: cert}))
+		cs = []component.Component{apiClients, cert, binaries, ctrd, &component.Await{B: cert}, kl}
 	}
 	return append(cs,
 		// kube-proxy needs neither the pod network nor the node's blocks:
