@@ -86,46 +86,47 @@ func TranslateCalico(objs *CalicoObjects, bad func(error)) ([]*Policy, []*HostEn
 	var sets []*NetworkSet
 	for i, gvr := range CalicoResources {
 		for _, u := range objs[i] {
-			err := func() error {
-				switch gvr {
-				case GVRGlobalNetworkPolicy, GVRNetworkPolicy:
-					var spec CalicoPolicySpec
-					if err := specOf(u, &spec); err != nil {
-						return err
-					}
-					p, err := FromCalicoPolicy(u.GetNamespace(), u.GetName(), &spec)
-					if err == nil {
-						pols = append(pols, p)
-					}
-					return err
-				case GVRHostEndpoint:
-					var spec CalicoHostEndpointSpec
-					if err := specOf(u, &spec); err != nil {
-						return err
-					}
-					h, err := FromHostEndpoint(u.GetName(), u.GetLabels(), &spec)
-					if err == nil {
-						heps = append(heps, h)
-					}
-					return err
-				default:
-					var spec CalicoNetworkSetSpec
-					if err := specOf(u, &spec); err != nil {
-						return err
-					}
-					s, err := FromNetworkSet(u.GetNamespace(), u.GetName(), u.GetLabels(), &spec)
-					if err == nil {
-						sets = append(sets, s)
-					}
-					return err
-				}
-			}()
-			if err != nil {
+			p, h, s, err := translateOne(gvr, u)
+			switch {
+			case err != nil:
 				bad(fmt.Errorf("%s %s: %w", gvr.Resource, describeObj(u), err))
+			case p != nil:
+				pols = append(pols, p)
+			case h != nil:
+				heps = append(heps, h)
+			case s != nil:
+				sets = append(sets, s)
 			}
 		}
 	}
 	return pols, heps, sets
+}
+
+// translateOne maps one object of resource gvr (one of CalicoResources).
+func translateOne(gvr schema.GroupVersionResource, u *unstructured.Unstructured) (*Policy, *HostEndpoint, *NetworkSet, error) {
+	switch gvr {
+	case GVRGlobalNetworkPolicy, GVRNetworkPolicy:
+		var spec CalicoPolicySpec
+		if err := specOf(u, &spec); err != nil {
+			return nil, nil, nil, err
+		}
+		p, err := FromCalicoPolicy(u.GetNamespace(), u.GetName(), &spec)
+		return p, nil, nil, err
+	case GVRHostEndpoint:
+		var spec CalicoHostEndpointSpec
+		if err := specOf(u, &spec); err != nil {
+			return nil, nil, nil, err
+		}
+		h, err := FromHostEndpoint(u.GetName(), u.GetLabels(), &spec)
+		return nil, h, nil, err
+	default:
+		var spec CalicoNetworkSetSpec
+		if err := specOf(u, &spec); err != nil {
+			return nil, nil, nil, err
+		}
+		s, err := FromNetworkSet(u.GetNamespace(), u.GetName(), u.GetLabels(), &spec)
+		return nil, nil, s, err
+	}
 }
 
 func describeObj(u *unstructured.Unstructured) string {

@@ -1,5 +1,6 @@
 // Package apiserver runs kube-apiserver in-process, configured for iks:
-// TLS everywhere, RBAC + Node authorizers, NodeRestriction, anonymous auth
+// TLS everywhere, RBAC + Node authorizers, NodeRestriction and iks's own
+// Calico admission plugin (calicoadmission.go), anonymous auth
 // off, etcd over mutual TLS on loopback.
 package apiserver
 
@@ -120,6 +121,7 @@ func (a *APIServer) Args() []string {
 // options and Run directly.
 func (a *APIServer) Start(ctx context.Context) error {
 	s := options.NewServerRunOptions()
+	registerAdmission(s.Admission)
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
 	nfs := s.Flags()
 	for _, f := range nfs.FlagSets {

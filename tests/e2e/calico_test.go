@@ -206,6 +206,7 @@ func TestCalicoPolicy(t *testing.T) {
 			{"prednat-egress", "preDNAT: true\n  applyOnForward: true\n  egress: [{action: Allow}]", "PreDNAT policy cannot have egress rules"},
 			{"notrack-noforward", "doNotTrack: true\n  ingress: [{action: Allow}]", "ApplyOnForward must be true"},
 			{"bad-selector", "selector: app = 'web'", "selector syntax"},
+			{"does-not-parse", "selector: \"app == 'web' &&\"", "spec.selector"},
 			{"unpaired", "selector: \"(app == 'a(b)' || has(x)\"", "parentheses do not pair up"},
 			{"bad-action", "ingress: [{action: Accept}]", "Unsupported value: \"Accept\""},
 			{"upside-down", "ingress: [{action: Deny, protocol: TCP, destination: {ports: ['32767:30000']}}]", "port range min <= max"},
@@ -215,6 +216,11 @@ func TestCalicoPolicy(t *testing.T) {
 			if err == nil || !strings.Contains(out, c.want) {
 				t.Errorf("%s: kubectl apply: %v: %s; want a refusal with %q", c.name, err, out, c.want)
 			}
+		}
+		// A host endpoint naming no node would be enforced nowhere.
+		out, err := apply("hep-unknown-node", "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata:\n  name: hep-unknown-node\nspec:\n  node: no-such-node\n  interfaceName: eth0\n")
+		if want := `spec.node: node "no-such-node" does not exist`; err == nil || !strings.Contains(out, want) || !strings.Contains(out, "kubectl get nodes") {
+			t.Errorf("a HostEndpoint on an unknown node: kubectl apply: %v: %s; want a refusal with %q and the fix", err, out, want)
 		}
 	})
 
@@ -362,6 +368,38 @@ spec:
 		blocked(t, "the worker's host -> the private network", outbound)
 		enforced := time.Now()
 
+		// doNotTrack: an untracked Allow, both ways, opens 9099 on the
+		// worker again under the deny-all (untracked policies come first and
+		// their Allow skips the tracked ones), and its packets bypass
+		// conntrack: a table of the test counts them by ct state.
+		untracked := fmt.Sprintf(`apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: untracked-9099}
+spec:
+  order: 1
+  selector: ibm.role == 'worker_private' && kubernetes.io/hostname == '%s'
+  doNotTrack: true
+  applyOnForward: true
+  ingress: [{action: Allow, protocol: TCP, destination: {ports: [9099]}}]
+  egress: [{action: Allow, protocol: TCP, source: {ports: [9099]}}]
+`, w.Name)
+		const cnt = "iks-e2e-ctstate"
+		mustExec(t, w.Net, "nft", "add table inet "+cnt+"; add chain inet "+cnt+" c { type filter hook input priority 10; }; "+
+			"add rule inet "+cnt+" c tcp dport 9099 ct state untracked counter; add rule inet "+cnt+" c tcp dport 9099 ct state new counter")
+		t.Cleanup(func() { w.Net.Exec("nft", "delete", "table", "inet", cnt) })
+		if out, err := apply("untracked-9099", untracked); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		eventually(t, time.Minute, "private network -> the worker's host port 9099 under an untracked Allow", inbound)
+		untrackedN, newN := ctCounters(t, w.Net, cnt)
+		if untrackedN == 0 || newN != 0 {
+			t.Errorf("packets to 9099 under doNotTrack: %d untracked, %d tracked as new; want only untracked", untrackedN, newN)
+		}
+		if _, err := srv.Kubectl("delete", "globalnetworkpolicy", "untracked-9099"); err != nil {
+			t.Fatal(err)
+		}
+		blocked(t, "private network -> the worker's host port 9099 once the untracked Allow is gone", inbound)
+
 		// The kubelet still renews its lease through the API (failsafe 6443).
 		eventually(t, time.Minute, "worker's node lease renewed under the deny-all", func() error {
 			l, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, w.Name, metav1.GetOptions{})
@@ -398,4 +436,27 @@ spec:
 		eventually(t, time.Minute, "private network -> the worker's host port 9099 after the deny-all is gone", inbound)
 		eventually(t, time.Minute, "the worker's host -> the private network after the deny-all is gone", outbound)
 	})
+}
+
+// ctCounters reads the packet counts of the two counter rules of table
+// inet tbl's chain c (untracked, then new).
+func ctCounters(t *testing.T, n *testutil.Netns, tbl string) (untracked, tracked int) {
+	t.Helper()
+	out, err := n.Exec("nft", "list", "chain", "inet", tbl, "c")
+	if err != nil {
+		t.Fatalf("nft list chain inet %s c: %v: %s", tbl, err, out)
+	}
+	var got []int
+	for _, line := range strings.Split(out, "\n") {
+		var p int
+		if i := strings.Index(line, "counter packets "); i >= 0 {
+			if _, err := fmt.Sscanf(line[i:], "counter packets %d", &p); err == nil {
+				got = append(got, p)
+			}
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("counters of inet %s c: %v\n%s", tbl, got, out)
+	}
+	return got[0], got[1]
 }
