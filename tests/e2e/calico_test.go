@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,7 +70,7 @@ func TestCalicoPolicy(t *testing.T) {
 	createNPPod(t, cs, cpNS, "web", w.Name, map[string]string{"app": "web"})
 	createNPPod(t, cs, cpNS, "client", srv.Name, map[string]string{"role": "client"})
 	webIP := waitPodIP(t, cs, cpNS, "web")
-	waitPodIP(t, cs, cpNS, "client")
+	clientIP := waitPodIP(t, cs, cpNS, "client")
 	svc, err := cs.CoreV1().Services(cpNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "web"},
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}}, metav1.CreateOptions{})
@@ -251,6 +252,28 @@ spec:
 			t.Fatalf("%v: %s", err, out)
 		}
 		blocked(t, "client -> web under the GlobalNetworkPolicy Deny", fromClient)
+		// The Log rule before the Deny writes each packet it sees to the
+		// kernel log (the nodes' network namespaces log only with
+		// nf_log_all_netns, which the test sets for its time).
+		prior := strings.TrimSpace(readFile(t, nfLogAllNetns))
+		if err := os.WriteFile(nfLogAllNetns, []byte("1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.WriteFile(nfLogAllNetns, []byte(prior), 0o644) })
+		const logged = "iks-policy deny-clients ingress: "
+		eventually(t, time.Minute, "the Log action's line in the kernel log", func() error {
+			fromClient() // blocked: logged, then denied
+			out, err := exec.Command("dmesg").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("dmesg: %v: %s", err, out)
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				if strings.Contains(line, logged) && strings.Contains(line, "SRC="+clientIP+" ") && strings.Contains(line, "DST="+webIP+" ") {
+					return nil
+				}
+			}
+			return fmt.Errorf("no kernel log line %q with SRC=%s DST=%s", logged, clientIP, webIP)
+		})
 		if _, err := srv.Kubectl("delete", "globalnetworkpolicy", "deny-clients"); err != nil {
 			t.Fatal(err)
 		}
@@ -437,6 +460,10 @@ spec:
 		eventually(t, time.Minute, "the worker's host -> the private network after the deny-all is gone", outbound)
 	})
 }
+
+// nfLogAllNetns lets nftables' log statement write from network
+// namespaces other than the host's.
+const nfLogAllNetns = "/proc/sys/net/netfilter/nf_log_all_netns"
 
 // ctCounters reads the packet counts of the two counter rules of table
 // inet tbl's chain c (untracked, then new).
