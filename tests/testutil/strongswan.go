@@ -54,6 +54,14 @@ func (c *Charon) Start() {
 	c.proc = c.spawn("charon-daemon", "STRONGSWAN_CONF="+filepath.Join(c.Dir, "strongswan.conf"), "/usr/sbin/charon-systemd")
 }
 
+// Pid is the running daemon's process ID (0 when stopped).
+func (c *Charon) Pid() int {
+	if c.proc == nil {
+		return 0
+	}
+	return c.proc.Process.Pid
+}
+
 // Kill stops the daemon at once (SIGKILL), as a crash.
 func (c *Charon) Kill() {
 	if c.proc != nil {
