@@ -147,7 +147,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		// The carried images besides pause import beside the kubelet's
 		// start; the node counts as up once they are in.
 		&component.Func{ID: "images", StartFn: ctrd.WaitImages},
-		vpnroute.New(vpnroute.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, Kubeconfig: creds.Kubeconfig}, log),
+		vpnroute.New(vpnroute.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, Kubeconfig: creds.Kubeconfig}, log),
 		&nodeReady{name: cfg.NodeName, kubeconfig: creds.Kubeconfig},
 		lbspeaker.New(lbspeaker.Config{NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, PublicIP: cfg.PublicIP, Clients: clients}, log),
 		tunnel.New(tunnel.Config{ServerHost: creds.TunnelServer, Servers: creds.TunnelServers, CACert: creds.ClientCA,

@@ -25,8 +25,9 @@ const (
 // connection before NAT outgoing's masquerade could; the remote's
 // traffic selectors name pod addresses); on a connection's gateway, its
 // NAT options (NETMAP pairs as the chart's iptables rules, single
-// source IP) and a TCP MSS clamp toward the tunnel.
-func rules(tx *knftables.Transaction, cluster []netip.Prefix, plans []connPlan) {
+// source IP, pods as the node: nodeIP) and a TCP MSS clamp toward the
+// tunnel.
+func rules(tx *knftables.Transaction, cluster []netip.Prefix, plans []connPlan, nodeIP netip.Addr) {
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("iks: strongSwan VPN routing and NAT")})
 	post := &knftables.Chain{Name: chainPost, Type: knftables.PtrTo(knftables.NATType),
 		Hook: knftables.PtrTo(knftables.PostroutingHook), Priority: knftables.PtrTo(knftables.SNATPriority + "-10")}
@@ -68,6 +69,10 @@ func rules(tx *knftables.Transaction, cluster []netip.Prefix, plans []connPlan) 
 		if p.SingleSource.IsValid() && clusterSet != "" {
 			tx.Add(&knftables.Rule{Chain: chainPost, Rule: knftables.Concat("ip saddr", clusterSet, "ip daddr", real, "snat to", p.SingleSource), Comment: name})
 		}
+		if p.PodSNAT && nodeIP.IsValid() {
+			// enablePodSNAT: the remote sees (and answers) this node.
+			tx.Add(&knftables.Rule{Chain: chainPost, Rule: knftables.Concat("ip saddr", p.PodSNATFrom, "ip daddr", real, "snat to", nodeIP), Comment: name})
+		}
 	}
 	if len(remote) > 0 && clusterSet != "" {
 		tx.Add(&knftables.Rule{Chain: chainPost, Rule: knftables.Concat("ip saddr", clusterSet, "ip daddr", "@"+setRemote, "snat to ip saddr"),
@@ -90,9 +95,9 @@ func prefixSet(ps []netip.Prefix) string {
 }
 
 // applyNFT replaces the table's contents in one transaction.
-func applyNFT(ctx context.Context, nft knftables.Interface, cluster []netip.Prefix, plans []connPlan) error {
+func applyNFT(ctx context.Context, nft knftables.Interface, cluster []netip.Prefix, plans []connPlan, nodeIP netip.Addr) error {
 	tx := nft.NewTransaction()
-	rules(tx, cluster, plans)
+	rules(tx, cluster, plans, nodeIP)
 	if err := nft.Run(ctx, tx); err != nil {
 		return fmt.Errorf("vpnroute: load nftables table ip %s: %w", Table, err)
 	}

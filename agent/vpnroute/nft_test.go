@@ -26,7 +26,7 @@ func plan(t *testing.T, s vpnconn.Spec) *vpnconn.Plan {
 func dump(t *testing.T, plans []connPlan) string {
 	t.Helper()
 	fake := knftables.NewFake(knftables.IPv4Family, Table)
-	if err := applyNFT(context.Background(), fake, []netip.Prefix{cluster.PodCIDR, cluster.ServiceCIDR}, plans); err != nil {
+	if err := applyNFT(context.Background(), fake, []netip.Prefix{cluster.PodCIDR, cluster.ServiceCIDR}, plans, netip.MustParseAddr("10.0.0.5")); err != nil {
 		t.Fatal(err)
 	}
 	return fake.Dump()
@@ -100,5 +100,24 @@ func TestRoleOf(t *testing.T) {
 	c.Status.Conditions = append(c.Status.Conditions, condTrue(vpnconn.ConditionEstablished))
 	if roleOf(c, "n1") != RoleVia {
 		t.Error("established: want via the gateway")
+	}
+}
+
+func TestRulesPodSNAT(t *testing.T) {
+	// local.subnet leaves the pods out: auto SNATs them to the gateway
+	// node (10.0.0.5 in dump), before the rule that keeps sources.
+	p := plan(t, vpnconn.Spec{Local: vpnconn.Local{Subnet: "10.0.0.0/24"}, Remote: vpnconn.Remote{Subnet: "10.91.152.128/26"}})
+	d := dump(t, []connPlan{{Plan: p, Role: RoleGateway}})
+	const snat = "ip saddr 172.30.0.0/16 ip daddr { 10.91.152.128/26 } snat to 10.0.0.5"
+	mustContain(t, d, snat)
+	if strings.Index(d, snat) > strings.Index(d, "@vpn-remote snat to ip saddr") {
+		t.Errorf("pod SNAT after the keep rule:\n%s", d)
+	}
+	if d := dump(t, []connPlan{{Plan: p, Role: RoleVia}}); strings.Contains(d, "snat to 10.0.0.5") {
+		t.Errorf("a node that is not the gateway SNATs pods:\n%s", d)
+	}
+	off := plan(t, vpnconn.Spec{Local: vpnconn.Local{Subnet: "10.0.0.0/24"}, EnablePodSNAT: "false", Remote: vpnconn.Remote{Subnet: "10.91.152.128/26"}})
+	if d := dump(t, []connPlan{{Plan: off, Role: RoleGateway}}); strings.Contains(d, "snat to 10.0.0.5") {
+		t.Errorf("enablePodSNAT false SNATs pods:\n%s", d)
 	}
 }

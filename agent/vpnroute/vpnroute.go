@@ -39,6 +39,7 @@ const resync = 5 * time.Second
 // Config of the component.
 type Config struct {
 	NodeName                 string
+	NodeIP                   netip.Addr // pods' address toward the remote with enablePodSNAT
 	ClusterCIDR, ServiceCIDR netip.Prefix
 	Kubeconfig               string // the node's
 }
@@ -193,7 +194,7 @@ func (r *Router) reconcile(ctx context.Context) error {
 	if r.nft != nil {
 		if len(plans) == 0 {
 			r.removeTable(ctx)
-		} else if nerr := applyNFT(ctx, r.nft, r.cluster(), plans); nerr != nil {
+		} else if nerr := applyNFT(ctx, r.nft, r.cluster(), plans, r.cfg.NodeIP); nerr != nil {
 			return nerr
 		}
 	}

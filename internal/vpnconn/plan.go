@@ -43,9 +43,13 @@ type Plan struct {
 	// SingleSource, when valid, is the one address all cluster traffic to
 	// the remote takes (enableSingleSourceIP).
 	SingleSource netip.Addr
-	PingIP       netip.Addr
-	SecretName   string
-	SecretKey    string
+	// PodSNAT (enablePodSNAT): traffic from PodSNATFrom (the pod range)
+	// to the remote takes the gateway node's address.
+	PodSNAT     bool
+	PodSNATFrom netip.Prefix
+	PingIP      netip.Addr
+	SecretName  string
+	SecretKey   string
 	// Auth is AuthPSK or AuthPubkey; CertSecret names the certificate
 	// Secret for AuthPubkey.
 	Auth       string
@@ -140,6 +144,9 @@ func Validate(name string, spec Spec, c Cluster) (*Plan, error) {
 	}
 	if len(errs) == 0 {
 		errs = append(errs, p.checkSubnets(spec)...)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, p.checkPodSNAT(spec, c.PodCIDR)...)
 	}
 	if spec.Remote.PrivateIPtoPing != "" {
 		if p.PingIP, err = netip.ParseAddr(spec.Remote.PrivateIPtoPing); err != nil || !p.PingIP.Is4() {

@@ -13,6 +13,7 @@
 //	  localSubnetNAT: ""      # "orig=mapped,..." (NETMAP pairs)
 //	  remoteSubnetNAT: ""     # "real=mapped,...": pods use the mapped range
 //	  enableSingleSourceIP: false
+//	  enablePodSNAT: auto     # pods as the gateway node when local.subnet leaves them out
 //	  preshared: {secretName: onprem-psk, key: psk}   # Secret in kube-system
 //	  nodeSelector: {...}; tolerations: [...]
 //
@@ -53,8 +54,11 @@ const (
 	DefaultGateway     = "%any"
 	DefaultIKELifetime = "3h"
 	DefaultLifetime    = "1h"
-	DefaultSecretKey   = "psk"
-	DefaultAuthBy      = AuthPSK
+	// DefaultEnablePodSNAT: pods take the gateway node's address when
+	// local.subnet leaves them out.
+	DefaultEnablePodSNAT = "auto"
+	DefaultSecretKey     = "psk"
+	DefaultAuthBy        = AuthPSK
 )
 
 // Authentication methods (ipsec.authby).
@@ -86,6 +90,8 @@ type Spec struct {
 	Tolerations                []corev1.Toleration `json:"tolerations,omitempty"`
 	LoadBalancerIP             string              `json:"loadBalancerIP,omitempty"`
 	ConnectUsingLoadBalancerIP Flag                `json:"connectUsingLoadBalancerIP,omitempty"`
+	// EnablePodSNAT: auto (default), true or false (podsnat.go).
+	EnablePodSNAT Flag `json:"enablePodSNAT,omitempty"`
 }
 
 // IPsec are the chart's ipsec.* options.

@@ -67,6 +67,8 @@ func CRD() *apiextv1.CustomResourceDefinition {
 		// here, the controller checks it.
 		"connectUsingLoadBalancerIP": {Description: "auto (default: when loadBalancerIP is set and ipsec.auto is start), true or false: charon connects from loadBalancerIP",
 			XPreserveUnknownFields: &preserve},
+		"enablePodSNAT": {Description: "auto (default: when local.subnet leaves the pod range out), true or false: pod traffic to the remote takes the gateway node's address",
+			XPreserveUnknownFields: &preserve},
 	})
 	spec.Required = []string{"remote"}
 	status := apiextv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: &preserve}

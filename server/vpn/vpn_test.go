@@ -70,7 +70,7 @@ func TestCRDSchema(t *testing.T) {
 	}
 	spec := v.Schema.OpenAPIV3Schema.Properties["spec"]
 	for _, f := range []string{"ipsec", "local", "remote", "localSubnetNAT", "remoteSubnetNAT", "enableSingleSourceIP", "preshared",
-		"nodeSelector", "tolerations", "loadBalancerIP", "connectUsingLoadBalancerIP"} {
+		"nodeSelector", "tolerations", "loadBalancerIP", "connectUsingLoadBalancerIP", "enablePodSNAT"} {
 		if _, ok := spec.Properties[f]; !ok {
 			t.Errorf("spec.%s missing", f)
 		}
