@@ -46,6 +46,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	restart := cfg.RanBefore()
 	if err := cfg.RecordClusterInfo(); err != nil {
 		return err
 	}
@@ -107,6 +108,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 			SAPublicKey: k.ServiceAccountPub, SASigningKey: k.ServiceAccountKey,
 			CertDir: filepath.Join(p.ServerDir(), "apiserver"), AdminKubeconfig: admin,
 			ExtraArgs: append([]string{"--egress-selector-config-file=" + egressConfig}, encArgs...),
+			Restart:   restart,
 		}, log),
 		controllers.NewControllerManager(controllers.ControllerManagerConfig{
 			Kubeconfig: kubeconfigPath(cfg, "controller-manager"), CA: k.CACert, CAKey: k.CAKey,

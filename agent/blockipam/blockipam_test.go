@@ -193,3 +193,36 @@ func metav1Accessor(obj runtime.Object) (string, error) {
 	}
 	return a.GetName(), nil
 }
+
+// At start a node claims and re-reads its blocks without a LIST (which
+// waits on the apiserver's watch cache right after its start); the
+// loop's reconciles list.
+func TestStartWithoutList(t *testing.T) {
+	r := newRig(t, "n1", "u1")
+	ctx := context.Background()
+	lists := 0
+	r.dyn.PrependReactor("list", "ipamblocks", func(k8stesting.Action) (bool, runtime.Object, error) {
+		lists++
+		return false, nil, nil
+	})
+	r.create(t, "172.30.0.0/27", "n2", "u2")
+	if err := r.m.reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	r.m.own = nil // a restart on the same store
+	if err := r.m.reconcile(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.m.Blocks(); len(got) != 1 || got[0].String() != "172.30.0.32/27" {
+		t.Fatalf("blocks %v, want 172.30.0.32/27", got)
+	}
+	if lists != 0 {
+		t.Errorf("%d LISTs of IPAMBlocks at start, want none", lists)
+	}
+	if err := r.m.reconcile(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if lists != 1 {
+		t.Errorf("the loop's reconcile made %d LISTs, want 1", lists)
+	}
+}

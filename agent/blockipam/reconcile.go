@@ -27,7 +27,11 @@ func (m *Manager) reconcile(ctx context.Context, claimIfEmpty bool) error {
 		return fmt.Errorf("get Node %s: %w", m.cfg.NodeName, err)
 	}
 	uid := string(node.UID)
-	listed, err := m.blocks.List(ctx, m.cfg.NodeName)
+	needed, err := m.neededBlocks()
+	if err != nil {
+		return err
+	}
+	listed, err := m.nodeBlocks(ctx, needed, claimIfEmpty)
 	if err != nil {
 		return err
 	}
@@ -46,10 +50,6 @@ func (m *Manager) reconcile(ctx context.Context, claimIfEmpty bool) error {
 			continue
 		}
 		have[p] = b
-	}
-	needed, err := m.neededBlocks()
-	if err != nil {
-		return err
 	}
 	for _, p := range needed {
 		if have[p] != nil {
@@ -92,7 +92,7 @@ func (m *Manager) reconcile(ctx context.Context, claimIfEmpty bool) error {
 		set = append(set, p)
 	}
 	if len(set) == 0 && claimIfEmpty {
-		p, err := m.claimNext(ctx, uid)
+		p, err := m.claimNext(ctx, uid, true)
 		if err != nil {
 			return err
 		}
@@ -102,6 +102,30 @@ func (m *Manager) reconcile(ctx context.Context, claimIfEmpty bool) error {
 	m.uid = uid
 	m.mu.Unlock()
 	return m.setOwn(set)
+}
+
+// nodeBlocks returns the node's IPAMBlocks. At start (startup) it reads
+// only the blocks it needs (the local store's, none on a first start) by
+// name: right after the apiserver starts, a LIST of IPAMBlocks waits
+// about a second for their watch cache (429 with Retry-After, retried by
+// client-go), while a GET is read from etcd at once; blocks the API
+// gives the node beyond those come with the loop's next LIST.
+func (m *Manager) nodeBlocks(ctx context.Context, needed []netip.Prefix, startup bool) ([]*netapi.IPAMBlock, error) {
+	if !startup {
+		return m.blocks.List(ctx, m.cfg.NodeName)
+	}
+	var out []*netapi.IPAMBlock
+	for _, p := range needed {
+		b, err := m.blocks.Get(ctx, netapi.BlockName(p))
+		switch {
+		case apierrors.IsNotFound(err):
+			continue // claimed again below
+		case err != nil:
+			return nil, fmt.Errorf("get IPAMBlock %s: %w", netapi.BlockName(p), err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // neededBlocks are the blocks the node must keep: those in memory, the
@@ -142,8 +166,36 @@ func (m *Manager) claim(ctx context.Context, p netip.Prefix, uid string) (*netap
 	return m.blocks.Create(ctx, netapi.NewIPAMBlock(p, m.cfg.NodeName, uid))
 }
 
-// claimNext claims the lowest free block of the pod range.
-func (m *Manager) claimNext(ctx context.Context, uid string) (netip.Prefix, error) {
+// directClaims is how many of the lowest blocks a first claim tries to
+// create before it lists the taken ones.
+const directClaims = 8
+
+// claimNext claims the lowest free block of the pod range. A node's first
+// claim (first) tries to create the lowest blocks in turn before it lists
+// the taken ones: at a server's first start the IPAMBlocks were just
+// defined and a LIST waits about a second for their watch cache, while a
+// create is written at once (a small cluster's next block is among the
+// first few).
+func (m *Manager) claimNext(ctx context.Context, uid string, first bool) (netip.Prefix, error) {
+	if first {
+		n := 0
+		for p := range netapi.Blocks(m.network.PodCIDR, m.network.BlockSize) {
+			if n++; n > directClaims {
+				break
+			}
+			_, err := m.claim(ctx, p, uid)
+			switch {
+			case err == nil:
+				m.log.Info("claimed address block", "block", p.String(), "name", netapi.BlockName(p))
+				m.forget(p)
+				return p, nil
+			case apierrors.IsAlreadyExists(err):
+				continue
+			default:
+				return netip.Prefix{}, fmt.Errorf("claim IPAMBlock %s: %w", netapi.BlockName(p), err)
+			}
+		}
+	}
 	all, err := m.blocks.List(ctx, "")
 	if err != nil {
 		return netip.Prefix{}, err
@@ -190,7 +242,7 @@ func (m *Manager) grow(ctx context.Context) ([]netip.Prefix, error) {
 	if free > 0 {
 		return m.Blocks(), nil
 	}
-	p, err := m.claimNext(ctx, uid)
+	p, err := m.claimNext(ctx, uid, false)
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,20 @@ func minors(was, now string) (w, n uint, ok bool) {
 	return vw.Minor(), vn.Minor(), vw.Major() == vn.Major()
 }
 
+// RanBefore reports whether this very binary (same iks, Kubernetes and
+// etcd versions) ran on the data dir last: a plain restart.
+func (s *Server) RanBefore() bool {
+	data, err := os.ReadFile(clusterInfoPath(s.DataDir))
+	if err != nil {
+		return false
+	}
+	var ci ClusterInfo
+	if json.Unmarshal(data, &ci) != nil || ci.LastRunBy == nil {
+		return false
+	}
+	return *ci.LastRunBy == ThisRun()
+}
+
 // RecordRun records this binary's versions in the data dir's cluster.json
 // (after RecordClusterInfo) and returns the versions that ran it before
 // (nil when none were recorded, or the same ones).

@@ -92,9 +92,15 @@ func TestDowngradeRefusedUpgradeRecorded(t *testing.T) {
 	if _, err := f.Validate(goodEnv()); err != nil {
 		t.Fatalf("upgrade from one minor below refused: %v", err)
 	}
+	if s.RanBefore() {
+		t.Error("RanBefore after another version's run: want false (an upgrade, not a plain restart)")
+	}
 	prev, err := s.RecordRun()
 	if err != nil || prev == nil || *prev != older {
 		t.Fatalf("RecordRun = %v, %v; want the older run", prev, err)
+	}
+	if !s.RanBefore() {
+		t.Error("RanBefore after this version's recorded run: want true")
 	}
 	if prev, err := s.RecordRun(); err != nil || prev != nil {
 		t.Fatalf("second RecordRun = %v, %v; want nothing new", prev, err)
