@@ -2,6 +2,7 @@ package blockipam
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -38,6 +40,32 @@ func newRig(t *testing.T, node, uid string) *rig {
 	if err := m.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// The fake has no server-side apply: claims (apply) create, or
+	// conflict on spec.node as the apiserver would.
+	dyn.PrependReactor("patch", "ipamblocks", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		pa := a.(k8stesting.PatchAction)
+		if pa.GetPatchType() != types.ApplyPatchType {
+			return false, nil, nil
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(pa.GetPatch()); err != nil {
+			return true, nil, err
+		}
+		gr := netapi.IPAMBlockGVR.GroupResource()
+		old, err := dyn.Tracker().Get(netapi.IPAMBlockGVR, "", pa.GetName())
+		if apierrors.IsNotFound(err) {
+			return true, u, dyn.Tracker().Create(netapi.IPAMBlockGVR, u, "")
+		}
+		if err != nil {
+			return true, nil, err
+		}
+		have, _, _ := unstructured.NestedString(old.(*unstructured.Unstructured).Object, "spec", "node")
+		want, _, _ := unstructured.NestedString(u.Object, "spec", "node")
+		if have != want {
+			return true, nil, apierrors.NewConflict(gr, pa.GetName(), fmt.Errorf("spec.node is managed by another manager"))
+		}
+		return true, old, nil
+	})
 	m.cs, m.blocks = cs, netapi.NewBlockClientFor(dyn)
 	m.network = netapi.ClusterNetwork{PodCIDR: netip.MustParsePrefix("172.30.0.0/24"),
 		ServiceCIDR: netip.MustParsePrefix("172.21.0.0/16"), ClusterDomain: "cluster.local", BlockSize: 27}
@@ -62,6 +90,21 @@ func TestClaimsLowestFreeBlockAndSkipsRaces(t *testing.T) {
 		if m, _ := metav1Accessor(obj); m == "172-30-0-32-27" && !raced {
 			raced = true
 			return true, nil, apierrors.NewAlreadyExists(netapi.IPAMBlockGVR.GroupResource(), m)
+		}
+		return false, nil, nil
+	})
+	// The first claim applies: the race lost there is a conflict.
+	r.dyn.PrependReactor("patch", "ipamblocks", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if name := a.(k8stesting.PatchAction).GetName(); name == "172-30-0-32-27" && !raced {
+			raced = true
+			u, err := netapi.NewIPAMBlock(netip.MustParsePrefix("172.30.0.32/27"), "n3", "u3").ToUnstructured()
+			if err != nil {
+				return true, nil, err
+			}
+			if err := r.dyn.Tracker().Create(netapi.IPAMBlockGVR, u, ""); err != nil {
+				return true, nil, err
+			}
+			return true, nil, apierrors.NewConflict(netapi.IPAMBlockGVR.GroupResource(), name, fmt.Errorf("spec.node is managed by iks-ipam/n3"))
 		}
 		return false, nil, nil
 	})

@@ -171,11 +171,11 @@ func (m *Manager) claim(ctx context.Context, p netip.Prefix, uid string) (*netap
 const directClaims = 8
 
 // claimNext claims the lowest free block of the pod range. A node's first
-// claim (first) tries to create the lowest blocks in turn before it lists
-// the taken ones: at a server's first start the IPAMBlocks were just
-// defined and a LIST waits about a second for their watch cache, while a
-// create is written at once (a small cluster's next block is among the
-// first few).
+// claim (first) tries to claim the lowest blocks in turn (BlockClient.Claim)
+// before it lists the taken ones: at a server's first start the
+// IPAMBlocks were just defined and a LIST waits about a second for their
+// watch cache and a create two, while an apply is written at once (a
+// small cluster's next block is among the first few).
 func (m *Manager) claimNext(ctx context.Context, uid string, first bool) (netip.Prefix, error) {
 	if first {
 		n := 0
@@ -183,7 +183,7 @@ func (m *Manager) claimNext(ctx context.Context, uid string, first bool) (netip.
 			if n++; n > directClaims {
 				break
 			}
-			_, err := m.claim(ctx, p, uid)
+			_, err := m.blocks.Claim(ctx, netapi.NewIPAMBlock(p, m.cfg.NodeName, uid))
 			switch {
 			case err == nil:
 				m.log.Info("claimed address block", "block", p.String(), "name", netapi.BlockName(p))

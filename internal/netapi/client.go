@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/dynamic"
@@ -106,6 +107,37 @@ func (c *BlockClient) Create(ctx context.Context, b *IPAMBlock) (*IPAMBlock, err
 		return nil, err
 	}
 	return FromUnstructured(out)
+}
+
+// Claim creates b by server-side apply with a field manager of b's node
+// ("iks-ipam/NODE"): a block another node holds conflicts on spec.node
+// and comes back as AlreadyExists, as from Create; one this node holds
+// is returned. Unlike a create, an apply is not held back by the
+// apiserver in the two seconds after the CRD was established (its
+// customresource handler sleeps there for HA followers), which a
+// server's first start hits.
+func (c *BlockClient) Claim(ctx context.Context, b *IPAMBlock) (*IPAMBlock, error) {
+	u, err := b.ToUnstructured()
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.res.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "iks-ipam/" + b.Spec.Node})
+	if err != nil {
+		// Another node's block: a conflict on spec.node, or the refusal
+		// of the policy that keeps nodes to their own blocks.
+		if have, gerr := c.Get(ctx, u.GetName()); gerr == nil && have.Spec.Node != b.Spec.Node {
+			return nil, apierrors.NewAlreadyExists(IPAMBlockGVR.GroupResource(), u.GetName())
+		}
+		return nil, err
+	}
+	got, err := FromUnstructured(out)
+	if err != nil {
+		return nil, err
+	}
+	if got.Spec.Node != b.Spec.Node {
+		return nil, apierrors.NewAlreadyExists(IPAMBlockGVR.GroupResource(), u.GetName())
+	}
+	return got, nil
 }
 
 // Update writes b's metadata and spec (resourceVersion checked).

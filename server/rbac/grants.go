@@ -76,7 +76,7 @@ func Nodes() []kubeapply.Object {
 		clusterRole(RoleNodeRouting, rule("", "nodes", read...)),
 		clusterRole(RoleNodeBGPPeers, rule(bgppeer.Group, bgppeer.Resource, read...)),
 		clusterRole(RoleNodeIPAM,
-			rule(netapi.Group, netapi.IPAMBlockPlural, "create", "get", "list", "watch", "update", "delete"),
+			rule(netapi.Group, netapi.IPAMBlockPlural, "create", "get", "list", "watch", "update", "patch", "delete"),
 			rule(netapi.Group, netapi.IPAMBlockPlural+"/status", "update")),
 		role(netapi.ClusterNetworkNamespace, RoleClusterNetwork,
 			named(rule("", "configmaps", "get"), netapi.ClusterNetworkName)),
