@@ -102,31 +102,31 @@ func TestIngressALB(t *testing.T) {
 	mustIngress(t, cs, fallback, nil)
 
 	t.Run("public ALB enabled on its IP, private disabled", func(t *testing.T) {
+		// Ready means the whole row at once: the public ALB on its IP with
+		// 2/2 replicas, the private one disabled, and the self check (both
+		// pods answer /healthz through the apiserver) 2/2. The scheduler
+		// may still move a replica while nodes join, so the three are
+		// awaited together.
 		eventually(t, 2*time.Minute, "public ALB ready on "+albPublicIP, func() error {
 			out, err := srv.Command("alb", "list").CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("%v: %s", err, out)
 			}
-			if !strings.Contains(string(out), albPublicIP) || !strings.Contains(string(out), "2/2") {
+			if !rowHas(string(out), "private-cr", "disabled", "0/0") || !rowHas(string(out), "public-cr", "enabled", albPublicIP, "2/2") {
 				return fmt.Errorf("iks alb list:\n%s", out)
+			}
+			js, err := srv.Command("alb", "list", "--json").Output()
+			var list []struct{ Name, Health string }
+			if err != nil || json.Unmarshal(js, &list) != nil {
+				return fmt.Errorf("iks alb list --json: %v: %s", err, js)
+			}
+			for _, a := range list {
+				if strings.HasPrefix(a.Name, "public-") && a.Health != "2/2" {
+					return fmt.Errorf("%s health %q, want 2/2", a.Name, a.Health)
+				}
 			}
 			return nil
 		})
-		out, _ := srv.Command("alb", "list").CombinedOutput()
-		if !rowHas(string(out), "private-cr", "disabled", "0/0") || !rowHas(string(out), "public-cr", "enabled", albPublicIP, "2/2") {
-			t.Errorf("iks alb list:\n%s", out)
-		}
-		// The self check: both pods answer /healthz through the apiserver.
-		out, err := srv.Command("alb", "list", "--json").Output()
-		var list []struct{ Name, Health string }
-		if err != nil || json.Unmarshal(out, &list) != nil {
-			t.Fatalf("iks alb list --json: %v: %s", err, out)
-		}
-		for _, a := range list {
-			if strings.HasPrefix(a.Name, "public-") && a.Health != "2/2" {
-				t.Errorf("%s health %q, want 2/2", a.Name, a.Health)
-			}
-		}
 	})
 
 	t.Run("host and path rules, default backend, status", func(t *testing.T) {
