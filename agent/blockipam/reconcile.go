@@ -161,21 +161,38 @@ func (m *Manager) fits(p netip.Prefix) bool {
 	return p.Bits() == m.network.BlockSize && m.network.PodCIDR.Contains(p.Addr())
 }
 
-// claim creates the IPAMBlock for p; the API error is returned as is.
+// claim claims the IPAMBlock for p (BlockClient.Claim: a server-side
+// apply, not held back after the CRD's establishment as a create is);
+// another node's block comes back as AlreadyExists.
 func (m *Manager) claim(ctx context.Context, p netip.Prefix, uid string) (*netapi.IPAMBlock, error) {
-	return m.blocks.Create(ctx, netapi.NewIPAMBlock(p, m.cfg.NodeName, uid))
+	return m.blocks.Claim(ctx, netapi.NewIPAMBlock(p, m.cfg.NodeName, uid))
 }
 
-// directClaims is how many of the lowest blocks a first claim tries to
-// create before it lists the taken ones.
+// take claims p for claimNext: ok when claimed, false when another node
+// holds it.
+func (m *Manager) take(ctx context.Context, p netip.Prefix, uid string) (bool, error) {
+	_, err := m.claim(ctx, p, uid)
+	switch {
+	case err == nil:
+		m.log.Info("claimed address block", "block", p.String(), "name", netapi.BlockName(p))
+		m.forget(p)
+		return true, nil
+	case apierrors.IsAlreadyExists(err):
+		return false, nil // another node was faster
+	default:
+		return false, fmt.Errorf("claim IPAMBlock %s: %w", netapi.BlockName(p), err)
+	}
+}
+
+// directClaims is how many of the lowest blocks a first claim tries
+// before it lists the taken ones.
 const directClaims = 8
 
 // claimNext claims the lowest free block of the pod range. A node's first
-// claim (first) tries to claim the lowest blocks in turn (BlockClient.Claim)
-// before it lists the taken ones: at a server's first start the
-// IPAMBlocks were just defined and a LIST waits about a second for their
-// watch cache and a create two, while an apply is written at once (a
-// small cluster's next block is among the first few).
+// claim (first) tries the lowest blocks in turn before it lists the taken
+// ones: at a server's first start the IPAMBlocks were just defined and a
+// LIST waits about a second for their watch cache (a small cluster's next
+// block is among the first few).
 func (m *Manager) claimNext(ctx context.Context, uid string, first bool) (netip.Prefix, error) {
 	if first {
 		n := 0
@@ -183,16 +200,12 @@ func (m *Manager) claimNext(ctx context.Context, uid string, first bool) (netip.
 			if n++; n > directClaims {
 				break
 			}
-			_, err := m.blocks.Claim(ctx, netapi.NewIPAMBlock(p, m.cfg.NodeName, uid))
-			switch {
-			case err == nil:
-				m.log.Info("claimed address block", "block", p.String(), "name", netapi.BlockName(p))
-				m.forget(p)
+			ok, err := m.take(ctx, p, uid)
+			if err != nil {
+				return netip.Prefix{}, err
+			}
+			if ok {
 				return p, nil
-			case apierrors.IsAlreadyExists(err):
-				continue
-			default:
-				return netip.Prefix{}, fmt.Errorf("claim IPAMBlock %s: %w", netapi.BlockName(p), err)
 			}
 		}
 	}
@@ -208,16 +221,12 @@ func (m *Manager) claimNext(ctx context.Context, uid string, first bool) (netip.
 		if taken[netapi.BlockName(p)] {
 			continue
 		}
-		_, err := m.claim(ctx, p, uid)
-		switch {
-		case err == nil:
-			m.log.Info("claimed address block", "block", p.String(), "name", netapi.BlockName(p))
-			m.forget(p)
+		ok, err := m.take(ctx, p, uid)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if ok {
 			return p, nil
-		case apierrors.IsAlreadyExists(err):
-			continue // another node was faster
-		default:
-			return netip.Prefix{}, fmt.Errorf("claim IPAMBlock %s: %w", netapi.BlockName(p), err)
 		}
 	}
 	return netip.Prefix{}, fmt.Errorf("the pod range %s has no free %s block: all %d are claimed (see `iks ipam show`); delete unused nodes, or create the cluster with a larger --cluster-cidr or a smaller --ipam-block-size",
