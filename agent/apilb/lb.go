@@ -47,13 +47,22 @@ type LB struct {
 	cancel  context.CancelFunc
 	watch   func(ctx context.Context)
 	learned bool // a list was read from the API
+	// seen: when each learnt server was last in the API's list.
+	seen map[string]time.Time
+	now  func() time.Time
 }
+
+// retain is how long a server stays in the list after it left the API's:
+// an apiserver under load can miss its 15 s endpoint lease and drop out
+// for a refresh or two while it serves; a dead one costs a failed dial
+// (the next server is tried), a forgotten live one costs a failover.
+const retain = 2 * time.Minute
 
 // New returns the load balancer for addr, starting with server (host:port)
 // and the servers recorded in stateFile.
 func New(addr, server, stateFile string, log *slog.Logger) *LB {
 	l := &LB{addr: addr, fallback: server, stateFile: stateFile, log: log.With("component", "apiserver-lb"),
-		current: server, conns: map[net.Conn]struct{}{}}
+		current: server, conns: map[net.Conn]struct{}{}, seen: map[string]time.Time{}, now: time.Now}
 	servers := []string{server}
 	if data, err := os.ReadFile(stateFile); err == nil {
 		var saved []string
@@ -75,11 +84,23 @@ func (l *LB) Servers() []string {
 	return slices.Clone(l.servers)
 }
 
-// SetServers replaces the learnt servers (the --server one is kept) and
-// records them.
+// SetServers replaces the learnt servers (the --server one is kept, and
+// so are those seen in the last retain) and records them.
 func (l *LB) SetServers(servers []string) {
-	next := merge(servers, l.fallback)
 	l.mu.Lock()
+	now := l.now()
+	for _, s := range servers {
+		l.seen[s] = now
+	}
+	var keep []string
+	for s, t := range l.seen {
+		if now.Sub(t) < retain {
+			keep = append(keep, s)
+		} else {
+			delete(l.seen, s)
+		}
+	}
+	next := merge(keep, l.fallback)
 	same := slices.Equal(next, l.servers)
 	l.servers = next
 	l.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 )
@@ -70,6 +71,25 @@ func TestFailoverAndRecordedServers(t *testing.T) {
 	l2 := New("127.0.0.1:0", a.Addr().String(), state, slog.New(slog.DiscardHandler))
 	if got := l2.Servers(); !slices.Contains(got, b.Addr().String()) {
 		t.Errorf("recorded servers not loaded: %v", got)
+	}
+}
+
+// A server that leaves the API's list stays for retain (a missed lease
+// under load), then goes; the --server one always stays.
+func TestServersRetained(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := New("127.0.0.1:0", "10.0.0.1:6443", filepath.Join(t.TempDir(), "s.json"), slog.New(slog.DiscardHandler))
+	l.now = func() time.Time { return now }
+	l.SetServers([]string{"10.0.0.1:6443", "10.0.0.2:6443", "10.0.0.3:6443"})
+	now = now.Add(10 * time.Second)
+	l.SetServers([]string{"10.0.0.1:6443", "10.0.0.3:6443"})
+	if got := l.Servers(); !slices.Equal(got, []string{"10.0.0.1:6443", "10.0.0.2:6443", "10.0.0.3:6443"}) {
+		t.Errorf("after one refresh without 10.0.0.2: %v, want it kept", got)
+	}
+	now = now.Add(retain)
+	l.SetServers([]string{"10.0.0.3:6443"})
+	if got := l.Servers(); !slices.Equal(got, []string{"10.0.0.1:6443", "10.0.0.3:6443"}) {
+		t.Errorf("after %s without 10.0.0.2: %v, want it gone and the --server one kept", retain, got)
 	}
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -40,29 +40,82 @@ func TestPlan(t *testing.T) {
 }
 
 func TestWantReplicas(t *testing.T) {
-	ready := func(unsched bool) *corev1.Node {
-		return &corev1.Node{Spec: corev1.NodeSpec{Unschedulable: unsched}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	now := time.Now()
+	node := func(name string, unsched bool, status corev1.ConditionStatus, since time.Duration) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{Unschedulable: unsched},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status,
+				LastTransitionTime: metav1.NewTime(now.Add(-since))}}}}
 	}
+	ready := func(name string) *corev1.Node { return node(name, false, corev1.ConditionTrue, time.Hour) }
 	for _, c := range []struct {
+		name  string
 		nodes []*corev1.Node
 		want  int32
-	}{{nil, 1}, {[]*corev1.Node{ready(false)}, 1}, {[]*corev1.Node{ready(false), ready(true)}, 1}, {[]*corev1.Node{ready(false), ready(false), ready(false)}, 2}} {
-		if got := wantReplicas(c.nodes, nil); got != c.want {
-			t.Errorf("wantReplicas(%d nodes) = %d, want %d", len(c.nodes), got, c.want)
+	}{
+		{"no nodes", nil, 1},
+		{"one ready", []*corev1.Node{ready("a")}, 1},
+		{"cordoned one does not count", []*corev1.Node{ready("a"), node("b", true, corev1.ConditionTrue, time.Hour)}, 1},
+		{"at most Replicas", []*corev1.Node{ready("a"), ready("b"), ready("c")}, 2},
+		// A node that just missed its heartbeats keeps its replica: the
+		// Deployment must not delete a serving pod for a short outage.
+		{"NotReady for a minute still counts", []*corev1.Node{ready("a"), node("b", false, corev1.ConditionUnknown, time.Minute)}, 2},
+		{"NotReady for 10 minutes does not", []*corev1.Node{ready("a"), node("b", false, corev1.ConditionFalse, 10*time.Minute)}, 1},
+	} {
+		if got := wantReplicas(c.nodes, false, nil, now); got != c.want {
+			t.Errorf("%s: wantReplicas = %d, want %d", c.name, got, c.want)
 		}
+	}
+	nodes := []*corev1.Node{ready("s"), ready("w1"), ready("w2")}
+	if got := wantReplicas(nodes, true, []string{"w1"}, now); got != 1 {
+		t.Errorf("one attached node: %d replicas, want 1", got)
+	}
+	if got := wantReplicas(nodes, true, []string{"w1", "w2"}, now); got != 2 {
+		t.Errorf("two attached nodes: %d replicas, want 2", got)
+	}
+	if got := wantReplicas(nodes, true, nil, now); got != 1 {
+		t.Errorf("an ALB with an IP and no attached node: %d replicas, want 1 (pending until a node attaches)", got)
 	}
 }
 
-func TestWantReplicasOnAttachedNodes(t *testing.T) {
-	node := func(name string) *corev1.Node {
-		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+// The pods follow a node label, so the template does not change when the
+// attached nodes do; the label is set and removed as attachment changes.
+func TestNodeLabels(t *testing.T) {
+	a := ALB{Name: "public-crx-alb1", IP: netip.MustParseAddr("10.0.0.4")}
+	noIP := ALB{Name: "public-crx-alb1-nodeport"}
+	d1 := deployment(a, "img", 2, deploySettings{})
+	d2 := deployment(a, "img", 2, deploySettings{})
+	if !reflect.DeepEqual(d1.Spec.Template, d2.Spec.Template) {
+		t.Fatal("deployment template not deterministic")
 	}
-	nodes := []*corev1.Node{node("s"), node("w1"), node("w2")}
-	if got := wantReplicas(nodes, []string{"w1"}); got != 1 {
-		t.Errorf("one attached node: %d replicas, want 1", got)
+	req := d1.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	if req == nil || *req.NodeSelectorTerms[0].MatchExpressions[0].Key != NodeLabel(a) {
+		t.Fatalf("ALB with an IP: required node affinity %+v, want label %s", req, NodeLabel(a))
 	}
-	if got := wantReplicas(nodes, []string{"w1", "w2"}); got != 2 {
-		t.Errorf("two attached nodes: %d replicas, want 2", got)
+	if r := deployment(noIP, "img", 2, deploySettings{}).Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution; r != nil {
+		t.Errorf("NodePort ALB has a required node affinity: %+v", r)
+	}
+	n := func(name string, labels map[string]string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	}
+	key := NodeLabel(a)
+	nodes := []*corev1.Node{n("w1", nil), n("w2", map[string]string{key: "true"}), n("w3", map[string]string{key: "true"}), n("s", nil)}
+	got := labelPatches(nodes, []ALB{a, noIP}, map[string][]string{a.Name: {"w1", "w2"}})
+	want := map[string]map[string]any{"w1": {key: "true"}, "w3": {key: nil}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("labelPatches = %v, want %v", got, want)
+	}
+	cs := fake.NewClientset(nodes[0], nodes[1], nodes[2], nodes[3])
+	if err := syncNodeLabels(context.Background(), cs, nodes, []ALB{a, noIP}, map[string][]string{a.Name: {"w1", "w2"}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, wantLabel := range map[string]bool{"w1": true, "w2": true, "w3": false, "s": false} {
+		nd, err := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, has := nd.Labels[key]; has != wantLabel {
+			t.Errorf("node %s: label %s present=%v, want %v", name, key, has, wantLabel)
+		}
 	}
 }
 
@@ -102,7 +155,7 @@ func TestReconcile(t *testing.T) {
 	if err := c.ensureShared(ctx, cs, []ALB{a}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.reconcile(ctx, cs, a, true, 2, []string{"w1", "w2"}, nil, deploySettings{}); err != nil {
+	if err := c.reconcile(ctx, cs, a, true, 2, nil, deploySettings{}); err != nil {
 		t.Fatal(err)
 	}
 	svc, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
@@ -112,8 +165,8 @@ func TestReconcile(t *testing.T) {
 	}
 	d, _ := cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
 	req := d.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
-	if req == nil || fmt.Sprint(req.NodeSelectorTerms[0].MatchExpressions[0].Values) != "[w1 w2]" {
-		t.Errorf("node affinity %+v, want the attached nodes w1 w2 required", req)
+	if req == nil || req.NodeSelectorTerms[0].MatchExpressions[0].Key != NodeLabel(a) {
+		t.Errorf("node affinity %+v, want the label %s required", req, NodeLabel(a))
 	}
 	if *d.Spec.Replicas != 2 || len(d.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 {
 		t.Errorf("deployment replicas %d, anti-affinity %v", *d.Spec.Replicas, d.Spec.Template.Spec.Affinity)
@@ -121,14 +174,14 @@ func TestReconcile(t *testing.T) {
 	if slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--enable-ssl-passthrough") {
 		t.Error("ssl-passthrough must be off unless ibm-ingress-deploy-config enables it")
 	}
-	if err := c.reconcile(ctx, cs, a, true, 2, []string{"w1", "w2"}, nil, deploySettings{SSLPassthrough: true}); err != nil {
+	if err := c.reconcile(ctx, cs, a, true, 2, nil, deploySettings{SSLPassthrough: true}); err != nil {
 		t.Fatal(err)
 	}
 	d, _ = cs.AppsV1().Deployments(Namespace).Get(ctx, a.Name, metav1.GetOptions{})
 	if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--enable-ssl-passthrough") {
 		t.Errorf("enableSslPassthrough: args %v lack --enable-ssl-passthrough", d.Spec.Template.Spec.Containers[0].Args)
 	}
-	if err := c.reconcile(ctx, cs, a, false, 2, nil, nil, deploySettings{}); err != nil {
+	if err := c.reconcile(ctx, cs, a, false, 2, nil, deploySettings{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.CoreV1().Services(Namespace).Get(ctx, a.Name, metav1.GetOptions{}); err == nil {

@@ -167,17 +167,24 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 		deploy := data(DeployConfig)
 		streams := streamPorts(data(TCPServices), data(UDPServices))
 		nl, _ := nodes.Lister().List(labels.Everything())
+		attached := map[string][]string{}
 		for _, a := range albs {
-			var attached []string
 			if sub, ok := lbpool.Find(c.cfg.Subnets, a.IP); ok && a.IP.IsValid() {
-				attached = lbpool.Place([]lbpool.Subnet{sub}, nl)[0].Nodes
+				attached[a.Name] = lbpool.Place([]lbpool.Subnet{sub}, nl)[0].Nodes
 			}
-			replicas := wantReplicas(nl, attached)
+		}
+		if err := syncNodeLabels(ctx, cs, nl, albs, attached); err != nil {
+			c.log.Warn("ALB node labels not set; retrying", "err", err)
+			failed = true
+		}
+		now := time.Now()
+		for _, a := range albs {
+			replicas := wantReplicas(nl, a.IP.IsValid(), attached[a.Name], now)
 			ds, err := parseDeploy(deploy, a.Name)
 			if err != nil {
 				c.log.Warn("ALB deploy settings ignored", "alb", a.Name, "err", err)
 			}
-			if err := c.reconcile(ctx, cs, a, IsEnabled(a, state), replicas, attached, streams, ds); err != nil {
+			if err := c.reconcile(ctx, cs, a, IsEnabled(a, state), replicas, streams, ds); err != nil {
 				c.log.Warn("ALB reconcile failed; retrying", "alb", a.Name, "err", err)
 				failed = true
 			}
@@ -195,12 +202,12 @@ func (c *Controller) run(ctx context.Context, cs kubernetes.Interface) {
 
 // reconcile applies one ALB: Deployment always (0 replicas when
 // disabled), Service only when enabled.
-func (c *Controller) reconcile(ctx context.Context, cs kubernetes.Interface, a ALB, enabled bool, replicas int32, attached []string, streams []corev1.ServicePort, ds deploySettings) error {
+func (c *Controller) reconcile(ctx context.Context, cs kubernetes.Interface, a ALB, enabled bool, replicas int32, streams []corev1.ServicePort, ds deploySettings) error {
 	if !enabled {
 		replicas = 0
 	}
 	var errs []error
-	if _, err := cs.AppsV1().Deployments(Namespace).Apply(ctx, deployment(a, c.cfg.Image, replicas, attached, ds), applyOpts); err != nil {
+	if _, err := cs.AppsV1().Deployments(Namespace).Apply(ctx, deployment(a, c.cfg.Image, replicas, ds), applyOpts); err != nil {
 		// The Service is still kept up to date below.
 		errs = append(errs, fmt.Errorf("apply deployment %s/%s: %w", Namespace, a.Name, err))
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -24,10 +25,10 @@ func albLabels(a ALB) map[string]string {
 
 // deployment is the ALB's Deployment: replicas pods (0 when disabled),
 // spread over nodes, non-root, read-only root filesystem.
-// attached are the nodes that can announce the ALB's IP (lbpool.Place):
-// preferred, so that with externalTrafficPolicy Local the IP has a node
-// to live on and another to fail over to.
-func deployment(a ALB, image string, replicas int32, attached []string, ds deploySettings) *appsac.DeploymentApplyConfiguration {
+// An ALB with an IP runs only on the nodes that can announce it (labelled
+// NodeLabel(a), see syncNodeLabels), so that with externalTrafficPolicy
+// Local the IP has a node to live on and another to fail over to.
+func deployment(a ALB, image string, replicas int32, ds deploySettings) *appsac.DeploymentApplyConfiguration {
 	l := albLabels(a)
 	probe := func(delay int32) *coreac.ProbeApplyConfiguration {
 		return coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromInt32(HealthPort))).
@@ -54,7 +55,7 @@ func deployment(a ALB, image string, replicas int32, attached []string, ds deplo
 	// nodes, see wantReplicas), workers preferred over the control plane.
 	affinity := coreac.Affinity().WithPodAntiAffinity(coreac.PodAntiAffinity().WithRequiredDuringSchedulingIgnoredDuringExecution(
 		coreac.PodAffinityTerm().WithTopologyKey(corev1.LabelHostname).WithLabelSelector(metaac.LabelSelector().WithMatchLabels(l)))).
-		WithNodeAffinity(nodeAffinity(attached))
+		WithNodeAffinity(nodeAffinity(a))
 	return appsac.Deployment(a.Name, Namespace).WithLabels(l).
 		WithSpec(appsac.DeploymentSpec().WithReplicas(replicas).
 			WithSelector(metaac.LabelSelector().WithMatchLabels(l)).
@@ -65,23 +66,21 @@ func deployment(a ALB, image string, replicas int32, attached []string, ds deplo
 				WithTerminationGracePeriodSeconds(30).WithAffinity(affinity).WithContainers(ctr))))
 }
 
-// nodeAffinity keeps the pods on the nodes attached to the ALB's subnet
-// (required: with externalTrafficPolicy Local only such a node can hold
-// the IP for a local pod, so a pod elsewhere would serve nobody), and
-// prefers workers over the control plane. (A surge pod could find no
-// free node under the one-per-node rule: rollouts replace one pod at a
-// time.)
-func nodeAffinity(attached []string) *coreac.NodeAffinityApplyConfiguration {
+// nodeAffinity keeps the pods of an ALB with an IP on the nodes attached
+// to its subnet (required: with externalTrafficPolicy Local only such a
+// node can hold the IP for a local pod, so a pod elsewhere would serve
+// nobody), and prefers workers over the control plane. The nodes are
+// named by a label, not listed, so the template stays the same as nodes
+// come and go. (A surge pod could find no free node under the
+// one-per-node rule: rollouts replace one pod at a time.)
+func nodeAffinity(a ALB) *coreac.NodeAffinityApplyConfiguration {
 	na := coreac.NodeAffinity().WithPreferredDuringSchedulingIgnoredDuringExecution(
 		coreac.PreferredSchedulingTerm().WithWeight(10).WithPreference(coreac.NodeSelectorTerm().WithMatchExpressions(
 			coreac.NodeSelectorRequirement().WithKey("node-role.kubernetes.io/control-plane").WithOperator(corev1.NodeSelectorOpDoesNotExist))))
-	if len(attached) > 0 {
-		// kubelet's --hostname-override is the node name, so the
-		// hostname label names the node (a matchFields term takes one
-		// value only).
+	if a.IP.IsValid() {
 		na = na.WithRequiredDuringSchedulingIgnoredDuringExecution(coreac.NodeSelector().WithNodeSelectorTerms(
 			coreac.NodeSelectorTerm().WithMatchExpressions(
-				coreac.NodeSelectorRequirement().WithKey(corev1.LabelHostname).WithOperator(corev1.NodeSelectorOpIn).WithValues(attached...))))
+				coreac.NodeSelectorRequirement().WithKey(NodeLabel(a)).WithOperator(corev1.NodeSelectorOpExists))))
 	}
 	return na
 }
@@ -129,19 +128,17 @@ func streamPorts(tcp, udp map[string]string) []corev1.ServicePort {
 	return out
 }
 
-// wantReplicas is Replicas, limited to the Ready schedulable nodes the
-// pods may run on (those in attached when it is not empty: the pods never
-// share a node), at least 1.
-func wantReplicas(nodes []*corev1.Node, attached []string) int32 {
+// wantReplicas is Replicas, limited to the nodes the pods may run on
+// (those in attached when the ALB has an IP: the pods never share a node)
+// that count for replicas (countsForReplicas), at least 1.
+func wantReplicas(nodes []*corev1.Node, hasIP bool, attached []string, now time.Time) int32 {
 	n := int32(0)
 	for _, nd := range nodes {
-		if nd.Spec.Unschedulable || len(attached) > 0 && !slices.Contains(attached, nd.Name) {
+		if hasIP && !slices.Contains(attached, nd.Name) {
 			continue
 		}
-		for _, c := range nd.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				n++
-			}
+		if countsForReplicas(nd, now) {
+			n++
 		}
 	}
 	return min(max(n, 1), Replicas)

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/tests/testutil"
 )
 
@@ -104,9 +105,8 @@ func TestIngressALB(t *testing.T) {
 	t.Run("public ALB enabled on its IP, private disabled", func(t *testing.T) {
 		// Ready means the whole row at once: the public ALB on its IP with
 		// 2/2 replicas, the private one disabled, and the self check (both
-		// pods answer /healthz through the apiserver) 2/2. The scheduler
-		// may still move a replica while nodes join, so the three are
-		// awaited together.
+		// pods answer /healthz through the apiserver) 2/2, awaited
+		// together.
 		eventually(t, 2*time.Minute, "public ALB ready on "+albPublicIP, func() error {
 			out, err := srv.Command("alb", "list").CombinedOutput()
 			if err != nil {
@@ -127,6 +127,22 @@ func TestIngressALB(t *testing.T) {
 			}
 			return nil
 		})
+		// The workers joined after the server made the ALB: its pods follow
+		// a node label, so joining nodes scaled it up without rolling a
+		// serving replica (one ReplicaSet, none of its pods replaced).
+		rss, err := cs.AppsV1().ReplicaSets("kube-system").List(context.Background(), metav1.ListOptions{LabelSelector: lbpool.LabelALB})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var public []string
+		for _, rs := range rss.Items {
+			if strings.HasPrefix(rs.Name, "public-") {
+				public = append(public, fmt.Sprintf("%s (%d replicas)", rs.Name, rs.Status.Replicas))
+			}
+		}
+		if len(public) != 1 {
+			t.Errorf("public ALB rolled while the nodes joined: ReplicaSets %v, want one", public)
+		}
 	})
 
 	t.Run("host and path rules, default backend, status", func(t *testing.T) {
