@@ -37,7 +37,13 @@ func TestAgentJoin(t *testing.T) {
 	}
 	w := testutil.NewNodeOn(t, "bw1", nw, "b", 1).AsAgent("https://"+srv.IP+":6443", strings.TrimSpace(string(tok)))
 	srvCS := srv.Client()
+	csrs, err := csrTimes(srvCS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
 	join, joinNode, peak := startAndMeasure(t, w, func() kubernetes.Interface { return srvCS })
+	csrLines := csrs(t0)
 	joinPhases := phases(w.Log())
 	if os.Getenv("IKS_BENCH_AGENT_LOG") != "" {
 		fmt.Println(w.Log())
@@ -71,6 +77,7 @@ func TestAgentJoin(t *testing.T) {
 		"agent start to Node Ready %5.2f s   (target <= 2 s: %.2fx; the Node's Ready condition, as kubectl shows it)\n"+
 		"agent start to iks ready %6.2f s   (every agent component started)\n"+
 		"  phases: %s\n"+
+		"  CSRs (seen by a watch, from agent start):\n%s"+
 		"agent peak RSS (tree)    %6.1f MB   (%s)\n"+
 		"agent idle RSS (tree)    %6.1f MB   (target <= 250 MB: %.2fx; issue 12 baseline 479 MB: %.2fx)\n"+
 		"agent idle PSS (tree)    %6.1f MB   (kernel Pss: pages shared with other processes divided among them)\n"+
@@ -79,7 +86,7 @@ func TestAgentJoin(t *testing.T) {
 		"agent Go heap in use (pprof, top):\n%s"+
 		"kubectl get (baseline)   %6.0f ms\n"+
 		"kubectl exec via tunnel  %6.0f ms   (%.2fx the baseline)\n",
-		joinNode.Seconds(), joinNode.Seconds()/2, join.Seconds(), joinPhases, mb(peak.RSS), peak.Procs, mb(idle.RSS), mb(idle.RSS)/250, mb(idle.RSS)/479,
+		joinNode.Seconds(), joinNode.Seconds()/2, join.Seconds(), joinPhases, csrLines, mb(peak.RSS), peak.Procs, mb(idle.RSS), mb(idle.RSS)/250, mb(idle.RSS)/479,
 		mb(idle.PSS), mb(idle.Footprint), mb(idle.Footprint)/250, idle.Breakdown, heap,
 		ms(get), ms(exec), exec.Seconds()/get.Seconds())
 }

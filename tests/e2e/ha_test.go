@@ -109,7 +109,17 @@ func TestHAServers(t *testing.T) {
 						lines = append(lines, l)
 					}
 				}
-				t.Fatalf("%s lacks%s after 45s (%q); load balancer log:\n%s", state, missing, data, strings.Join(lines, "\n"))
+				eps, _ := s1.Kubectl("get", "endpointslices", "-n", "default", "-l", "kubernetes.io/service-name=kubernetes", "-o", "yaml")
+				for _, s := range srvs {
+					raw, err := clients[s.Name].CoreV1().RESTClient().Get().AbsPath("/readyz").Param("verbose", "true").DoRaw(context.Background())
+					eps += fmt.Sprintf("\n===== %s /readyz: %v\n%s", s.Name, err, raw)
+					for _, l := range strings.Split(s.Log(), "\n") {
+						if strings.Contains(l, "ndpoint") || strings.Contains(l, "readyz") || strings.Contains(l, "kubernetes service") || strings.Contains(l, "lease") {
+							eps += l + "\n"
+						}
+					}
+				}
+				t.Fatalf("%s lacks%s after 45s (%q); load balancer log:\n%s\nthe kubernetes Service's EndpointSlices:\n%s", state, missing, data, strings.Join(lines, "\n"), eps)
 			}
 			time.Sleep(500 * time.Millisecond)
 		}

@@ -42,6 +42,13 @@ func (n *Node) Dump() {
 		log = strings.Join(lines[len(lines)-300:], "\n")
 	}
 	n.t.Logf("===== %s server log (tail)\n%s", n.Name, log)
+	// IKS_TEST_LOG_DIR keeps whole logs of failed tests for a closer look.
+	if dir := os.Getenv("IKS_TEST_LOG_DIR"); dir != "" {
+		name := strings.NewReplacer("/", "_", " ", "_").Replace(n.t.Name()) + "-" + n.Name + ".log"
+		if err := os.MkdirAll(dir, 0o700); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, name), []byte(n.Log()), 0o600)
+		}
+	}
 	for _, c := range [][]string{{"ip", "addr"}, {"ip", "route"}, {"iptables-save"}} {
 		out, _ := n.Net.Exec(c...)
 		n.t.Logf("===== %s: %s\n%s", n.Name, strings.Join(c, " "), out)
