@@ -2,6 +2,8 @@ package server
 
 import (
 	"log/slog"
+	"path/filepath"
+	"time"
 
 	"github.com/iks-dev/iks/internal/component"
 	"github.com/iks-dev/iks/internal/config"
@@ -41,7 +43,7 @@ func controllerComponents(cfg *config.Server, admin string, clients *kubeclients
 			comps = append(comps, &component.Await{B: b})
 		}
 		comps = append(comps,
-			csrapprove.New(csrapprove.Config{Clients: clients}, log),
+			csrapprove.New(csrapprove.Config{Clients: clients, Signer: csrSigner(cfg, log)}, log),
 			lbCtl,
 			nodeaddr.New(clients, log),
 			vpnController(cfg, admin, log),
@@ -72,4 +74,18 @@ func controllerComponents(cfg *config.Server, admin string, clients *kubeclients
 // lbConfig is the LoadBalancer controller's configuration.
 func lbConfig(cfg *config.Server, clients *kubeclients.Clients) lb.Config {
 	return lb.Config{Clients: clients, Subnets: cfg.PortableSubnets, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR}
+}
+
+// csrSigner is the cluster CA the CSR approver signs joining kubelets'
+// client certificates with, for kube-controller-manager's default
+// --cluster-signing-duration (1 year); nil (kube-controller-manager signs)
+// when the CA cannot be read.
+func csrSigner(cfg *config.Server, log *slog.Logger) *csrapprove.Signer {
+	tls := cfg.Paths().TLSDir()
+	s, err := csrapprove.LoadSigner(filepath.Join(tls, "ca.crt"), filepath.Join(tls, "ca.key"), 365*24*time.Hour)
+	if err != nil {
+		log.Warn("joining kubelets' client certificates will be signed by kube-controller-manager", "err", err)
+		return nil
+	}
+	return s
 }

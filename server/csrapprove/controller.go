@@ -29,6 +29,9 @@ type Config struct {
 	// Clients are the process's shared clients, with the right to
 	// approve kubelet-serving CSRs (the admin kubeconfig).
 	Clients *kubeclients.Clients
+	// Signer, when set, signs the joining kubelets' client certificates
+	// it approves (see client.go).
+	Signer *Signer
 }
 
 // Approver is the component: an informer-driven controller. Start it after
@@ -123,7 +126,7 @@ func (a *Approver) Stop(context.Context) error {
 }
 
 func (a *Approver) enqueueCSR(obj any) {
-	if csr, ok := obj.(*certv1.CertificateSigningRequest); ok && (isPendingServing(csr) || isPendingClaim(csr)) {
+	if csr, ok := obj.(*certv1.CertificateSigningRequest); ok && (isPendingServing(csr) || isPendingClaim(csr) || isPendingJoinClient(csr)) {
 		a.queue.Add(csr.Name)
 	}
 }
@@ -202,6 +205,9 @@ func (a *Approver) sync(ctx context.Context, name string) error {
 	}
 	if isPendingClaim(csr) {
 		return a.syncClaim(ctx, csr)
+	}
+	if isPendingJoinClient(csr) {
+		return a.syncJoinClient(ctx, csr)
 	}
 	if !isPendingServing(csr) {
 		return nil

@@ -21,6 +21,10 @@
 // machine to claim a name owns it until its Node is deleted; a claim of
 // that name with another machine's key is denied, with the reason in the
 // CSR's Denied condition, which the joining agent reports.
+//
+// And it approves a joining kubelet's client certificate request as soon
+// as it sees it, by kube-controller-manager's rules plus a claimed node
+// name (see client.go): the join's longest wait otherwise.
 package csrapprove
 
 import (
