@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,9 +27,20 @@ type apiServers struct {
 	log     *slog.Logger
 	runner  component.Runner
 
+	// self is this server's advertised address: a warning names it when
+	// it stays out of the list (the other servers' agents then never
+	// learn it), with what its /readyz says.
+	self         string
+	missingSince time.Time
+	warned       bool
+
 	mu    sync.Mutex
 	hosts []string
 }
+
+// selfMissingWarn is how long this server may be missing from the list
+// before a warning: its apiserver adds itself within ~10 s of /readyz.
+const selfMissingWarn = time.Minute
 
 func (a *apiServers) Name() string               { return "apiserver-list" }
 func (a *apiServers) Init(context.Context) error { return nil }
@@ -72,7 +84,28 @@ func (a *apiServers) refresh(ctx context.Context) error {
 	a.mu.Lock()
 	a.hosts = hosts
 	a.mu.Unlock()
+	a.checkSelf(ctx, cs.Discovery().RESTClient().Get().AbsPath("/readyz").Param("verbose", "true").DoRaw, hosts, time.Now())
 	return nil
+}
+
+// checkSelf warns once when this server has been missing from the
+// kubernetes Service's endpoints for selfMissingWarn.
+func (a *apiServers) checkSelf(ctx context.Context, readyz func(context.Context) ([]byte, error), hosts []string, now time.Time) {
+	if a.self == "" || slices.Contains(hosts, a.self) {
+		a.missingSince, a.warned = time.Time{}, false
+		return
+	}
+	if a.missingSince.IsZero() {
+		a.missingSince = now
+	}
+	if a.warned || now.Sub(a.missingSince) < selfMissingWarn {
+		return
+	}
+	a.warned = true
+	body, err := readyz(ctx)
+	a.log.Warn("this apiserver is missing from the kubernetes Service's endpoints: agents do not learn it (kube-apiserver adds itself every 10 s once /readyz passes)",
+		"address", a.self, "listed", hosts, "missing-for", now.Sub(a.missingSince).Round(time.Second).String(),
+		"readyz", string(body), "readyz-err", err)
 }
 
 // Hosts returns the apiservers' hosts last read.

@@ -130,14 +130,15 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		return err
 	}
 	comps = append(comps, ctls...)
+	var tunnelServers func() []string
+	if cfg.HA.Enabled() {
+		// The local node keeps a tunnel to every server, as agents do;
+		// the list also tells when this server is missing from it.
+		list := &apiServers{clients: clients, self: cfg.NodeIP.String(), log: log.With("component", "apiserver-list")}
+		comps = append(comps, list)
+		tunnelServers = list.Hosts
+	}
 	if !cfg.DisableAgent {
-		var tunnelServers func() []string
-		if cfg.HA.Enabled() {
-			// The local node keeps a tunnel to every server, as agents do.
-			list := &apiServers{clients: clients, log: log.With("component", "apiserver-list")}
-			comps = append(comps, list)
-			tunnelServers = list.Hosts
-		}
 		ac, err := agent.Components(cfg.Agent, agent.Credentials{
 			Kubeconfig: kubeconfigPath(cfg, "kubelet"), ClientCA: k.CACert,
 			ServingCert: k.KubeletServingCert, ServingKey: k.KubeletServingKey,
