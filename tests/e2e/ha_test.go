@@ -29,6 +29,10 @@ func TestHAServers(t *testing.T) {
 	for i, sub := range []string{"a", "a", "b"} {
 		srvs = append(srvs, testutil.NewNodeOn(t, fmt.Sprintf("ha%d", i+1), nw, sub, 10+i))
 	}
+	// Every node is wired before any starts: a veth attached to subnet b
+	// while the servers run once cut the other server on b off from the
+	// servers on a for over a minute (its etcd member then had no leader).
+	agent := testutil.NewNodeOn(t, "haw", nw, "b", 20)
 	s1 := srvs[0]
 	s1.Start("--disable-agent", "--cluster-init")
 	token := waitTokenFile(t, s1, 3*time.Minute)
@@ -85,7 +89,7 @@ func TestHAServers(t *testing.T) {
 	// The agent joins the etcd leader's server: killing it must go
 	// unnoticed through the agent's load balancer.
 	leader := testutil.EtcdLeader(t, ec, srvs)
-	agent := testutil.NewNodeOn(t, "haw", nw, "b", 20).AsAgent("https://"+leader.IP+":6443", token)
+	agent.AsAgent("https://"+leader.IP+":6443", token)
 	agent.Start()
 	agent.WaitReady(4 * time.Minute)
 	t.Run("the agent's load balancer learns every apiserver", func(t *testing.T) {

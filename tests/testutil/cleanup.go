@@ -49,7 +49,7 @@ func (n *Node) Dump() {
 			_ = os.WriteFile(filepath.Join(dir, name), []byte(n.Log()), 0o600)
 		}
 	}
-	for _, c := range [][]string{{"ip", "addr"}, {"ip", "route"}, {"iptables-save"}} {
+	for _, c := range [][]string{{"ip", "addr"}, {"ip", "route"}, {"ip", "neigh"}, {"ss", "-tan"}, {"iptables-save"}} {
 		out, _ := n.Net.Exec(c...)
 		n.t.Logf("===== %s: %s\n%s", n.Name, strings.Join(c, " "), out)
 	}

@@ -3,6 +3,7 @@ package testutil
 import (
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -49,6 +50,18 @@ func NewNetwork(t testing.TB, id string, n int) *Network {
 	if _, err := nw.Router.Exec("sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
 		t.Fatal(err)
 	}
+	// On failure, the router's view: neighbours, links with their
+	// counters, and any rule a test left (registered after the namespace,
+	// so it runs before the namespace goes).
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, c := range [][]string{{"ip", "neigh"}, {"ip", "-s", "link"}, {"iptables-save"}, {"nft", "list", "ruleset"}} {
+			out, _ := nw.Router.Exec(c...)
+			t.Logf("===== router %s: %s\n%s", nw.Router.Name, strings.Join(c, " "), out)
+		}
+	})
 	return nw
 }
 
