@@ -123,7 +123,10 @@ func (a *Approver) syncJoinClient(ctx context.Context, csr *certv1.CertificateSi
 	}
 	signed := a.cfg.Signer != nil
 	if signed {
-		if err := a.sign(ctx, upd); err != nil {
+		if err := a.sign(ctx, upd); apierrors.IsConflict(err) {
+			// kube-controller-manager's signer saw the approval first.
+			signed = false
+		} else if err != nil {
 			// Approved: kube-controller-manager's signer issues it.
 			a.log.Warn("could not sign a joining node's client certificate; kube-controller-manager will", "csr", csr.Name, "err", err)
 			signed = false
@@ -187,7 +190,7 @@ func (a *Approver) sign(ctx context.Context, csr *certv1.CertificateSigningReque
 	csr = csr.DeepCopy()
 	csr.Status.Certificate = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	if _, err := a.cs.CertificatesV1().CertificateSigningRequests().UpdateStatus(ctx, csr, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("store the certificate: %w", err)
+		return fmt.Errorf("store the certificate: %w", err) // a conflict stays one (errors.As)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	certv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -160,5 +162,37 @@ func checkClientCert(t *testing.T, s *Signer, certPEM []byte, cn string) {
 	}
 	if d := c.NotAfter.Sub(c.NotBefore); d < 365*24*time.Hour || d > 365*24*time.Hour+10*time.Minute {
 		t.Errorf("validity %s, want a year", d)
+	}
+}
+
+// kube-controller-manager's signer issuing first (our status write
+// conflicts) leaves the CSR approved, and is no error.
+func TestJoinClientSignRace(t *testing.T) {
+	csr := joinClientCSR(t, nil)
+	claim := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: nodeclaim.SecretName("node-1"), Namespace: nodeclaim.Namespace}}
+	cs := fake.NewClientset(csr, claim)
+	cs.PrependReactor("create", "subjectaccessreviews", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		sar := a.(clienttesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview).DeepCopy()
+		sar.Status.Allowed = true
+		return true, sar, nil
+	})
+	statusWrites := 0
+	cs.PrependReactor("update", "certificatesigningrequests", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		statusWrites++
+		return true, nil, apierrors.NewConflict(certv1.Resource("certificatesigningrequests"), csr.Name, errors.New("the object has been modified"))
+	})
+	a := &Approver{cs: cs, log: slog.New(slog.DiscardHandler), cfg: Config{Signer: testSigner(t)}}
+	if err := a.syncJoinClient(context.Background(), csr); err != nil {
+		t.Fatalf("a lost signing race is an error: %v", err)
+	}
+	got, err := cs.CertificatesV1().CertificateSigningRequests().Get(context.Background(), csr.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !approved(got) || statusWrites != 1 {
+		t.Errorf("approved %v after %d certificate writes, want approved after 1", approved(got), statusWrites)
 	}
 }
