@@ -117,6 +117,16 @@ func TestNodeLabels(t *testing.T) {
 			t.Errorf("node %s: label %s present=%v, want %v", name, key, has, wantLabel)
 		}
 	}
+	// --disable alb takes the labels away again.
+	if err := removeNodeLabels(context.Background(), cs); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"w1", "w2", "w3", "s"} {
+		nd, _ := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		if _, has := nd.Labels[key]; has {
+			t.Errorf("node %s keeps %s after --disable alb", name, key)
+		}
+	}
 }
 
 func TestStreamPorts(t *testing.T) {

@@ -328,6 +328,9 @@ func (c *Controller) removeAll(ctx context.Context, cs kubernetes.Interface) err
 	if err := cs.CoreV1().Secrets(Namespace).Delete(ctx, DefaultCertSecret, del); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete secret %s: %w", DefaultCertSecret, err)
 	}
-	c.log.Info("ALB disabled (--disable alb): its deployments and services are removed")
+	if err := removeNodeLabels(ctx, cs); err != nil {
+		return err
+	}
+	c.log.Info("ALB disabled (--disable alb): its deployments, services and node labels are removed")
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,6 +63,33 @@ func syncNodeLabels(ctx context.Context, cs kubernetes.Interface, nodes []*corev
 		}
 		if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldOwner}); err != nil {
 			return fmt.Errorf("label node %s for the ALBs (%s): %w", name, body, err)
+		}
+	}
+	return nil
+}
+
+// removeNodeLabels removes every NodeLabelPrefix label (--disable alb).
+func removeNodeLabels(ctx context.Context, cs kubernetes.Interface) error {
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes for their ALB labels: %w", err)
+	}
+	for _, n := range nodes.Items {
+		labels := map[string]any{}
+		for k := range n.Labels {
+			if strings.HasPrefix(k, NodeLabelPrefix) {
+				labels[k] = nil
+			}
+		}
+		if len(labels) == 0 {
+			continue
+		}
+		body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
+		if err != nil {
+			return err
+		}
+		if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldOwner}); err != nil {
+			return fmt.Errorf("remove the ALB labels of node %s: %w", n.Name, err)
 		}
 	}
 	return nil
