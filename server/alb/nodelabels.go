@@ -57,13 +57,22 @@ func labelPatches(nodes []*corev1.Node, albs []ALB, attached map[string][]string
 // nothing else of the Node is written).
 func syncNodeLabels(ctx context.Context, cs kubernetes.Interface, nodes []*corev1.Node, albs []ALB, attached map[string][]string) error {
 	for name, labels := range labelPatches(nodes, albs, attached) {
-		body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
-		if err != nil {
+		if err := patchLabels(ctx, cs, name, labels); err != nil {
 			return err
 		}
-		if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldOwner}); err != nil {
-			return fmt.Errorf("label node %s for the ALBs (%s): %w", name, body, err)
-		}
+	}
+	return nil
+}
+
+// patchLabels sets ("true") and removes (nil) labels of a node with a
+// merge patch of those labels only.
+func patchLabels(ctx context.Context, cs kubernetes.Interface, node string, labels map[string]any) error {
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
+	if err != nil {
+		return err
+	}
+	if _, err := cs.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldOwner}); err != nil {
+		return fmt.Errorf("set the ALB labels of node %s (%s): %w", node, body, err)
 	}
 	return nil
 }
@@ -84,12 +93,8 @@ func removeNodeLabels(ctx context.Context, cs kubernetes.Interface) error {
 		if len(labels) == 0 {
 			continue
 		}
-		body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
-		if err != nil {
+		if err := patchLabels(ctx, cs, n.Name, labels); err != nil {
 			return err
-		}
-		if _, err := cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldOwner}); err != nil {
-			return fmt.Errorf("remove the ALB labels of node %s: %w", n.Name, err)
 		}
 	}
 	return nil

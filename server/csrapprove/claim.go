@@ -36,12 +36,7 @@ func isPendingClaim(csr *certv1.CertificateSigningRequest) bool {
 	if csr.Spec.SignerName != nodeclaim.SignerName {
 		return false
 	}
-	for _, c := range csr.Status.Conditions {
-		if c.Type == certv1.CertificateApproved || c.Type == certv1.CertificateDenied || c.Type == certv1.CertificateFailed {
-			return false
-		}
-	}
-	return true
+	return !decided(csr)
 }
 
 // claimDecision is the outcome of checking one claim.

@@ -56,12 +56,7 @@ func isPendingJoinClient(csr *certv1.CertificateSigningRequest) bool {
 	if !strings.HasPrefix(csr.Spec.Username, userBootstrapPrefix) || !slices.Contains(csr.Spec.Groups, groupBootstrappers) {
 		return false
 	}
-	for _, c := range csr.Status.Conditions {
-		if c.Type == certv1.CertificateApproved || c.Type == certv1.CertificateDenied || c.Type == certv1.CertificateFailed {
-			return false
-		}
-	}
-	return true
+	return !decided(csr)
 }
 
 // joinClientNode returns the node a join-token client CSR asks for, or

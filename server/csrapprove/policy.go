@@ -70,12 +70,17 @@ func isPendingServing(csr *certv1.CertificateSigningRequest) bool {
 	if csr.Spec.SignerName != certv1.KubeletServingSignerName || len(csr.Status.Certificate) > 0 {
 		return false
 	}
+	return !decided(csr)
+}
+
+// decided reports whether a CSR was approved, denied or failed already.
+func decided(csr *certv1.CertificateSigningRequest) bool {
 	for _, c := range csr.Status.Conditions {
 		if c.Type == certv1.CertificateApproved || c.Type == certv1.CertificateDenied || c.Type == certv1.CertificateFailed {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // nodeOf returns the node name a requester user name claims, or "".
