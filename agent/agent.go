@@ -90,6 +90,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		ServingCert: creds.ServingCert, ServingKey: creds.ServingKey,
 		RuntimeSocket: p.ContainerdSocket(), CgroupRoot: cfg.CgroupRoot, SystemdCgroup: systemd,
 		ClusterDomain: cfg.ClusterDomain, ClusterDNS: cfg.ClusterDNS(), ExtraArgs: cfg.KubeletArgs,
+		ArgsDir: p.ArgsDir(),
 	}, log)
 	ipamDir, socket := filepath.Join(p.AgentDir(), "ipam"), filepath.Join(p.RunDir(), "agent.sock")
 	blocks := blockipam.New(blockipam.Config{NodeName: cfg.NodeName, Kubeconfig: creds.Kubeconfig, StoreDir: ipamDir,
@@ -99,7 +100,7 @@ func Components(cfg config.Agent, creds Credentials, log *slog.Logger) ([]compon
 		MTU:     func() (int, error) { return routing.PodMTU(cfg.NodeIP, cfg.Encapsulation) },
 		LogFile: filepath.Join(p.AgentDir(), "cni.log")}, log)
 	prx := proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Kubeconfig: creds.Kubeconfig,
-		Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy")}, log)
+		Mode: cfg.ProxyMode, Dir: filepath.Join(p.AgentDir(), "kube-proxy"), ArgsDir: p.ArgsDir()}, log)
 	prxBG := component.InBackground(prx)
 	// One set of clients and shared informers for the agent's own
 	// components (the kubelet's identity); stopped after all of them.

@@ -47,6 +47,10 @@ func Run(ctx context.Context, cfg *config.Joining, log *slog.Logger) error {
 	}
 	if joined(creds) {
 		log.Info("already joined; reusing this node's credentials", "dir", credDir)
+		// An older iks wrote the CA 0644; CIS 4.1.7 asks for 0600.
+		if err := os.Chmod(creds.ClientCA, 0o600); err != nil {
+			return fmt.Errorf("set mode 0600 on %s: %w", creds.ClientCA, err)
+		}
 	} else {
 		tok, err := bootstrap.ParseToken(cfg.Token)
 		if err != nil {

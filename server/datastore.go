@@ -53,7 +53,7 @@ func datastoreComponent(cfg *config.Server, k *pki.PKI, etcdHA *etcd.HA, log *sl
 	}
 	p := cfg.Paths()
 	return etcd.New(etcd.Config{DataDir: p.EtcdDir(), CACert: k.EtcdCACert, ServerCert: k.EtcdServerCert,
-		ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: etcdHA}, log)
+		ServerKey: k.EtcdServerKey, PeerCert: k.EtcdPeerCert, PeerKey: k.EtcdPeerKey, Debug: cfg.Debug, HA: etcdHA, ArgsDir: p.ArgsDir()}, log)
 }
 
 // checkExternalDatastore reaches the external datastore before anything

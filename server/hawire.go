@@ -55,7 +55,7 @@ func leaderElectArgs(cfg *config.Server) []string {
 
 // newScheduler returns kube-scheduler, electing a leader among HA servers.
 func newScheduler(cfg *config.Server, log *slog.Logger) *controllers.Scheduler {
-	s := controllers.NewScheduler(kubeconfigPath(cfg, "scheduler"), log)
+	s := controllers.NewScheduler(kubeconfigPath(cfg, "scheduler"), log).RecordArgs(config.Paths{Root: cfg.DataDir}.ArgsDir()).WithArgs(cfg.SchedulerArgs)
 	if cfg.HA.Enabled() {
 		s.WithLeaderElection()
 	}

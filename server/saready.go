@@ -21,7 +21,10 @@ import (
 // default not found". kube-controller-manager creates it too, but only
 // seconds after it starts (3 s of a 10 s first start here): the server
 // creates it at once, and the controller finds it there.
-type defaultServiceAccount struct{ kubeconfig string }
+type defaultServiceAccount struct {
+	kubeconfig string
+	log        *slog.Logger
+}
 
 func (d *defaultServiceAccount) Name() string                { return "default-service-account" }
 func (d *defaultServiceAccount) Init(context.Context) error  { return nil }
@@ -40,7 +43,7 @@ func (d *defaultServiceAccount) Ready(ctx context.Context) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: metav1.NamespaceDefault}}
 	if _, err := cs.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		// Not fatal: kube-controller-manager creates it as well.
-		slog.Debug("create ServiceAccount default/default", "err", err)
+		d.log.Debug("create ServiceAccount default/default", "err", err)
 	}
 	var last error
 	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
@@ -50,5 +53,6 @@ func (d *defaultServiceAccount) Ready(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the ServiceAccount default/default did not appear (%v): kube-controller-manager creates it; see its log (component=kube)", last)
 	}
+	quietDefaultServiceAccounts(ctx, cs, d.log, quietNamespaces...)
 	return nil
 }

@@ -34,6 +34,9 @@ const StopTimeout = 25 * time.Second
 // component fails, then stops the components in reverse order.
 func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	t0 := time.Now()
+	if err := checkComponentArgs(cfg); err != nil {
+		return err
+	}
 	l, err := lock.Acquire(cfg.Paths().LockFile())
 	if err != nil {
 		return err
@@ -107,12 +110,12 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 			FrontProxyCA: k.FrontProxyCACert, FrontProxyCert: k.FrontProxyClientCert, FrontProxyKey: k.FrontProxyClientKey,
 			SAPublicKey: k.ServiceAccountPub, SASigningKey: k.ServiceAccountKey,
 			CertDir: filepath.Join(p.ServerDir(), "apiserver"), AdminKubeconfig: admin,
-			ExtraArgs: append([]string{"--egress-selector-config-file=" + egressConfig}, encArgs...),
-			Restart:   restart,
+			ExtraArgs: slices.Concat([]string{"--egress-selector-config-file=" + egressConfig}, encArgs, cfg.APIServerArgs),
+			Restart:   restart, ArgsDir: p.ArgsDir(),
 		}, log),
 		controllers.NewControllerManager(controllers.ControllerManagerConfig{
 			Kubeconfig: kubeconfigPath(cfg, "controller-manager"), CA: k.CACert, CAKey: k.CAKey,
-			SAKey: k.ServiceAccountKey, ServiceCIDR: cfg.ServiceCIDR, ExtraArgs: leaderElectArgs(cfg),
+			SAKey: k.ServiceAccountKey, ServiceCIDR: cfg.ServiceCIDR, ExtraArgs: append(leaderElectArgs(cfg), cfg.ControllerManagerArgs...), ArgsDir: p.ArgsDir(),
 		}, log),
 		newScheduler(cfg, log),
 		// Before tokens: an agent may join the moment the token file
@@ -181,7 +184,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		comps = append(comps, &component.Await{B: bgpCRD}, &component.Await{B: lbAPI})
 	}
 	comps = append(comps, awaits...)
-	comps = append(comps, &defaultServiceAccount{kubeconfig: admin})
+	comps = append(comps, &defaultServiceAccount{kubeconfig: admin, log: log})
 	m := component.NewManager(log, comps...)
 	if err := m.Init(ctx); err != nil {
 		return err

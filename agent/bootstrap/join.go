@@ -150,7 +150,7 @@ func writeCredentials(res Result, serverURL string, caPEM []byte, tok token.Toke
 	}
 	_, statErr := os.Stat(res.CACert)
 	hadCA := statErr == nil
-	if err := fsutil.WriteFileAtomic(res.CACert, caPEM, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(res.CACert, caPEM, 0o600); err != nil {
 		return err
 	}
 	if err := fsutil.WriteFileAtomic(res.BootstrapKubeconfig, kc, 0o600); err != nil {

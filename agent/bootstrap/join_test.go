@@ -48,7 +48,7 @@ func TestJoinMatchingCA(t *testing.T) {
 	if res.Attempts != 1 {
 		t.Errorf("attempts = %d, want 1", res.Attempts)
 	}
-	for path, mode := range map[string]os.FileMode{res.CACert: 0o644, res.BootstrapKubeconfig: 0o600, dir: 0o700 | os.ModeDir} {
+	for path, mode := range map[string]os.FileMode{res.CACert: 0o600, res.BootstrapKubeconfig: 0o600, dir: 0o700 | os.ModeDir} {
 		info, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)

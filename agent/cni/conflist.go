@@ -78,7 +78,8 @@ func RenderConflist(cfg ConflistConfig) ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
-// WriteConflist writes the conflist for cfg to path (mode 0644) atomically,
+// WriteConflist writes the conflist for cfg to path (mode 0600, as CIS
+// 1.1.9 asks; only containerd reads it) atomically,
 // creating the directory if needed. An existing file with the same content
 // is left untouched, so containerd does not see a spurious change.
 func WriteConflist(path string, cfg ConflistConfig) error {
@@ -93,8 +94,8 @@ func WriteConflist(path string, cfg ConflistConfig) error {
 		if err != nil {
 			return fmt.Errorf("stat CNI conflist %s: %w", path, err)
 		}
-		if fi.Mode().Perm() != 0o644 {
-			if err := os.Chmod(path, 0o644); err != nil {
+		if fi.Mode().Perm() != 0o600 {
+			if err := os.Chmod(path, 0o600); err != nil {
 				return fmt.Errorf("chmod CNI conflist %s: %w", path, err)
 			}
 		}
@@ -106,5 +107,5 @@ func WriteConflist(path string, cfg ConflistConfig) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create CNI config directory %s: %w", dir, err)
 	}
-	return fsutil.WriteFileAtomic(path, data, 0o644)
+	return fsutil.WriteFileAtomic(path, data, 0o600)
 }

@@ -35,8 +35,8 @@ func TestWriteConflist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o644 {
-		t.Errorf("mode = %o, want 644", fi.Mode().Perm())
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %o, want 600 (CIS 1.1.9)", fi.Mode().Perm())
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

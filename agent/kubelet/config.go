@@ -10,15 +10,16 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/iks-dev/iks/internal/logging"
-
+	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/fsutil"
+	"github.com/iks-dev/iks/internal/logging"
 )
 
 // Config of the kubelet.
@@ -45,6 +46,7 @@ type Config struct {
 	// (dnsPolicy ClusterFirst, with the cluster search domains and ndots:5).
 	ClusterDNS netip.Addr
 	ExtraArgs  []string // key=value, without dashes
+	ArgsDir    string   // where its command line is recorded (component.WriteArgs)
 }
 
 func (c Config) configPath() string { return filepath.Join(c.RootDir, "config.yaml") }
@@ -71,6 +73,7 @@ func (c Config) KubeletConfiguration() *kubeletv1beta1.KubeletConfiguration {
 		TLSCertFile:              c.ServingCert,
 		TLSPrivateKeyFile:        c.ServingKey,
 		TLSMinVersion:            "VersionTLS12",
+		TLSCipherSuites:          slices.Clone(config.TLSCipherSuites),
 		ClusterDomain:            c.ClusterDomain,
 		ResolverConfig:           ptr(ResolvConf()),
 		// Without a serving certificate given, kubelet asks the cluster for

@@ -36,6 +36,9 @@ func (k *Kubelet) Init(context.Context) error { return k.cfg.WriteConfig() }
 func (k *Kubelet) Start(ctx context.Context) error {
 	cmd := kubeletapp.NewKubeletCommand(ctx)
 	cmd.SetArgs(k.cfg.Args())
+	if err := component.WriteArgs(k.cfg.ArgsDir, k.Name(), k.cfg.Args()); err != nil {
+		return err
+	}
 	k.runner.Go(ctx, func(ctx context.Context) error {
 		if err := cmd.ExecuteContext(ctx); err != nil {
 			return fmt.Errorf("kubelet: %w", err)

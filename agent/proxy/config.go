@@ -29,6 +29,8 @@ type Config struct {
 	Mode config.ProxyMode
 	// Dir holds kube-proxy's configuration file.
 	Dir string
+	// ArgsDir is where its command line is recorded (component.WriteArgs).
+	ArgsDir string
 }
 
 func (c Config) configPath() string { return filepath.Join(c.Dir, "config.yaml") }

@@ -62,7 +62,11 @@ func (p *Proxy) Start(ctx context.Context) error {
 		return err
 	}
 	cmd := kubeproxyapp.NewProxyCommand()
-	cmd.SetArgs([]string{"--config=" + p.cfg.configPath()})
+	args := []string{"--config=" + p.cfg.configPath()}
+	cmd.SetArgs(args)
+	if err := component.WriteArgs(p.cfg.ArgsDir, p.Name(), args); err != nil {
+		return err
+	}
 	p.runner.Go(ctx, func(ctx context.Context) error {
 		if err := cmd.ExecuteContext(ctx); err != nil {
 			return fmt.Errorf("kube-proxy: %w", err)

@@ -25,7 +25,8 @@ const (
 // connection before NAT outgoing's masquerade could; the remote's
 // traffic selectors name pod addresses); on a connection's gateway, its
 // NAT options (NETMAP pairs as the chart's iptables rules, single
-// source IP, pods as the node: nodeIP) and a TCP MSS clamp toward the
+// source IP, pods as the node: nodeIP, the remote's traffic to
+// localNonClusterSubnet masqueraded) and a TCP MSS clamp toward the
 // tunnel.
 func rules(tx *knftables.Transaction, cluster []netip.Prefix, plans []connPlan, nodeIP netip.Addr) {
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("iks: strongSwan VPN routing and NAT")})
@@ -68,6 +69,11 @@ func rules(tx *knftables.Transaction, cluster []netip.Prefix, plans []connPlan, 
 		}
 		if p.SingleSource.IsValid() && clusterSet != "" {
 			tx.Add(&knftables.Rule{Chain: chainPost, Rule: knftables.Concat("ip saddr", clusterSet, "ip daddr", real, "snat to", p.SingleSource), Comment: name})
+		}
+		if len(p.NonCluster) > 0 {
+			// localNonClusterSubnet: hosts outside the cluster answer
+			// this node, which sends the answer back into the tunnel.
+			tx.Add(&knftables.Rule{Chain: chainPost, Rule: knftables.Concat("ip saddr", real, "ip daddr", prefixSet(p.NonCluster), "masquerade"), Comment: name})
 		}
 		if p.PodSNAT && nodeIP.IsValid() {
 			// enablePodSNAT: the remote sees (and answers) this node.

@@ -121,3 +121,13 @@ func TestRulesPodSNAT(t *testing.T) {
 		t.Errorf("enablePodSNAT false SNATs pods:\n%s", d)
 	}
 }
+
+func TestRulesNonCluster(t *testing.T) {
+	p := plan(t, vpnconn.Spec{Local: vpnconn.Local{Subnet: "172.30.0.0/16,192.168.60.0/24"}, LocalNonClusterSubnet: "192.168.60.0/24",
+		Remote: vpnconn.Remote{Subnet: "10.91.152.128/26"}})
+	const masq = "ip saddr { 10.91.152.128/26 } ip daddr { 192.168.60.0/24 } masquerade"
+	mustContain(t, dump(t, []connPlan{{Plan: p, Role: RoleGateway}}), masq)
+	if d := dump(t, []connPlan{{Plan: p, Role: RoleVia}}); strings.Contains(d, "masquerade") {
+		t.Errorf("a node that is not the gateway masquerades:\n%s", d)
+	}
+}

@@ -22,6 +22,9 @@ const (
 	RoleGateway
 	// RoleVia: the remote subnets go to the gateway node.
 	RoleVia
+	// RoleOutOfZone: zoneSpecificRoutes and this node is outside the
+	// gateway's zone: the remote subnets are blackholed (zone.go).
+	RoleOutOfZone
 )
 
 // connPlan is what this node does for one connection.

@@ -68,6 +68,12 @@ func applyRoutes(want map[netip.Prefix]*netlink.Route) error {
 			seen[p] = true
 			continue
 		}
+		if ok && wanted {
+			// Replaced in place below: deleting it first would leave
+			// the prefix without a route for a moment, and its packets
+			// to the default route, in clear text.
+			continue
+		}
 		h := h
 		if err := netlink.RouteDel(&h); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("vpnroute: delete route %s: %w", p, err))

@@ -6,7 +6,8 @@
 // packet leaves in clear text. On the gateway node the NAT options
 // (localSubnetNAT, remoteSubnetNAT, enableSingleSourceIP) are applied
 // with nftables; charon's own routing table sends the traffic into its
-// TUN device (kernel-libipsec) while the tunnel is up.
+// TUN device (kernel-libipsec) while the tunnel is up. With
+// zoneSpecificRoutes only the nodes of the gateway's zone route to it.
 package vpnroute
 
 import (
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/knftables"
 
@@ -49,6 +51,7 @@ type Router struct {
 	cfg     Config
 	log     *slog.Logger
 	store   cache.Store
+	cs      kubernetes.Interface
 	blocks  *netapi.BlockClient
 	nft     knftables.Interface
 	trigger chan struct{}
@@ -79,6 +82,9 @@ func (r *Router) Start(ctx context.Context) error {
 		return fmt.Errorf("vpnroute: client: %w", err)
 	}
 	r.blocks = netapi.NewBlockClientFor(dyn)
+	if r.cs, err = kubernetes.NewForConfig(rc); err != nil {
+		return fmt.Errorf("vpnroute: client: %w", err)
+	}
 	if r.nft, err = knftables.New(knftables.IPv4Family, Table); err != nil {
 		r.log.Warn("no nftables: VPN NAT options and pod-source keeping are not applied", "err", err)
 		r.nft = nil
@@ -154,6 +160,7 @@ func (r *Router) reconcile(ctx context.Context) error {
 	var plans []connPlan
 	want := map[netip.Prefix]*netlink.Route{}
 	hops := map[string]*nextHop{}
+	zone, zoneRead := "", false
 	for _, o := range r.store.List() {
 		u, ok := o.(*unstructured.Unstructured)
 		if !ok {
@@ -173,6 +180,14 @@ func (r *Router) reconcile(ctx context.Context) error {
 			continue
 		}
 		cp := connPlan{Plan: p, Role: roleOf(c, r.cfg.NodeName), GatewayNode: c.Status.Gateway.Node}
+		if p.RouteZone != "" && !zoneRead {
+			var zerr error
+			if zone, zerr = r.nodeZone(ctx); zerr != nil {
+				r.log.Warn("cannot read this node's zone: zone-specific VPN routes blackholed", "err", zerr)
+			}
+			zoneRead = true
+		}
+		cp = inZone(cp, zone)
 		var hop *nextHop
 		if cp.Role == RoleVia {
 			h, ok := hops[cp.GatewayNode]
@@ -253,6 +268,8 @@ func describe(cp connPlan) string {
 		return "gateway node: NAT rules here, charon routes into its tunnel (blackhole while down)"
 	case RoleVia:
 		return "routed to gateway node " + cp.GatewayNode
+	case RoleOutOfZone:
+		return "outside zone " + cp.Plan.RouteZone + " (zoneSpecificRoutes): remote subnets blackholed"
 	default:
 		return "tunnel down: remote subnets blackholed"
 	}

@@ -25,12 +25,14 @@ func plugins(dataplane string) string {
 	return strings.Join(append(p, "kernel-netlink", "socket-default", "vici"), " ")
 }
 
-// charonConf is strongswan.conf: logs to stderr (the pod's log),
+// charonConf is strongswan.conf: logs to stderr (the pod's log) at
+// strongswanLogging's levels (the gateway's own failure reports come
+// from VICI log events, which these levels do not filter),
 // retransmissions that give up after ~8 s (1 + 1.5 + 2.25 + 3.4 s;
 // charon's defaults take minutes), so that with a 5 s DPD a restarted
 // or vanished peer is noticed and re-initiated within ~10-13 s; the VICI
 // socket in runDir.
-func charonConf(runDir, dataplane string) string {
+func charonConf(runDir, dataplane string, p *vpnconn.Plan) string {
 	return fmt.Sprintf(`charon-systemd {
   load = %s
   journal {
@@ -39,8 +41,7 @@ func charonConf(runDir, dataplane string) string {
   filelog {
     stderr {
       path = /dev/stderr
-      default = 1
-      ike_name = yes
+%s      ike_name = yes
     }
   }
   retransmit_timeout = 1.0
@@ -53,7 +54,7 @@ func charonConf(runDir, dataplane string) string {
     }
   }
 }
-`, plugins(dataplane), viciSocket(runDir))
+`, plugins(dataplane), p.FilelogLevels("      "), viciSocket(runDir))
 }
 
 func viciSocket(runDir string) string { return filepath.Join(runDir, "charon.vici") }
@@ -62,7 +63,7 @@ func viciSocket(runDir string) string { return filepath.Join(runDir, "charon.vic
 // once the VICI socket answers.
 func startCharon(ctx context.Context, e *env, dataplane string, log *slog.Logger) (*exec.Cmd, error) {
 	conf := filepath.Join(e.RunDir, "strongswan.conf")
-	if err := os.WriteFile(conf, []byte(charonConf(e.RunDir, dataplane)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(charonConf(e.RunDir, dataplane, e.Plan)), 0o600); err != nil {
 		return nil, fmt.Errorf("write %s: %w", conf, err)
 	}
 	_ = os.Remove(viciSocket(e.RunDir))

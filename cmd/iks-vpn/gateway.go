@@ -36,6 +36,7 @@ type gateway struct {
 	mu        sync.Mutex
 	lastErr   *failure
 	inflight  bool
+	initiated bool // the first initiation ran (Plan.Reinitiate: more)
 	nextTry   time.Time
 	backoff   time.Duration
 	reported  string // state key of the last status write
@@ -77,6 +78,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 	charonDone := make(chan error, 1)
 	go func() { charonDone <- cmd.Wait() }()
 	defer stopCharonWait(cmd, charonDone)
+	if err := g.resolveNode(ctx); err != nil {
+		g.fail(ctx, vpnconn.ReasonGatewayError, err.Error())
+		return err
+	}
 	addrs, err := g.localAddrs(ctx)
 	if err != nil {
 		return err
@@ -184,12 +189,18 @@ func (g *gateway) event(ctx context.Context, ev vici.Event) {
 
 // kick initiates the connection (ipsec.auto start) unless it is up or
 // an initiation runs; after a failure the next waits longer (to 10 s).
+// Without a restart action or with a finite ipsec.keyingtries it
+// initiates once: charon's close/dpd actions and keyingtries decide the
+// rest, as the chart's.
 func (g *gateway) kick(delay time.Duration) {
 	if g.e.Plan.Auto != "start" {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.initiated && !g.e.Plan.Reinitiate() {
+		return
+	}
 	now := time.Now()
 	if delay > 0 && g.nextTry.Before(now.Add(delay)) {
 		g.nextTry = now.Add(delay)
@@ -197,7 +208,7 @@ func (g *gateway) kick(delay time.Duration) {
 	if g.inflight || now.Before(g.nextTry) {
 		return
 	}
-	g.inflight = true
+	g.inflight, g.initiated = true, true
 	go func() {
 		err := g.initiate()
 		g.mu.Lock()

@@ -160,3 +160,22 @@ func (k *kube) renewLease(ctx context.Context, name, pod, node string) error {
 	_, _, err = k.do(ctx, http.MethodPut, path, body)
 	return err
 }
+
+// nodeMeta reads a node's labels and annotations (the gateway's
+// ClusterRole may get nodes).
+func (k *kube) nodeMeta(ctx context.Context, node string) (labels, annotations map[string]string, err error) {
+	b, _, err := k.do(ctx, "GET", "/api/v1/nodes/"+node, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var n struct {
+		Metadata struct {
+			Labels      map[string]string `json:"labels"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(b, &n); err != nil {
+		return nil, nil, fmt.Errorf("decode node %s: %w", node, err)
+	}
+	return n.Metadata.Labels, n.Metadata.Annotations, nil
+}

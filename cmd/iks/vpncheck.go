@@ -14,6 +14,7 @@ import (
 
 	"github.com/iks-dev/iks/embedded"
 	"github.com/iks-dev/iks/internal/kubeutil"
+	"github.com/iks-dev/iks/internal/topology"
 	"github.com/iks-dev/iks/internal/vpnconn"
 )
 
@@ -63,7 +64,13 @@ func newVPNCheckCmd(dataDir *string) *cobra.Command {
 			report("tunnel established", est == "True", reason+": "+emsg)
 			report("remote gateway answers", c.Status.IKE.State == "ESTABLISHED",
 				fmt.Sprintf("IKE SA %s with %s", dash(c.Status.IKE.State), dash(c.Status.IKE.RemoteHost)))
-			if ip := c.Spec.LoadBalancerIP; ip != "" {
+			if ip := c.Spec.LoadBalancerIP; ip != "" || c.Spec.ZoneLoadBalancer.IsSet() {
+				if ip == "" {
+					ip = "zoneLoadBalancer's IP of the gateway's zone"
+					if c.Status.Gateway.LoadBalancerIP != "" {
+						ip = c.Status.Gateway.LoadBalancerIP
+					}
+				}
 				held := c.Status.Gateway.LoadBalancerIP == ip
 				detail := fmt.Sprintf("%s on the gateway's node %s", ip, dash(c.Status.Gateway.Node))
 				if !held {
@@ -75,7 +82,12 @@ func newVPNCheckCmd(dataDir *string) *cobra.Command {
 			if ip := c.Spec.Remote.PrivateIPtoPing; ip == "" {
 				_, _ = fmt.Fprintln(out, "SKIP  remote private IP     remote.privateIPtoPing is not set")
 			} else {
-				msg, err := pingFromPod(ctx, cs, c.Name, ip)
+				var sel map[string]string
+				if c.Spec.ZoneSpecificRoutes && c.Spec.ZoneSelector != "" {
+					// Only the nodes of the gateway's zone route to it.
+					sel = map[string]string{topology.LabelZone: c.Spec.ZoneSelector}
+				}
+				msg, err := pingFromPod(ctx, cs, c.Name, ip, sel)
 				report("remote private IP", err == nil, msg)
 			}
 			if failed {
@@ -89,8 +101,9 @@ func newVPNCheckCmd(dataDir *string) *cobra.Command {
 }
 
 // pingFromPod runs `iks-vpn ping ADDR` in a short-lived pod of the
-// gateway image and returns its termination message.
-func pingFromPod(ctx context.Context, cs kubernetes.Interface, conn, addr string) (string, error) {
+// gateway image (on a node of nodeSelector) and returns its
+// termination message.
+func pingFromPod(ctx context.Context, cs kubernetes.Interface, conn, addr string, nodeSelector map[string]string) (string, error) {
 	image, err := embedded.ImageName(embedded.StrongSwanArchive)
 	if err != nil {
 		return "this iks binary carries no gateway image", err
@@ -98,7 +111,7 @@ func pingFromPod(ctx context.Context, cs kubernetes.Interface, conn, addr string
 	pods := cs.CoreV1().Pods(vpnconn.Namespace)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "iks-vpn-check-", Labels: map[string]string{"app": "iks-vpn-check", "network.iks.io/vpnconnection": conn}},
-		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, AutomountServiceAccountToken: ptr.To(false),
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, AutomountServiceAccountToken: ptr.To(false), NodeSelector: nodeSelector,
 			Containers: []corev1.Container{{Name: "ping", Image: image, ImagePullPolicy: corev1.PullNever,
 				Args:            []string{"ping", addr},
 				SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_RAW"}}}}}},

@@ -59,6 +59,9 @@ type Server struct {
 	HA    HA
 	Agent Agent
 	Debug bool
+	// Extra flags (--flag=value) for the embedded control-plane
+	// components, after iks's own (so they win).
+	APIServerArgs, ControllerManagerArgs, SchedulerArgs []string
 }
 
 // Agent is the node part shared by `iks server` (its local agent) and,
@@ -145,6 +148,10 @@ func (p Paths) RoutingSocket() string { return filepath.Join(p.RunDir(), "routin
 // RunDir holds sockets and volatile state (containerd state, pid files).
 func (p Paths) RunDir() string { return filepath.Join(p.Root, "run") }
 
+// ArgsDir holds the command line each embedded component last started
+// with (component.WriteArgs).
+func (p Paths) ArgsDir() string { return filepath.Join(p.RunDir(), "args") }
+
 // ContainerdSocket is the CRI / containerd API socket.
 func (p Paths) ContainerdSocket() string {
 	return filepath.Join(p.RunDir(), "containerd", "containerd.sock")
@@ -155,3 +162,12 @@ func (p Paths) LockFile() string { return filepath.Join(p.RunDir(), "iks.lock") 
 
 // AdminKubeconfig is the admin kubeconfig inside the data dir.
 func (p Paths) AdminKubeconfig() string { return filepath.Join(p.CredDir(), "admin.kubeconfig") }
+
+// TLSCipherSuites are the TLS 1.2 cipher suites kube-apiserver and
+// kubelet accept (TLS 1.3's are Go's, always strong): ECDHE with AEAD
+// only, as the CIS benchmark (1.2.29, 4.2.12) and k3s's defaults.
+var TLSCipherSuites = []string{
+	"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+	"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+	"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+}

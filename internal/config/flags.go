@@ -12,24 +12,28 @@ import (
 // ServerFlags are the raw values of `iks server` flags (and of the config
 // file keys, which are the flag names). Validate turns them into a Server.
 type ServerFlags struct {
-	ConfigFile      string
-	DataDir         string
-	NodeIP          string
-	NodeName        string
-	BindAddress     string
-	ClusterCIDR     string
-	ServiceCIDR     string
-	ClusterDomain   string
-	IPAMBlockSize   int
-	DisableAgent    bool
-	Debug           bool
-	TLSSANs         []string
-	NodeLabels      []string
-	KubeletArgs     []string
-	CgroupRoot      string
-	WriteKubeconfig string
-	Token           string
-	Disable         []string
+	ConfigFile    string
+	DataDir       string
+	NodeIP        string
+	NodeName      string
+	BindAddress   string
+	ClusterCIDR   string
+	ServiceCIDR   string
+	ClusterDomain string
+	IPAMBlockSize int
+	DisableAgent  bool
+	Debug         bool
+	TLSSANs       []string
+	NodeLabels    []string
+	KubeletArgs   []string
+	// Extra flags of the embedded control-plane components (key=value).
+	APIServerArgs         []string
+	ControllerManagerArgs []string
+	SchedulerArgs         []string
+	CgroupRoot            string
+	WriteKubeconfig       string
+	Token                 string
+	Disable               []string
 	// PortablePublic and PortablePrivate are CIDR[@VLAN] values.
 	PortablePublic  []string
 	PortablePrivate []string
@@ -55,6 +59,9 @@ func (f *ServerFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.TLSSANs, "tls-san", nil, "extra DNS name or IP for the apiserver certificate (repeatable)")
 	fs.StringSliceVar(&f.NodeLabels, "node-label", nil, "label key=value for this node (repeatable)")
 	fs.StringArrayVar(&f.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag as key=value (repeatable)")
+	fs.StringArrayVar(&f.APIServerArgs, "kube-apiserver-arg", nil, "extra kube-apiserver flag as key=value (repeatable; wins over iks's)")
+	fs.StringArrayVar(&f.ControllerManagerArgs, "kube-controller-manager-arg", nil, "extra kube-controller-manager flag as key=value (repeatable; wins over iks's)")
+	fs.StringArrayVar(&f.SchedulerArgs, "kube-scheduler-arg", nil, "extra kube-scheduler flag as key=value (repeatable; wins over iks's)")
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/", "cgroup under which kubelet places pods")
 	fs.StringVarP(&f.Token, "token", "t", os.Getenv("IKS_TOKEN"), "shared secret agents join with (default: random, kept in <data-dir>/server/token; env IKS_TOKEN)")
 	fs.StringSliceVar(&f.Disable, "disable", nil, "do not deploy this add-on, and delete it if deployed before (repeatable; add-ons: "+strings.Join(manifests.Names(), ", ")+")")

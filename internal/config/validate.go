@@ -87,6 +87,9 @@ func (f *ServerFlags) Validate(env Env) (*Server, error) {
 		bad("node name %q is not a valid Kubernetes node name (%s); pass --node-name with lower-case letters, digits, '-' and '.'", s.NodeName, strings.Join(errs, "; "))
 	}
 	validateNodeExtras(bad, f.NodeLabels, f.KubeletArgs, f.CgroupRoot)
+	s.APIServerArgs = componentArgs(bad, "kube-apiserver-arg", f.APIServerArgs)
+	s.ControllerManagerArgs = componentArgs(bad, "kube-controller-manager-arg", f.ControllerManagerArgs)
+	s.SchedulerArgs = componentArgs(bad, "kube-scheduler-arg", f.SchedulerArgs)
 	s.Disable = validateDisable(bad, f.Disable)
 	s.PortableSubnets, errs = validatePortable(errs, f, s)
 	proxyMode := parseProxyMode(bad, f.ProxyMode)
@@ -231,4 +234,19 @@ func validateNodeExtras(bad func(string, ...any), labels, kubeletArgs []string, 
 	if !strings.HasPrefix(cgroupRoot, "/") {
 		bad("--cgroup-root %q must be an absolute cgroup path such as / or /iks", cgroupRoot)
 	}
+}
+
+// componentArgs turns --NAME values (flag=value) into command-line flags
+// (--flag=value), refusing any other shape; the component's own flag set
+// checks names and values when the server starts, before it writes.
+func componentArgs(bad func(string, ...any), name string, values []string) []string {
+	var out []string
+	for _, a := range values {
+		if k, _, ok := strings.Cut(a, "="); !ok || k == "" || strings.HasPrefix(k, "-") {
+			bad("--%s %q must be flag=value without dashes (for example audit-log-path=/var/log/iks/audit.log)", name, a)
+			continue
+		}
+		out = append(out, "--"+a)
+	}
+	return out
 }

@@ -95,6 +95,23 @@ func TestDefaultsValidate(t *testing.T) {
 	}
 }
 
+func TestComponentArgs(t *testing.T) {
+	s, err := flags(t, "--kube-apiserver-arg", "audit-log-path=/var/log/iks/audit.log", "--kube-apiserver-arg", "audit-log-maxage=30",
+		"--kube-controller-manager-arg", "terminated-pod-gc-threshold=10", "--kube-scheduler-arg", "v=2").Validate(goodEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.APIServerArgs, " "); got != "--audit-log-path=/var/log/iks/audit.log --audit-log-maxage=30" {
+		t.Errorf("APIServerArgs %q", got)
+	}
+	if got := strings.Join(s.ControllerManagerArgs, " "); got != "--terminated-pod-gc-threshold=10" {
+		t.Errorf("ControllerManagerArgs %q", got)
+	}
+	if got := strings.Join(s.SchedulerArgs, " "); got != "--v=2" {
+		t.Errorf("SchedulerArgs %q", got)
+	}
+}
+
 func TestBadValuesAreNamedWithAFix(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -112,6 +129,8 @@ func TestBadValuesAreNamedWithAFix(t *testing.T) {
 		{args: []string{"--node-name", "Bad_Name"}, want: []string{`"Bad_Name"`, "--node-name"}},
 		{args: []string{"--node-label", "novalue"}, want: []string{`--node-label "novalue"`}},
 		{args: []string{"--kubelet-arg", "--v=2"}, want: []string{"without dashes"}},
+		{args: []string{"--kube-apiserver-arg", "--audit-log-path=/x"}, want: []string{`--kube-apiserver-arg "--audit-log-path=/x"`, "without dashes"}},
+		{args: []string{"--kube-scheduler-arg", "profiling"}, want: []string{`--kube-scheduler-arg "profiling"`, "flag=value"}},
 		{args: []string{"--cgroup-root", "iks"}, want: []string{"--cgroup-root"}},
 		{args: []string{"--ipam-block-size", "31"}, want: []string{"--ipam-block-size 31", "between /20 and /30"}},
 		{args: []string{"--cluster-cidr", "10.42.0.0/24", "--ipam-block-size", "22"}, want: []string{"--ipam-block-size 22", "does not fit in the pod range 10.42.0.0/24"}},
@@ -269,5 +288,33 @@ func TestDisableALB(t *testing.T) {
 	s, err := flags(t, "--disable", "alb").Validate(goodEnv())
 	if err != nil || len(s.Disable) != 1 || s.Disable[0] != "alb" {
 		t.Errorf("--disable alb: %+v, %v; want it accepted (the Ingress ALBs are an add-on)", s, err)
+	}
+}
+
+// The README's config-file form of the component flags.
+func TestComponentArgsFromConfigFile(t *testing.T) {
+	var f ServerFlags
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	f.AddFlags(fs)
+	if err := fs.Parse([]string{"--data-dir", t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := "kube-apiserver-arg: [audit-log-path=/var/log/iks/audit.log, audit-log-maxage=30]\nkube-scheduler-arg: []\n"
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyFile(fs, p, true); err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.Validate(goodEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.APIServerArgs, " "); got != "--audit-log-path=/var/log/iks/audit.log --audit-log-maxage=30" {
+		t.Errorf("APIServerArgs from the config file = %q", got)
+	}
+	if len(s.SchedulerArgs) != 0 {
+		t.Errorf("SchedulerArgs from an empty list = %v", s.SchedulerArgs)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // the IP is a free one of the portable subnets is the server's check
 // (it knows the pools and the Services).
 func (p *Plan) checkLoadBalancer(spec Spec) []error {
-	var errs []error
+	errs := p.checkZoneLB(spec)
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if v := spec.LoadBalancerIP; v != "" {
 		a, err := netip.ParseAddr(v)
@@ -25,11 +25,11 @@ func (p *Plan) checkLoadBalancer(spec Spec) []error {
 	}
 	switch spec.ConnectUsingLoadBalancerIP {
 	case "", "auto":
-		p.ConnectUsingLB = p.LoadBalancerIP.IsValid() && p.Auto == "start"
+		p.ConnectUsingLB = (p.LoadBalancerIP.IsValid() || len(p.ZoneLB) > 0) && p.Auto == "start"
 	case "true":
 		p.ConnectUsingLB = true
-		if spec.LoadBalancerIP == "" {
-			bad("connectUsingLoadBalancerIP true needs loadBalancerIP: set a free IP of a portable subnet, or use auto or false")
+		if spec.LoadBalancerIP == "" && len(p.ZoneLB) == 0 {
+			bad("connectUsingLoadBalancerIP true needs loadBalancerIP or zoneLoadBalancer: set a free IP of a portable subnet, or use auto or false")
 		}
 	case "false":
 	default:

@@ -16,6 +16,9 @@ func (p *Plan) checkPlacement(spec Spec) []error {
 	p.NodeSelector = maps.Clone(spec.NodeSelector)
 	z := strings.TrimSpace(spec.ZoneSelector)
 	if z == "" {
+		if spec.ZoneSpecificRoutes {
+			return []error{fmt.Errorf("zoneSpecificRoutes needs zoneSelector: set the gateway's zone (routes go to the nodes of that zone only), or remove zoneSpecificRoutes to route on every node")}
+		}
 		return nil
 	}
 	if problem := topology.ValidZone(z); problem != "" {
@@ -28,5 +31,8 @@ func (p *Plan) checkPlacement(spec Spec) []error {
 		p.NodeSelector = map[string]string{}
 	}
 	p.NodeSelector[topology.LabelZone] = z
+	if spec.ZoneSpecificRoutes {
+		p.RouteZone = z
+	}
 	return nil
 }

@@ -25,3 +25,23 @@ func TestZoneSelector(t *testing.T) {
 		t.Errorf("conflicting zones: %v", err)
 	}
 }
+
+func TestZoneSpecificRoutes(t *testing.T) {
+	s := validSpec()
+	s.ZoneSpecificRoutes = true
+	if _, err := Validate("c", s, testCluster); err == nil || !strings.Contains(err.Error(), "zoneSpecificRoutes needs zoneSelector") {
+		t.Errorf("zoneSpecificRoutes without zoneSelector: %v", err)
+	}
+	s.ZoneSelector = "dal10"
+	if p, err := Validate("c", s, testCluster); err != nil {
+		t.Error(err)
+	} else if p.RouteZone != "dal10" {
+		t.Errorf("route zone %q, want dal10", p.RouteZone)
+	}
+	s.ZoneSpecificRoutes = false
+	if p, err := Validate("c", s, testCluster); err != nil {
+		t.Error(err)
+	} else if p.RouteZone != "" {
+		t.Errorf("zoneSelector alone limits routes to %q", p.RouteZone)
+	}
+}

@@ -29,9 +29,14 @@ type Plan struct {
 	IKE, ESP    []string
 	IKELifetime string
 	Lifetime    string
-	LocalID     string
-	RemoteID    string
-	Gateway     string // remote address or %any
+	// Actions are closeaction, dpdaction, keyingtries and the rekey
+	// times from the lifetimes and margintime (actions.go).
+	Actions Actions
+	// Logging are charon's log levels (strongswanLogging).
+	Logging  []LogLevel
+	LocalID  string
+	RemoteID string
+	Gateway  string // remote address or %any
 	// LocalTS and RemoteTS are the traffic selectors (what the remote
 	// sees of the cluster, and the remote's real subnets).
 	LocalTS, RemoteTS []netip.Prefix
@@ -47,9 +52,12 @@ type Plan struct {
 	// to the remote takes the gateway node's address.
 	PodSNAT     bool
 	PodSNATFrom netip.Prefix
-	PingIP      netip.Addr
-	SecretName  string
-	SecretKey   string
+	// NonCluster (localNonClusterSubnet): local subnets outside the
+	// cluster; the gateway masquerades the remote's traffic to them.
+	NonCluster []netip.Prefix
+	PingIP     netip.Addr
+	SecretName string
+	SecretKey  string
 	// Auth is AuthPSK or AuthPubkey; CertSecret names the certificate
 	// Secret for AuthPubkey.
 	Auth       string
@@ -58,9 +66,15 @@ type Plan struct {
 	// connection's Service; with ConnectUsingLB charon connects from it.
 	LoadBalancerIP netip.Addr
 	ConnectUsingLB bool
+	// ZoneLB (zoneLoadBalancer) is each zone's load balancer IP; the
+	// gateway takes its zone's as LoadBalancerIP when it starts.
+	ZoneLB map[string]netip.Addr
 	// NodeSelector is where the gateway may run: spec.nodeSelector and
 	// zoneSelector's zone label.
 	NodeSelector map[string]string
+	// RouteZone (zoneSpecificRoutes): only nodes of this zone route to
+	// the gateway; the others blackhole the remote subnets.
+	RouteZone string
 	// ClusterRanges are the pod and service ranges (sources kept as they
 	// are toward the remote unless NATed).
 	ClusterRanges []netip.Prefix
@@ -68,7 +82,6 @@ type Plan struct {
 
 var (
 	proposalRE = regexp.MustCompile(`^[a-z0-9_]+(-[a-z0-9_]+)*$`)
-	timeRE     = regexp.MustCompile(`^[0-9]+[smhd]?$`)
 	hostRE     = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$`)
 )
 
@@ -106,11 +119,10 @@ func Validate(name string, spec Spec, c Cluster) (*Plan, error) {
 	if p.ESP, err = proposals("ipsec.esp", spec.IPsec.ESP); err != nil {
 		errs = append(errs, err)
 	}
-	for field, v := range map[string]string{"ipsec.ikelifetime": p.IKELifetime, "ipsec.lifetime": p.Lifetime} {
-		if !timeRE.MatchString(v) {
-			bad("%s %q: give a duration such as 3h, 60m or 3600s", field, v)
-		}
-	}
+	errs = append(errs, p.checkActions(spec)...)
+	errs = append(errs, checkRefused(spec)...)
+	errs = append(errs, checkMonitoring(spec)...)
+	errs = append(errs, p.checkLogging(spec)...)
 	for field, v := range map[string]string{"local.id": p.LocalID, "remote.id": p.RemoteID} {
 		if strings.ContainsAny(v, " \t\"'") {
 			bad("%s %q: an identity may not contain spaces or quotes", field, v)
@@ -148,6 +160,9 @@ func Validate(name string, spec Spec, c Cluster) (*Plan, error) {
 	if len(errs) == 0 {
 		errs = append(errs, p.checkPodSNAT(spec, c.PodCIDR)...)
 	}
+	if len(errs) == 0 {
+		errs = append(errs, p.checkNonCluster(spec)...)
+	}
 	if spec.Remote.PrivateIPtoPing != "" {
 		if p.PingIP, err = netip.ParseAddr(spec.Remote.PrivateIPtoPing); err != nil || !p.PingIP.Is4() {
 			bad("remote.privateIPtoPing %q: give one IPv4 address of the remote subnet", spec.Remote.PrivateIPtoPing)
@@ -156,6 +171,7 @@ func Validate(name string, spec Spec, c Cluster) (*Plan, error) {
 		}
 	}
 	errs = append(errs, p.checkLoadBalancer(spec)...)
+	errs = append(errs, p.checkIdentity(spec)...)
 	errs = append(errs, p.checkPlacement(spec)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

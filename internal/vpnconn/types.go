@@ -77,21 +77,42 @@ const (
 
 // Spec is a VPNConnection's spec, as the chart's values.
 type Spec struct {
-	IPsec                      IPsec               `json:"ipsec,omitempty"`
-	Local                      Local               `json:"local,omitempty"`
-	Remote                     Remote              `json:"remote,omitempty"`
-	LocalSubnetNAT             string              `json:"localSubnetNAT,omitempty"`
-	RemoteSubnetNAT            string              `json:"remoteSubnetNAT,omitempty"`
-	EnableSingleSourceIP       bool                `json:"enableSingleSourceIP,omitempty"`
-	Preshared                  Preshared           `json:"preshared,omitempty"`
-	Certificate                Certificate         `json:"certificate,omitempty"`
-	NodeSelector               map[string]string   `json:"nodeSelector,omitempty"`
-	ZoneSelector               string              `json:"zoneSelector,omitempty"`
+	IPsec                IPsec             `json:"ipsec,omitempty"`
+	Local                Local             `json:"local,omitempty"`
+	Remote               Remote            `json:"remote,omitempty"`
+	LocalSubnetNAT       string            `json:"localSubnetNAT,omitempty"`
+	RemoteSubnetNAT      string            `json:"remoteSubnetNAT,omitempty"`
+	EnableSingleSourceIP bool              `json:"enableSingleSourceIP,omitempty"`
+	Preshared            Preshared         `json:"preshared,omitempty"`
+	Certificate          Certificate       `json:"certificate,omitempty"`
+	NodeSelector         map[string]string `json:"nodeSelector,omitempty"`
+	ZoneSelector         string            `json:"zoneSelector,omitempty"`
+	// ZoneSpecificRoutes: only nodes of zoneSelector's zone route to
+	// the gateway (placement.go).
+	ZoneSpecificRoutes         bool                `json:"zoneSpecificRoutes,omitempty"`
 	Tolerations                []corev1.Toleration `json:"tolerations,omitempty"`
 	LoadBalancerIP             string              `json:"loadBalancerIP,omitempty"`
 	ConnectUsingLoadBalancerIP Flag                `json:"connectUsingLoadBalancerIP,omitempty"`
+	// ZoneLoadBalancer: "ZONE=IP" lines or a map (zonelb.go).
+	ZoneLoadBalancer Raw `json:"zoneLoadBalancer,omitzero"`
 	// EnablePodSNAT: auto (default), true or false (podsnat.go).
 	EnablePodSNAT Flag `json:"enablePodSNAT,omitempty"`
+	// OverRideIpsecConf and OverRideIpsecSecrets (whole files) are
+	// refused as ipsec.additionalOptions (refused.go).
+	OverRideIpsecConf    Raw `json:"overRideIpsecConf,omitzero"`
+	OverRideIpsecSecrets Raw `json:"overRideIpsecSecrets,omitzero"`
+	// LocalNonClusterSubnet: comma-separated subnets outside the cluster
+	// the remote reaches, masqueraded by the gateway node (noncluster.go).
+	LocalNonClusterSubnet string `json:"localNonClusterSubnet,omitempty"`
+	// EnableServiceSourceIP: the chart's externalTrafficPolicy Local on
+	// the load balancer Service; iks's Service always is (lbservice.go).
+	EnableServiceSourceIP bool `json:"enableServiceSourceIP,omitempty"`
+	// Monitoring: the chart's monitoring block; enable true is refused
+	// (refused.go).
+	Monitoring Raw `json:"monitoring,omitzero"`
+	// StrongswanLogging: "SUBSYSTEM = LEVEL" lines for charon's log
+	// (default DefaultLogging, logging.go).
+	StrongswanLogging string `json:"strongswanLogging,omitempty"`
 }
 
 // IPsec are the chart's ipsec.* options.
@@ -103,12 +124,20 @@ type IPsec struct {
 	IKELifetime string `json:"ikelifetime,omitempty"` // 3h
 	Lifetime    string `json:"lifetime,omitempty"`    // 1h
 	AuthBy      string `json:"authby,omitempty"`      // psk (default, also "secret") | pubkey (also rsasig, ecdsasig)
+	CloseAction string `json:"closeaction,omitempty"` // auto (default) | none | clear | hold | restart
+	DPDAction   string `json:"dpdaction,omitempty"`   // restart (default) | none | clear | hold
+	KeyingTries Scalar `json:"keyingtries,omitzero"`  // %forever (default) | N
+	MarginTime  string `json:"margintime,omitempty"`  // 9m: rekey this long before a lifetime ends
+	// AdditionalOptions (raw ipsec.conf lines) is refused (refused.go).
+	AdditionalOptions Raw `json:"additionalOptions,omitzero"`
 }
 
 // Local is the cluster side.
 type Local struct {
 	ID     string `json:"id,omitempty"`
 	Subnet string `json:"subnet,omitempty"` // comma-separated CIDRs; default pod,service range
+	// ZoneSubnet (the chart's per-zone local.subnet) is refused (identity.go).
+	ZoneSubnet Raw `json:"zoneSubnet,omitzero"`
 }
 
 // Remote is the remote site.

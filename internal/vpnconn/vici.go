@@ -11,7 +11,8 @@ import (
 
 // Timers tuned for recovery within seconds rather than charon's
 // defaults (~166 s after a remote restart): dead peers are detected by
-// DPD every DPDDelay, and the gateway re-initiates on ike-updown.
+// DPD every DPDDelay (unless ipsec.dpdaction is none), and the gateway
+// re-initiates on ike-updown (Plan.Reinitiate).
 const (
 	DPDDelay = "5s"
 )
@@ -32,12 +33,9 @@ func (p *Plan) LoadConn(localAddrs []netip.Addr, cred *Credentials) (*vici.Messa
 	remote := vici.NewMessage()
 	child := vici.NewMessage()
 	conn := vici.NewMessage()
-	startAction, closeAction, dpdAction := "none", "none", "clear"
+	startAction := "none"
 	if p.Auto == "start" {
-		// The chart's closeaction/dpdaction restart: re-initiate.
-		startAction, closeAction, dpdAction = "start", "restart", "restart"
-	} else if p.Gateway != "%any" {
-		dpdAction = "restart"
+		startAction = "start"
 	}
 	remoteAddrs := []string{p.Gateway}
 	var locals []string
@@ -59,16 +57,20 @@ func (p *Plan) LoadConn(localAddrs []netip.Addr, cred *Credentials) (*vici.Messa
 	}{
 		{child, "local_ts", prefixStrings(p.LocalTS)},
 		{child, "remote_ts", prefixStrings(p.RemoteTS)},
-		{child, "rekey_time", p.Lifetime},
+		{child, "rekey_time", p.Actions.ChildRekey},
+		{child, "life_time", p.Actions.ChildLife},
+		{child, "rand_time", p.Actions.Rand},
 		{child, "start_action", startAction},
-		{child, "close_action", closeAction},
-		{child, "dpd_action", dpdAction},
+		{child, "close_action", p.Actions.CloseAction},
+		{child, "dpd_action", p.Actions.DPDAction},
 		{conn, "version", strconv.Itoa(p.Version)},
 		{conn, "local_addrs", locals},
 		{conn, "remote_addrs", remoteAddrs},
-		{conn, "rekey_time", p.IKELifetime},
-		{conn, "dpd_delay", DPDDelay},
-		{conn, "keyingtries", "0"},
+		{conn, "rekey_time", p.Actions.IKERekey},
+		{conn, "over_time", p.Actions.IKEOver},
+		{conn, "rand_time", p.Actions.Rand},
+		{conn, "dpd_delay", p.Actions.DPDDelay},
+		{conn, "keyingtries", strconv.Itoa(p.Actions.KeyingTries)},
 		{conn, "unique", "replace"},
 		{conn, "mobike", "no"},
 		{conn, "local", local},

@@ -30,7 +30,7 @@ func TestLoadConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := section(t, m, "onprem")
-	for k, want := range map[string]any{"version": "2", "rekey_time": "3h", "dpd_delay": DPDDelay, "unique": "replace",
+	for k, want := range map[string]any{"version": "2", "rekey_time": "10260s", "over_time": "540s", "rand_time": "540s", "dpd_delay": DPDDelay, "keyingtries": "0", "unique": "replace",
 		"local_addrs": []string{"192.0.2.10"}, "remote_addrs": []string{"198.51.100.7"}, "proposals": []string{"aes256-sha256-modp2048"}} {
 		switch w := want.(type) {
 		case string:
@@ -50,7 +50,8 @@ func TestLoadConn(t *testing.T) {
 		t.Errorf("remote auth %v", auth)
 	}
 	child := section(t, section(t, conn, "children"), "onprem")
-	for k, want := range map[string]string{"start_action": "start", "dpd_action": "restart", "close_action": "restart", "rekey_time": "1h"} {
+	for k, want := range map[string]string{"start_action": "start", "dpd_action": "restart", "close_action": "restart",
+		"rekey_time": "3060s", "life_time": "3600s", "rand_time": "540s"} {
 		if got := child.Get(k); got != want {
 			t.Errorf("child %s = %v, want %v", k, got, want)
 		}

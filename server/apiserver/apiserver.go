@@ -22,6 +22,7 @@ import (
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
 	"github.com/iks-dev/iks/internal/component"
+	"github.com/iks-dev/iks/internal/config"
 	"github.com/iks-dev/iks/internal/kubeutil"
 )
 
@@ -49,6 +50,7 @@ type Config struct {
 	CertDir           string
 	AdminKubeconfig   string // used to probe /readyz
 	ExtraArgs         []string
+	ArgsDir           string // where its command line is recorded (component.WriteArgs)
 	// Restart: this binary ran on this data dir before, so the objects
 	// of the bootstrap hooks (RBAC roles, system priority classes) are in
 	// etcd already; Ready does not wait for those hooks to re-check them
@@ -95,6 +97,7 @@ func (a *APIServer) Args() []string {
 		"--tls-cert-file=" + c.ServingCert,
 		"--tls-private-key-file=" + c.ServingKey,
 		"--tls-min-version=VersionTLS12",
+		"--tls-cipher-suites=" + strings.Join(config.TLSCipherSuites, ","),
 		"--kubelet-client-certificate=" + c.KubeletClientCert,
 		"--kubelet-client-key=" + c.KubeletClientKey,
 		"--kubelet-certificate-authority=" + c.CA,
@@ -137,6 +140,9 @@ func (a *APIServer) Start(ctx context.Context) error {
 	}
 	if err := fs.Parse(a.Args()); err != nil {
 		return fmt.Errorf("kube-apiserver flags: %w", err)
+	}
+	if err := component.WriteArgs(a.cfg.ArgsDir, a.Name(), a.Args()); err != nil {
+		return err
 	}
 	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
 		return fmt.Errorf("kube-apiserver feature gates: %w", err)

@@ -21,6 +21,7 @@ type ControllerManagerConfig struct {
 	SAKey       string
 	ServiceCIDR netip.Prefix
 	ExtraArgs   []string
+	ArgsDir     string // where its command line is recorded (component.WriteArgs)
 }
 
 // ControllerManager is the component.
@@ -74,6 +75,9 @@ func (c *ControllerManager) Start(ctx context.Context) error {
 	nfs := s.Flags(known, disabled, aliases)
 	s.ParsedFlags = &nfs
 	if err := parseNamed("kube-controller-manager", nfs, c.Args()); err != nil {
+		return err
+	}
+	if err := component.WriteArgs(c.cfg.ArgsDir, c.Name(), c.Args()); err != nil {
 		return err
 	}
 	if err := s.ComponentGlobalsRegistry.Set(); err != nil {

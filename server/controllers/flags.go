@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/pflag"
 	cliflag "k8s.io/component-base/cli/flag"
@@ -12,6 +13,7 @@ import (
 // parseNamed parses args into the union of a component's named flag sets.
 func parseNamed(name string, nfs cliflag.NamedFlagSets, args []string) error {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the error is returned; no usage dump
 	for _, f := range nfs.FlagSets {
 		fs.AddFlagSet(f)
 	}

@@ -17,6 +17,8 @@ import (
 // Scheduler is the kube-scheduler component.
 type Scheduler struct {
 	kubeconfig  string
+	argsDir     string
+	extra       []string
 	leaderElect bool
 	log         *slog.Logger
 	runner      component.Runner
@@ -25,6 +27,19 @@ type Scheduler struct {
 // WithLeaderElection makes the scheduler elect a leader among the servers.
 func (s *Scheduler) WithLeaderElection() *Scheduler {
 	s.leaderElect = true
+	return s
+}
+
+// RecordArgs records the scheduler's command line in dir
+// (component.WriteArgs).
+func (s *Scheduler) RecordArgs(dir string) *Scheduler {
+	s.argsDir = dir
+	return s
+}
+
+// WithArgs adds flags (--flag=value) after iks's own.
+func (s *Scheduler) WithArgs(extra []string) *Scheduler {
+	s.extra = extra
 	return s
 }
 
@@ -42,14 +57,18 @@ func (s *Scheduler) Init(context.Context) error { return nil }
 // Args returns the kube-scheduler flags.
 func (s *Scheduler) Args() []string {
 	k := s.kubeconfig
-	return []string{"--kubeconfig=" + k, "--authentication-kubeconfig=" + k, "--authorization-kubeconfig=" + k,
+	args := []string{"--kubeconfig=" + k, "--authentication-kubeconfig=" + k, "--authorization-kubeconfig=" + k,
 		"--bind-address=127.0.0.1", "--secure-port=10259", "--leader-elect=" + strconv.FormatBool(s.leaderElect), "--profiling=false"}
+	return append(args, s.extra...)
 }
 
 // Start sets the scheduler up and runs it.
 func (s *Scheduler) Start(ctx context.Context) error {
 	opts := schedoptions.NewOptions()
 	if err := parseNamed("kube-scheduler", *opts.Flags, s.Args()); err != nil {
+		return err
+	}
+	if err := component.WriteArgs(s.argsDir, s.Name(), s.Args()); err != nil {
 		return err
 	}
 	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {

@@ -14,6 +14,8 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/iks-dev/iks/internal/component"
 )
 
 // Config of the embedded member.
@@ -30,6 +32,9 @@ type Config struct {
 	ForceNewCluster bool
 	// HA, when set, makes the member one of several servers'.
 	HA *HA
+	// ArgsDir is where the member's settings are recorded as an etcd
+	// command line (component.WriteArgs).
+	ArgsDir string
 }
 
 // ClientURL is where the apiserver reaches etcd.
@@ -103,6 +108,9 @@ func (e *Etcd) Start(ctx context.Context) error {
 		if err := e.haConfig(ctx, c); err != nil {
 			return err
 		}
+	}
+	if err := component.WriteArgs(e.cfg.ArgsDir, e.Name(), flags(c)); err != nil {
+		return err
 	}
 	et, err := embed.StartEtcd(c)
 	if err != nil {

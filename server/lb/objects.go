@@ -23,6 +23,10 @@ func EnsureAPIObjects(ctx context.Context, cs kubernetes.Interface, subnets []lb
 	if _, err := kubeapply.Apply(ctx, cs.CoreV1().Namespaces(), ns); err != nil {
 		return err
 	}
+	// Only Leases live there: its default ServiceAccount mounts no token.
+	if _, err := kubeapply.Apply(ctx, cs.CoreV1().ServiceAccounts(ns.Name), rbac.NoAutomountServiceAccount(ns.Name)); err != nil {
+		return err
+	}
 	data, err := lbpool.Encode(subnets)
 	if err != nil {
 		return err

@@ -241,6 +241,12 @@ func ensure(opts Options, clock func() time.Time) (*PKI, error) {
 	if _, _, err := p.IssueKubeletServing(o.nodeName, o.nodeIPs); err != nil {
 		return nil, err
 	}
+	// Certificates written by an older iks (0644) follow the current mode.
+	for _, d := range []string{p.Dir, filepath.Dir(p.EtcdCACert)} {
+		if err := tightenFiles(d, p.log); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 

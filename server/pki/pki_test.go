@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
@@ -20,22 +21,22 @@ import (
 
 // wantFiles is every file a fresh Ensure creates for node-1, with its mode.
 var wantFiles = map[string]fs.FileMode{
-	"ca.crt": 0o644, "ca.key": 0o600,
-	"front-proxy-ca.crt": 0o644, "front-proxy-ca.key": 0o600,
-	"front-proxy-client.crt": 0o644, "front-proxy-client.key": 0o600,
-	"etcd/ca.crt": 0o644, "etcd/ca.key": 0o600,
-	"etcd/server.crt": 0o644, "etcd/server.key": 0o600,
-	"etcd/peer.crt": 0o644, "etcd/peer.key": 0o600,
-	"apiserver-etcd-client.crt": 0o644, "apiserver-etcd-client.key": 0o600,
-	"apiserver.crt": 0o644, "apiserver.key": 0o600, "apiserver-chain.crt": 0o644,
-	"apiserver-kubelet-client.crt": 0o644, "apiserver-kubelet-client.key": 0o600,
-	"sa.key": 0o600, "sa.pub": 0o644,
-	"admin.crt": 0o644, "admin.key": 0o600,
-	"controller-manager.crt": 0o644, "controller-manager.key": 0o600,
-	"scheduler.crt": 0o644, "scheduler.key": 0o600,
-	"kube-proxy.crt": 0o644, "kube-proxy.key": 0o600,
-	"kubelet-client-node-1.crt": 0o644, "kubelet-client-node-1.key": 0o600,
-	"kubelet-serving-node-1.crt": 0o644, "kubelet-serving-node-1.key": 0o600,
+	"ca.crt": 0o600, "ca.key": 0o600,
+	"front-proxy-ca.crt": 0o600, "front-proxy-ca.key": 0o600,
+	"front-proxy-client.crt": 0o600, "front-proxy-client.key": 0o600,
+	"etcd/ca.crt": 0o600, "etcd/ca.key": 0o600,
+	"etcd/server.crt": 0o600, "etcd/server.key": 0o600,
+	"etcd/peer.crt": 0o600, "etcd/peer.key": 0o600,
+	"apiserver-etcd-client.crt": 0o600, "apiserver-etcd-client.key": 0o600,
+	"apiserver.crt": 0o600, "apiserver.key": 0o600, "apiserver-chain.crt": 0o600,
+	"apiserver-kubelet-client.crt": 0o600, "apiserver-kubelet-client.key": 0o600,
+	"sa.key": 0o600, "sa.pub": 0o600,
+	"admin.crt": 0o600, "admin.key": 0o600,
+	"controller-manager.crt": 0o600, "controller-manager.key": 0o600,
+	"scheduler.crt": 0o600, "scheduler.key": 0o600,
+	"kube-proxy.crt": 0o600, "kube-proxy.key": 0o600,
+	"kubelet-client-node-1.crt": 0o600, "kubelet-client-node-1.key": 0o600,
+	"kubelet-serving-node-1.crt": 0o600, "kubelet-serving-node-1.key": 0o600,
 }
 
 func TestEnsureCreatesEveryFileWithModes(t *testing.T) {
@@ -112,6 +113,35 @@ func TestEnsureIsIdempotent(t *testing.T) {
 	}
 	if first.CAHash() != second.CAHash() {
 		t.Errorf("CAHash changed across restarts: %s != %s", first.CAHash(), second.CAHash())
+	}
+}
+
+// An older iks wrote certificates 0644: a start makes them 0600 and
+// leaves their content as it was.
+func TestEnsureTightensOlderCertModes(t *testing.T) {
+	opts := testOptions(t)
+	mustEnsure(t, opts)
+	for _, rel := range []string{"ca.crt", "etcd/server.crt", "sa.pub"} {
+		if err := os.Chmod(filepath.Join(opts.Dir, rel), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := snapshot(t, opts.Dir)
+	mustEnsure(t, opts)
+	after := snapshot(t, opts.Dir)
+	for rel, st := range before {
+		if !bytes.Equal(st.data, after[rel].data) {
+			t.Errorf("Ensure rewrote %s", rel)
+		}
+	}
+	for _, rel := range []string{"ca.crt", "etcd/server.crt", "sa.pub"} {
+		fi, err := os.Stat(filepath.Join(opts.Dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v after a start, want 0600", rel, fi.Mode().Perm())
+		}
 	}
 }
 

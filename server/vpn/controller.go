@@ -168,7 +168,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	if verr == nil {
 		var serr error
 		credDigest, serr = c.checkSecret(ctx, plan)
-		verr = errors.Join(serr, c.checkLoadBalancerIP(ctx, plan))
+		verr = errors.Join(serr, c.checkLoadBalancerIP(ctx, plan), c.checkNonClusterNodes(ctx, plan))
 	}
 	if verr == nil && c.cfg.Image == "" {
 		verr = errors.New("this iks binary carries no strongSwan gateway image: build it with `make` (scripts/build-assets.sh needs Debian's charon-systemd and libcharon-extra-plugins)")

@@ -1,18 +1,15 @@
 package vpn
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"github.com/iks-dev/iks/internal/kubeapply"
 	"github.com/iks-dev/iks/internal/lbpool"
 	"github.com/iks-dev/iks/internal/vpnconn"
 )
@@ -82,45 +79,6 @@ func lbIPProblem(ip netip.Addr, subnets []lbpool.Subnet, svcs []corev1.Service, 
 		if wants && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
 			return fmt.Errorf("loadBalancerIP %s is taken by Service %s: give another free IP of the portable subnet %s (see `iks lb status`)", ip, k, s.Prefix)
 		}
-	}
-	return nil
-}
-
-// checkLoadBalancerIP checks the plan's load balancer IP against the
-// published pools and the cluster's Services.
-func (c *Controller) checkLoadBalancerIP(ctx context.Context, p *vpnconn.Plan) error {
-	if !p.LoadBalancerIP.IsValid() {
-		return nil
-	}
-	var subnets []lbpool.Subnet
-	cm, err := c.cs.CoreV1().ConfigMaps(lbpool.ConfigMapNamespace).Get(ctx, lbpool.ConfigMapName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return fmt.Errorf("read the portable subnets: %w", err)
-	default:
-		if subnets, err = lbpool.Decode(cm.Data[lbpool.ConfigMapKey]); err != nil {
-			return err
-		}
-	}
-	svcs, err := c.cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list Services: %w", err)
-	}
-	return lbIPProblem(p.LoadBalancerIP, subnets, svcs.Items, vpnconn.Namespace+"/"+ServiceName(p.Name))
-}
-
-// applyService applies the connection's Service, or removes it when
-// the connection has no load balancer IP (or is invalid).
-func (c *Controller) applyService(ctx context.Context, conn string, p *vpnconn.Plan, owner metav1.OwnerReference) error {
-	if p != nil && p.LoadBalancerIP.IsValid() {
-		_, err := kubeapply.Apply(ctx, c.cs.CoreV1().Services(vpnconn.Namespace), lbService(conn, p.LoadBalancerIP, owner))
-		return err
-	}
-	name := ServiceName(conn)
-	err := c.cs.CoreV1().Services(vpnconn.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete Service %s/%s: %w", vpnconn.Namespace, name, err)
 	}
 	return nil
 }

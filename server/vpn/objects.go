@@ -104,7 +104,7 @@ func gatewayDeployment(c *vpnconn.Conn, p *vpnconn.Plan, cfg Config, credDigest 
 		TerminationGracePeriodSeconds: ptr.To[int64](5),
 		NodeSelector:                  p.NodeSelector,
 		Tolerations:                   tolerations,
-		Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+		Affinity: &corev1.Affinity{NodeAffinity: zonesAffinity(p), PodAntiAffinity: &corev1.PodAntiAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
 				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{AppLabel: AppValue}},
 				TopologyKey:   corev1.LabelHostname,
@@ -163,6 +163,8 @@ func accessObjects() (*corev1.ServiceAccount, []*rbacv1.ClusterRole, []*rbacv1.C
 	gw := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: RoleGateway, Labels: managedBy}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{vpnconn.Group}, Resources: []string{vpnconn.Resource}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{vpnconn.Group}, Resources: []string{vpnconn.Resource + "/status"}, Verbs: []string{"get", "update", "patch"}},
+		// zoneLoadBalancer: the gateway reads its node's zone.
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
 	}}
 	nodes := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: RoleNodeReader, Labels: managedBy}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{vpnconn.Group}, Resources: []string{vpnconn.Resource}, Verbs: []string{"get", "list", "watch"}},

@@ -4,12 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	coordv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
@@ -78,6 +80,24 @@ func TestCRDSchema(t *testing.T) {
 	if len(spec.Properties["ipsec"].Properties["auto"].Enum) != 2 {
 		t.Error("ipsec.auto: want enum add|start")
 	}
+	// Every field of the Go types is in the schema: the API server
+	// would prune a missing one, and the controller never see it.
+	var walk func(path string, typ reflect.Type, props map[string]apiextv1.JSONSchemaProps)
+	walk = func(path string, typ reflect.Type, props map[string]apiextv1.JSONSchemaProps) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			prop, ok := props[name]
+			if !ok {
+				t.Errorf("spec%s.%s (%s) missing from the CRD schema", path, name, f.Name)
+				continue
+			}
+			if sub := f.Type; sub.Kind() == reflect.Struct && len(prop.Properties) > 0 {
+				walk(path+"."+name, sub, prop.Properties)
+			}
+		}
+	}
+	walk("", reflect.TypeFor[vpnconn.Spec](), spec.Properties)
 }
 
 // A gateway whose Lease lapsed is deleted and its node tainted; the taint

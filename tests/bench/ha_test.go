@@ -23,6 +23,12 @@ import (
 // haKills is how many times TestHABench kills the etcd leader's server.
 const haKills = 10
 
+// serverCPUs is the size of each server's "machine" while the write
+// throughput is measured: one server alone and each of three get the same
+// CPU quota, as servers on machines of one size (three unlimited servers
+// on this 2-core VM would share its cores, a third of a machine each).
+const serverCPUs = 0.5
+
 // TestHABench (issue 15's rows): apiserver write throughput with one
 // server, then with three (same run, same writers); snapshot save and
 // --cluster-reset restore of 10,000 objects; and, over 10 kill -9s of the
@@ -36,7 +42,9 @@ func TestHABench(t *testing.T) {
 	nw := testutil.NewNetwork(t, "hb", 83)
 	var srvs []*testutil.Node
 	for i, sub := range []string{"a", "a", "b"} {
-		srvs = append(srvs, testutil.NewNodeOn(t, fmt.Sprintf("hb%d", i+1), nw, sub, 10+i))
+		s := testutil.NewNodeOn(t, fmt.Sprintf("hb%d", i+1), nw, sub, 10+i)
+		s.CPU = testutil.NewCPUGroup(t, fmt.Sprintf("iks-test-hb%d-machine", i+1))
+		srvs = append(srvs, s)
 	}
 	s1 := srvs[0]
 	s1.Start("--disable-agent", "--cluster-init")
@@ -81,7 +89,9 @@ func TestHABench(t *testing.T) {
 		t.Fatalf("after the restore %d of %d objects", n, objects)
 	}
 	// One server's throughput on the same data as the three servers' below.
+	s1.CPU.Limit(t, serverCPUs)
 	one := writeThroughput(t, []kubernetes.Interface{c1}, "one")
+	s1.CPU.Limit(t, 0)
 
 	// Three servers.
 	for _, s := range srvs[1:] {
@@ -99,7 +109,13 @@ func TestHABench(t *testing.T) {
 		all, names = append(all, clients[s.Name]), append(names, s.Name)
 		allRetrying = append(allRetrying, retrying[s.Name])
 	}
+	for _, s := range srvs {
+		s.CPU.Limit(t, serverCPUs)
+	}
 	three := writeThroughput(t, all, "three")
+	for _, s := range srvs {
+		s.CPU.Limit(t, 0)
+	}
 
 	// Kill the etcd leader's server during writes, haKills times.
 	var gaps, nexts []time.Duration
@@ -129,7 +145,7 @@ func TestHABench(t *testing.T) {
 	p50, p99 := percentiles(gaps)
 	n50, n99 := percentiles(nexts)
 
-	t.Logf("HA: apiserver writes/s, 3 servers %.0f vs 1 server %.0f = %.2fx (target ≥ 0.7x; 8 writers, creates of small ConfigMaps)", three, one, three/one)
+	t.Logf("HA: apiserver writes/s, 3 servers %.0f vs 1 server %.0f = %.2fx (target ≥ 0.7x; 8 writers, creates of small ConfigMaps; each server a machine of %.1f CPU)", three, one, three/one, serverCPUs)
 	t.Logf("HA: %d objects: etcd-snapshot save %s (%s bytes), --cluster-reset-restore-path %s, then control plane ready %s",
 		objects, save.Round(10*time.Millisecond), m[2], restore.Round(10*time.Millisecond), back.Round(10*time.Millisecond))
 	t.Logf("HA: kill -9 of the etcd leader's server during writes (a client retrying at the next server after 2 s), over %d kills: "+

@@ -33,6 +33,7 @@ func TestHAServers(t *testing.T) {
 	// while the servers run once cut the other server on b off from the
 	// servers on a for over a minute (its etcd member then had no leader).
 	agent := testutil.NewNodeOn(t, "haw", nw, "b", 20)
+	fourth := testutil.NewNodeOn(t, "ha4", nw, "a", 13)
 	s1 := srvs[0]
 	s1.Start("--disable-agent", "--cluster-init")
 	token := waitTokenFile(t, s1, 3*time.Minute)
@@ -158,19 +159,7 @@ func TestHAServers(t *testing.T) {
 				break
 			}
 		}
-		list, err := clients[other.Name].CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{LabelSelector: testutil.WriterLabel + "=w"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		have := map[string]bool{}
-		for _, c := range list.Items {
-			have[c.Name] = true
-		}
-		for _, n := range acked {
-			if !have[n] {
-				t.Errorf("acknowledged write %s lost", n)
-			}
-		}
+		checkNoLostWrites(t, clients[other.Name], "w", acked)
 		checkAgentAlive(t, clients[other.Name], agent, killed)
 		// The agent keeps a tunnel to every server: each surviving
 		// apiserver reaches its kubelet while its own server is down.
@@ -188,6 +177,35 @@ func TestHAServers(t *testing.T) {
 		names := testutil.WaitVoters(t, ec, 3, time.Minute)
 		if !names[leader.Name] {
 			t.Errorf("%s did not rejoin etcd: %v", leader.Name, names)
+		}
+	})
+
+	t.Run("kill -9 of an etcd follower's server loses no acknowledged write", func(t *testing.T) {
+		testutil.WaitMembersInStep(t, ec, srvs, 2*time.Minute)
+		leader := testutil.EtcdLeader(t, ec, srvs)
+		var follower *testutil.Node
+		for _, s := range srvs {
+			if s != leader && s != s1 {
+				follower = s
+				break
+			}
+		}
+		w := testutil.StartWriter("f", serverClients(srvs, clients), serverNames(srvs))
+		w.WaitAcksAfter(t, time.Time{}, 20, 30*time.Second)
+		killed := time.Now()
+		follower.Kill()
+		t.Logf("killed %s (etcd follower) after %d acknowledged writes", follower.Name, w.Count())
+		w.WaitAcksAfter(t, killed, 20, time.Minute)
+		acked, gap := w.Stop()
+		t.Logf("longest gap between acknowledged writes: %s; %d writes acknowledged", gap.Round(time.Millisecond), len(acked))
+		if gap > 5*time.Second {
+			t.Errorf("writes stalled %s after the kill (want ≤ 5s); the writer's latest failures:\n%s", gap, w.Failures())
+		}
+		checkNoLostWrites(t, clients[leader.Name], "f", acked)
+		follower.Start("--disable-agent", "--server", url, "--token", token)
+		testutil.WaitControlPlaneReady(t, follower, 4*time.Minute)
+		if names := testutil.WaitVoters(t, ec, 3, time.Minute); !names[follower.Name] {
+			t.Errorf("%s did not rejoin etcd: %v", follower.Name, names)
 		}
 	})
 
@@ -239,7 +257,21 @@ func TestHAServers(t *testing.T) {
 		})
 	})
 
-	t.Run("iks server remove takes a stopped server out of etcd", func(t *testing.T) {
+	t.Run("a fourth server joins; iks server remove takes a stopped one out of etcd", func(t *testing.T) {
+		testutil.WaitMembersInStep(t, ec, srvs, 2*time.Minute)
+		fourth.Start("--disable-agent", "--server", url, "--token", token)
+		testutil.WaitControlPlaneReady(t, fourth, 4*time.Minute)
+		if names := testutil.WaitVoters(t, ec, 4, time.Minute); !names[fourth.Name] {
+			t.Fatalf("%s is not a voting etcd member: %v", fourth.Name, names)
+		}
+		if !logLine(fourth, "an even number tolerates no more failures than 3") {
+			t.Errorf("%s, the fourth server, did not warn about an even number of servers", fourth.Name)
+		}
+		c4 := testutil.ServerClient(t, nw, s1, fourth.IP, writeTimeout)
+		if _, err := c4.CoreV1().ConfigMaps("default").Get(context.Background(), "from-ha3", metav1.GetOptions{}); err != nil {
+			t.Errorf("the fourth server's apiserver: %v", err)
+		}
+
 		if out, err := s1.Command("server", "remove", s1.Name).CombinedOutput(); err == nil || !strings.Contains(string(out), "own etcd member") {
 			t.Errorf("removing the server's own member: %v\n%s", err, out)
 		}
@@ -248,10 +280,10 @@ func TestHAServers(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := s1.Command("server", "remove", victim.Name).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "2 members remain") || !strings.Contains(string(out), "odd number") {
-			t.Fatalf("iks server remove %s: %v\n%s", victim.Name, err, out)
+		if err != nil || !strings.Contains(string(out), "3 members remain") || strings.Contains(string(out), "odd number") {
+			t.Fatalf("iks server remove %s (3 remain, no even-number warning): %v\n%s", victim.Name, err, out)
 		}
-		names := testutil.WaitVoters(t, ec, 2, 30*time.Second)
+		names := testutil.WaitVoters(t, ec, 3, 30*time.Second)
 		if names[victim.Name] {
 			t.Errorf("%s still an etcd member: %v", victim.Name, names)
 		}
@@ -295,6 +327,25 @@ func checkAgentAlive(t *testing.T, cs kubernetes.Interface, agent *testutil.Node
 		time.Sleep(time.Second)
 	}
 	t.Errorf("agent %s did not renew its node lease within 45s of the kill (%s)", agent.Name, last)
+}
+
+// checkNoLostWrites requires every acknowledged write of the writer with
+// prefix to be readable through cs.
+func checkNoLostWrites(t *testing.T, cs kubernetes.Interface, prefix string, acked []string) {
+	t.Helper()
+	list, err := cs.CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{LabelSelector: testutil.WriterLabel + "=" + prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, c := range list.Items {
+		have[c.Name] = true
+	}
+	for _, n := range acked {
+		if !have[n] {
+			t.Errorf("acknowledged write %s lost", n)
+		}
+	}
 }
 
 // writeTimeout: the test's clients give up on a request after 2 s and

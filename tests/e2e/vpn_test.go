@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,6 +150,10 @@ func TestVPN(t *testing.T) {
 		if out, err := site.swanctl("--list-sas", "--ike", "site"); err != nil || !strings.Contains(out, "ESTABLISHED") {
 			t.Errorf("remote has no established SA: %v\n%s", err, out)
 		}
+		// The chart's defaults: closeaction auto and dpdaction restart
+		// (charon's "start"), DPD every 5 s, keyingtries %forever,
+		// rekeying margintime 9m before ikelifetime 3h / lifetime 1h.
+		expectConns(t, "site", "rekey_time=10260 ", "dpd_delay=5 ", "rekey_time=3060 ", "dpd_action=start close_action=start")
 	})
 
 	t.Run("pods on every node reach the remote host with their own address", func(t *testing.T) {
@@ -236,6 +242,40 @@ func TestVPN(t *testing.T) {
 		if victim == nil || victim == srv {
 			t.Fatalf("gateway node %q is not a worker", c.Status.Gateway.Node)
 		}
+		// Clear text toward the remote subnet while the tunnel is down:
+		// counted where it would arrive, on the remote gateway's
+		// external interface; the control shows a packet sent in clear
+		// from a node's subnet is counted.
+		clear := testutil.NewClearText(t, nw, site.GW, site.GWIP, "eth0", site.LAN)
+		control := clear.Control("a", 200, "v-vpn-ct", site.HostIP)
+		var outbound []*testutil.NftCounter
+		for _, n := range alive {
+			outbound = append(outbound, testutil.SentToward(t, n.Net, site.LAN))
+		}
+		// Requests to the remote host from the pods of the surviving
+		// nodes through the whole window, as applications would keep
+		// sending.
+		var sent, answered atomic.Int64
+		var senders sync.WaitGroup
+		stop := make(chan struct{})
+		stopSenders := sync.OnceFunc(func() { close(stop); senders.Wait() })
+		defer stopSenders()
+		for _, n := range alive {
+			pod := "vpn-" + n.Name
+			senders.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					sent.Add(1)
+					if _, err := srv.Kubectl("exec", pod, "--", "/httpd", "get", "http://"+site.HostIP+":8080/whoami"); err == nil {
+						answered.Add(1)
+					}
+				}
+			})
+		}
 		t0 := time.Now()
 		if err := nw.Cut(victim.Peer()); err != nil {
 			t.Fatal(err)
@@ -256,11 +296,21 @@ func TestVPN(t *testing.T) {
 			_, err := srv.Kubectl("exec", "vpn-"+srv.Name, "--", "/httpd", "get", "http://"+site.HostIP+":8080/whoami")
 			return err
 		})
-		if t.Failed() {
-			dump()
-		}
 		took := time.Since(t0)
+		stopSenders()
+		leaked, pkts := clear.Packets(), 0
+		for _, o := range outbound {
+			pkts += o.Packets()
+		}
 		t.Logf("tunnel back and traffic flowing through %s %s after the gateway node %s died", c.Status.Gateway.Node, took.Round(100*time.Millisecond), victim.Name)
+		t.Logf("clear text toward %s during the failover: %d of the %d packets of %d requests (%d answered) by the pods of %d surviving nodes; control: %d packet sent in clear counted",
+			site.LAN, leaked, pkts, sent.Load(), answered.Load(), len(alive), control)
+		if leaked != 0 {
+			t.Errorf("%d packets reached the remote gateway in clear text toward %s while the tunnel was down (source . protocol: %s)", leaked, site.LAN, clear.Seen())
+		}
+		if sent.Load() == 0 || pkts == 0 {
+			t.Errorf("%d requests, %d packets sent toward %s during the failover: the clear-text count proves nothing", sent.Load(), pkts, site.LAN)
+		}
 		if took > 30*time.Second {
 			t.Errorf("failover took %s: the gateway Lease (6 s + 2 s) should move it well within 30 s", took.Round(time.Second))
 		}
@@ -361,7 +411,8 @@ func TestVPN(t *testing.T) {
 			t.Fatalf("delete mapped: %v: %s", err, out)
 		}
 		applyVPN(t, srv, fmt.Sprintf(`{"apiVersion":"network.iks.io/v1","kind":"VPNConnection","metadata":{"name":"lnat"},
-"spec":{"ipsec":{"auto":"start"},"local":{"id":"ibm-cloud-l","subnet":"10.252.0.0/16"},"localSubnetNAT":"172.30.0.0/16=10.252.0.0/16",
+"spec":{"ipsec":{"auto":"start","closeaction":"none","dpdaction":"hold","margintime":"5m","keyingtries":3},
+"local":{"id":"ibm-cloud-l","subnet":"10.252.0.0/16"},"localSubnetNAT":"172.30.0.0/16=10.252.0.0/16",
 "remote":{"id":"on-prem-l","gateway":%q,"subnet":%q},"preshared":{"secretName":"site-psk"}}}`, site.GWIP, site.LAN))
 		waitVPN(t, dyn, "lnat", 60*time.Second, func(c *vpnconn.Conn) error {
 			if !c.Up() {
@@ -369,6 +420,9 @@ func TestVPN(t *testing.T) {
 			}
 			return nil
 		})
+		// ipsec.closeaction none, dpdaction hold (charon's trap),
+		// margintime 5m: rekeying at 3h-5m and 1h-5m.
+		expectConns(t, "lnat", "rekey_time=10500 ", "rekey_time=3300 ", "dpd_action=trap close_action=none")
 		for _, n := range alive {
 			pod := "vpn-" + n.Name
 			mapped := "10.252." + strings.SplitN(podIPs[n.Name], ".", 3)[2]
@@ -411,6 +465,10 @@ func TestVPN(t *testing.T) {
 		}
 		if c, err := getVPN(dyn, "lnat"); err != nil || !c.Up() {
 			t.Errorf("connection lnat after the invalid one: up=%v err=%v", c != nil && c.Up(), err)
+		}
+		testVPNRefusedOptions(t, srv, cs, dyn)
+		if out, err := srv.Kubectl("delete", "vpnconnection", "overlap", "--wait=true"); err != nil {
+			t.Errorf("delete overlap: %v: %s", err, out)
 		}
 	})
 

@@ -23,7 +23,8 @@ func checkSecurity(t *testing.T, n *testutil.Node) {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		if strings.HasSuffix(p, ".key") || strings.HasSuffix(p, ".kubeconfig") {
+		// Certificates too: CIS 1.1.20 asks for 0600 (only iks reads them).
+		if strings.HasSuffix(p, ".key") || strings.HasSuffix(p, ".kubeconfig") || strings.HasSuffix(p, ".crt") || strings.HasSuffix(p, ".pub") {
 			keys++
 			st, err := os.Stat(p)
 			if err != nil {
@@ -38,9 +39,10 @@ func checkSecurity(t *testing.T, n *testutil.Node) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys < 10 {
-		t.Errorf("found only %d keys/kubeconfigs under the server dir", keys)
+	if keys < 20 {
+		t.Errorf("found only %d keys/certificates/kubeconfigs under the server dir", keys)
 	}
+	checkCipherSuites(t, n)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext:     n.Net.DialContext,
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // anonymous probe: no identity, no trust needed
@@ -55,6 +57,39 @@ func checkSecurity(t *testing.T, n *testutil.Node) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("anonymous GET %s: %s, want 401 Unauthorized", url, resp.Status)
+		}
+	}
+}
+
+// checkCipherSuites: kube-apiserver and kubelet refuse a TLS 1.2 CBC
+// suite (CIS 1.2.29, 4.2.12) and accept an ECDHE AEAD one.
+func checkCipherSuites(t *testing.T, n *testutil.Node) {
+	for _, addr := range []string{n.IP + ":6443", n.IP + ":10250"} {
+		for _, c := range []struct {
+			suite uint16
+			ok    bool
+		}{
+			{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+			{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			raw, err := n.Net.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				cancel()
+				t.Errorf("dial %s: %v", addr, err)
+				continue
+			}
+			conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, // a handshake probe: no identity, no trust needed
+				MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{c.suite}})
+			err = conn.HandshakeContext(ctx)
+			conn.Close()
+			cancel()
+			if c.ok && err != nil {
+				t.Errorf("%s refused %s: %v", addr, tls.CipherSuiteName(c.suite), err)
+			}
+			if !c.ok && err == nil {
+				t.Errorf("%s accepted the weak suite %s", addr, tls.CipherSuiteName(c.suite))
+			}
 		}
 	}
 }

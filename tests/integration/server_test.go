@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,12 +32,42 @@ func TestSingleNodeServer(t *testing.T) {
 	img := testutil.BuildImage(t, "./tests/images/httpd", httpdImage)
 	n.StageImage(img, "httpd.tar")
 
-	n.Start()
+	// An audit log through --kube-apiserver-arg (CIS 1.2.16, 3.2.1).
+	auditLog, policy := filepath.Join(filepath.Dir(n.DataDir), "audit.log"), filepath.Join(filepath.Dir(n.DataDir), "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.Start("--kube-apiserver-arg", "audit-log-path="+auditLog, "--kube-apiserver-arg", "audit-policy-file="+policy)
 	n.WaitReady(3 * time.Minute)
 	cs := n.Client()
 	ctx := context.Background()
 
 	t.Run("security", func(t *testing.T) { checkSecurity(t, n) })
+	t.Run("--kube-apiserver-arg reaches kube-apiserver and is recorded", func(t *testing.T) {
+		args, err := os.ReadFile(filepath.Join(n.DataDir, "run", "args", "kube-apiserver"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(args), "kube-apiserver ") || !strings.Contains(string(args), " --audit-log-path="+auditLog) {
+			t.Errorf("recorded kube-apiserver command line lacks the audit flag:\n%s", args)
+		}
+		for _, name := range []string{"etcd", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"} {
+			if _, err := os.Stat(filepath.Join(n.DataDir, "run", "args", name)); err != nil {
+				t.Errorf("%s's command line is not recorded: %v", name, err)
+			}
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			data, _ := os.ReadFile(auditLog)
+			if strings.Contains(string(data), `"kind":"Event"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no audit event in %s after 30 s (%d bytes)", auditLog, len(data))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 	t.Run("node reports the embedded Kubernetes version and role", func(t *testing.T) {
 		node, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 		if err != nil {
@@ -165,6 +196,45 @@ func TestBadFlagsAreRefused(t *testing.T) {
 		}
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("%v: data dir %s was created by a refused start", c.args, dir)
+		}
+	}
+}
+
+// TestBadComponentArgsAreRefused: extra flags for the embedded
+// control-plane components are parsed by the components' own flag sets
+// before the server writes anything. Run inside a node's namespaces: a
+// check that let one through must not start a server on the host.
+func TestBadComponentArgsAreRefused(t *testing.T) {
+	testutil.RequireRoot(t)
+	n := testutil.NewNode(t, "it3", "10.88.0.3")
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--kube-apiserver-arg", "audit-log-pth=/var/log/audit.log"}, []string{"--kube-apiserver-arg", "unknown flag: --audit-log-pth"}},
+		{[]string{"--kube-apiserver-arg", "audit-log-maxage=thirty"}, []string{"--kube-apiserver-arg", `"thirty"`}},
+		{[]string{"--kube-controller-manager-arg", "no-such-flag=1"}, []string{"--kube-controller-manager-arg", "--no-such-flag"}},
+		{[]string{"--kube-scheduler-arg", "profiling=maybe"}, []string{"--kube-scheduler-arg", `"maybe"`}},
+		{[]string{"--kube-apiserver-arg", "--profiling=true"}, []string{`--kube-apiserver-arg "--profiling=true" must be flag=value without dashes`}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := n.Command(n.Args(c.args...)...)
+		run := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+		run.Env = cmd.Env
+		out, err := run.CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if err == nil || timedOut {
+			t.Errorf("%v accepted (%v):\n%s", c.args, err, out)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%v: output does not contain %q:\n%s", c.args, w, out)
+			}
+		}
+		if _, err := os.Stat(n.DataDir); err == nil {
+			t.Errorf("%v: data dir %s was created by a refused start", c.args, n.DataDir)
 		}
 	}
 }

@@ -88,6 +88,32 @@ func (g *CPUGroup) Add(t testing.TB, pid int) {
 	}
 }
 
+// Limit caps the group at cpus CPUs (a CFS quota over a 100 ms period),
+// as a machine of that size; cpus 0 lifts the cap.
+func (g *CPUGroup) Limit(t testing.TB, cpus float64) {
+	t.Helper()
+	quota := "-1"
+	if cpus > 0 {
+		quota = strconv.Itoa(int(cpus * 100000))
+	}
+	files := map[string]string{"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": quota}
+	if _, err := os.Stat(filepath.Join(g.Dir, "cpu.cfs_quota_us")); err != nil {
+		if quota == "-1" {
+			quota = "max"
+		}
+		files = map[string]string{"cpu.max": quota + " 100000"}
+	}
+	for _, f := range []string{"cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.max"} {
+		v, ok := files[f]
+		if !ok {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(g.Dir, f), []byte(v), 0o644); err != nil {
+			t.Fatalf("limit %s to %.2f CPUs: %s: %v", g.Dir, cpus, f, err)
+		}
+	}
+}
+
 // Wrap returns a command line that runs bin with args inside the group
 // (a shell that moves itself in, then execs), for Netns.Exec.
 func (g *CPUGroup) Wrap(bin string, args ...string) []string {

@@ -36,6 +36,9 @@ type Node struct {
 	// Env is added to the environment of the node's processes (e.g. a
 	// PATH without iptables).
 	Env []string
+	// CPU, when set, is the CPU cgroup the node's processes start in (a
+	// machine of its own when several nodes share this one).
+	CPU *CPUGroup
 
 	cmd  *exec.Cmd
 	done chan error
@@ -156,6 +159,12 @@ func (n *Node) Start(extra ...string) {
 	}
 	fmt.Fprintf(log, "===== start %s\n", time.Now().Format(time.RFC3339Nano))
 	cmd := n.Command(n.Args(extra...)...)
+	if n.CPU != nil {
+		cmd.Args = n.CPU.Wrap(cmd.Path, cmd.Args[1:]...)
+		if cmd.Path, err = exec.LookPath("sh"); err != nil {
+			n.t.Fatal(err)
+		}
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

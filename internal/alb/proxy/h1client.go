@@ -31,6 +31,17 @@ type h1Conn struct {
 	bw   *bufio.Writer
 	dw   *deadlineWriter
 	used time.Time
+	// The fast path's deadlines (fastforward.go): the read deadline set,
+	// whether a write deadline may be set, and whether roundTrip left
+	// them unknown.
+	rdl       time.Time
+	wdl       bool
+	dlUnknown bool
+}
+
+func newH1Conn(c net.Conn) *h1Conn {
+	dw := &deadlineWriter{c: c}
+	return &h1Conn{c: c, br: bufio.NewReaderSize(c, 32<<10), bw: bufio.NewWriterSize(dw, 32<<10), dw: dw}
 }
 
 // deadlineWriter gives each write to the upstream connection the
@@ -148,8 +159,7 @@ func (cl *h1Client) roundTrip(req *http.Request, readTimeout, sendTimeout time.D
 			if err != nil {
 				return nil, err
 			}
-			dw := &deadlineWriter{c: c}
-			pc = &h1Conn{c: c, br: bufio.NewReaderSize(c, 32<<10), bw: bufio.NewWriterSize(dw, 32<<10), dw: dw}
+			pc = newH1Conn(c)
 		}
 		if req.Body != nil && req.Body != http.NoBody {
 			pc.dw.ctx, pc.dw.timeout = req.Context(), sendTimeout
@@ -178,6 +188,7 @@ func (cl *h1Client) roundTrip(req *http.Request, readTimeout, sendTimeout time.D
 
 func (cl *h1Client) exchange(pc *h1Conn, req *http.Request, readTimeout time.Duration) (*http.Response, error) {
 	ctx := req.Context()
+	pc.dlUnknown = true
 	if dl, ok := ctx.Deadline(); ok {
 		_ = pc.c.SetDeadline(dl)
 	} else {

@@ -1,8 +1,11 @@
-// Package proxy is the HTTP(S) engine of the iks Ingress ALB: a net/http
-// server whose handler looks each request up in the current routing
-// table (swapped atomically, so a change never drops a request or an
-// open connection) and forwards it with a tuned reverse proxy: pooled
-// upstream connections, pooled copy buffers, HTTP/1.1 upgrades
+// Package proxy is the HTTP(S) engine of the iks Ingress ALB. Each
+// request is looked up in the current routing table (swapped atomically,
+// so a change never drops a request or an open connection). Plain
+// HTTP/1.1 requests to plain backends take a fast path that reads and
+// writes the connections itself (fastconn.go); everything else (HTTP/2,
+// upgrades, gRPC, the annotation features handled here) is served by a
+// net/http server whose handler forwards with a tuned reverse proxy:
+// pooled upstream connections, pooled copy buffers, HTTP/1.1 upgrades
 // (WebSockets) and h2c for gRPC backends.
 package proxy
 
@@ -55,6 +58,8 @@ type Handler struct {
 	httpsPort int
 	// Requests counts served requests (for metrics and tests).
 	Requests atomic.Uint64
+	// fastRequests counts those the fast path served (for tests).
+	fastRequests atomic.Uint64
 	// Access receives the JSON access log when the table enables it.
 	Access *AccessLog
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -37,7 +39,10 @@ func (h *Handler) TLSConfig() *tls.Config {
 	}
 }
 
-// Server is the HTTP and HTTPS listeners of one ALB.
+// Server is the HTTP and HTTPS listeners of one ALB. It accepts every
+// connection itself and serves plain HTTP/1.1 requests on its fast path
+// (fastconn.go); HTTP serves the HTTP/1 connections the fast path hands
+// over (with the bytes it read), HTTPS the TLS connections that chose h2.
 type Server struct {
 	H            *Handler
 	HTTP, HTTPS  *http.Server
@@ -48,6 +53,13 @@ type Server struct {
 	// HTTPS connection before TLS, to pass ssl-passthrough hosts through
 	// undecrypted. Set it before Serve.
 	Passthrough bool
+
+	fallback, h2               *connListener
+	idleTimeout, headerTimeout time.Duration
+	closing                    atomic.Bool
+	mu                         sync.Mutex
+	conns                      map[*fconn]struct{} // the fast path's connections
+	tick                       atomic.Int64        // goneCheck periods (fastgone.go)
 }
 
 // Listen opens the HTTP and HTTPS listeners (addresses such as ":8080").
@@ -65,7 +77,10 @@ func Listen(h *Handler, httpAddr, httpsAddr string, log *slog.Logger) (*Server, 
 		return &http.Server{Handler: h, ReadHeaderTimeout: 60 * time.Second, IdleTimeout: 75 * time.Second,
 			MaxHeaderBytes: 1 << 20, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	}
-	s := &Server{H: h, HTTP: mk(), HTTPS: mk(), httpL: hl, tlsL: tl, log: log, shutdownWait: 10 * time.Second}
+	s := &Server{H: h, HTTP: mk(), HTTPS: mk(), httpL: hl, tlsL: tl, log: log, shutdownWait: 10 * time.Second,
+		fallback: newConnListener(hl.Addr()), h2: newConnListener(tl.Addr()), conns: map[*fconn]struct{}{}}
+	s.idleTimeout, s.headerTimeout = s.HTTP.IdleTimeout, s.HTTP.ReadHeaderTimeout
+	s.HTTP.Handler, s.HTTP.ConnContext = withTLS(h), handedContext
 	s.HTTPS.TLSConfig = h.TLSConfig()
 	if err := http2.ConfigureServer(s.HTTPS, &http2.Server{MaxConcurrentStreams: 1000}); err != nil {
 		return nil, fmt.Errorf("configure HTTP/2: %w", err)
@@ -90,22 +105,39 @@ func (s *Server) Addrs() (httpAddr, httpsAddr net.Addr) { return s.httpL.Addr(),
 
 // Serve runs until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
-	go func() { errc <- s.HTTP.Serve(s.httpL) }()
+	errc := make(chan error, 4)
+	go func() { errc <- s.HTTP.Serve(s.fallback) }()
+	go func() { errc <- s.HTTPS.Serve(s.h2) }()
+	go func() { errc <- s.acceptLoop(s.httpL, false) }()
 	tl := s.tlsL
 	if s.Passthrough {
 		tl = newSNIListener(tl, s.H, s.log)
 	}
-	go func() { errc <- s.HTTPS.Serve(tls.NewListener(tl, s.HTTPS.TLSConfig)) }()
+	go func() { errc <- s.acceptLoop(tl, true) }()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go s.watchClients(wctx)
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	s.closing.Store(true)
+	err = errors.Join(err, ignoreClosed(s.httpL.Close()), ignoreClosed(tl.Close()))
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownWait)
 	defer cancel()
+	// The fast path's requests may still hand connections to net/http:
+	// its servers shut down after them.
+	err = errors.Join(err, s.shutdownFast(sctx))
 	err = errors.Join(err, s.HTTP.Shutdown(sctx), s.HTTPS.Shutdown(sctx))
 	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
