@@ -131,7 +131,7 @@ func (fc *fconn) upstreamConn(cl *h1Client, ep string, fr *fastReq, fresh bool) 
 	if err != nil {
 		return nil, false, err
 	}
-	return newH1Conn(c), false, nil
+	return newH1Conn(rawConn(c)), false, nil
 }
 
 // appendUpstreamHead appends the request head sent upstream: the

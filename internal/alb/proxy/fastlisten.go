@@ -31,6 +31,7 @@ func (s *Server) acceptLoop(l net.Listener, tlsOn bool) error {
 			return err
 		}
 		backoff = 0
+		c = rawConn(c)
 		if tlsOn {
 			go s.serveTLS(c)
 		} else {

@@ -65,8 +65,7 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 		}
 	}
 	n, err := w.c.Write(p)
-	var ne net.Error
-	if err != nil && w.timeout > 0 && errors.As(err, &ne) && ne.Timeout() {
+	if err != nil && w.timeout > 0 && isTimeout(err) {
 		w.timedOut = true
 	}
 	return n, err
