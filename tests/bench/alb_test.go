@@ -25,6 +25,10 @@ import (
 // one CPU (taskset, GOMAXPROCS=1 / worker_processes 1), backends and wrk
 // share the other. wrk -t1 -c64, keep-alive, HTTP/1.1 and HTTPS; three
 // alternating rounds, the median is printed with the ratio to nginx.
+// Twice: with the whole CPU each (where wrk and the origins on the other
+// CPU may be what limits both), then with each proxy in its own CPU
+// cgroup capped at 0.5 CPU, so that the proxy is what limits, on equal
+// CPU.
 func TestALBvsNginx(t *testing.T) {
 	if os.Getenv("IKS_BENCH") == "" {
 		t.Skip("benchmark: run with `make bench`")
@@ -54,21 +58,34 @@ func TestALBvsNginx(t *testing.T) {
 		slices.Sort(c)
 		return result{rps: rs[1].rps, p99: p[1], cpuUS: c[1]}
 	}
-	fmt.Printf("\n== Ingress ALB engine vs nginx %s (1 CPU each, wrk -c64 keep-alive, 612-byte answers, median of 3) ==\n%-18s %10s %9s %8s %12s %10s %9s %8s %8s %8s\n",
-		nginxVersion(), "protocol", "ALB req/s", "ALB p99", "ALB cpu", "nginx req/s", "nginx p99", "nginx cpu", "req/s x", "p99 x", "cpu x")
-	for _, sc := range []struct{ name, alb, ng string }{
-		{"HTTP/1.1", b.albHTTP, b.ngHTTP},
-		{"HTTPS (HTTP/1.1)", b.albHTTPS, b.ngHTTPS},
-	} {
-		var a, n []result
-		for range 3 {
-			a = append(a, run(sc.alb, albPid))
-			n = append(n, run(sc.ng, ngPid))
+	table := func(title string) {
+		fmt.Printf("\n== Ingress ALB engine vs nginx %s (%s, wrk -c64 keep-alive, 612-byte answers, median of 3) ==\n%-18s %10s %9s %8s %12s %10s %9s %8s %8s %8s\n",
+			nginxVersion(), title, "protocol", "ALB req/s", "ALB p99", "ALB cpu", "nginx req/s", "nginx p99", "nginx cpu", "req/s x", "p99 x", "cpu x")
+		for _, sc := range []struct{ name, alb, ng string }{
+			{"HTTP/1.1", b.albHTTP, b.ngHTTP},
+			{"HTTPS (HTTP/1.1)", b.albHTTPS, b.ngHTTPS},
+		} {
+			var a, n []result
+			for range 3 {
+				a = append(a, run(sc.alb, albPid))
+				n = append(n, run(sc.ng, ngPid))
+			}
+			ma, mn := median(a), median(n)
+			fmt.Printf("%-18s %10.0f %7.1fms %6.1fus %12.0f %8.1fms %7.1fus %7.2fx %7.2fx %7.2fx\n", sc.name, ma.rps, ma.p99, ma.cpuUS,
+				mn.rps, mn.p99, mn.cpuUS, ma.rps/mn.rps, ma.p99/mn.p99, ma.cpuUS/mn.cpuUS)
 		}
-		ma, mn := median(a), median(n)
-		fmt.Printf("%-18s %10.0f %7.1fms %6.1fus %12.0f %8.1fms %7.1fus %7.2fx %7.2fx %7.2fx\n", sc.name, ma.rps, ma.p99, ma.cpuUS,
-			mn.rps, mn.p99, mn.cpuUS, ma.rps/mn.rps, ma.p99/mn.p99, ma.cpuUS/mn.cpuUS)
 	}
+	table("1 CPU each")
+	// Equal CPU that the proxy uses up: a 0.5-CPU quota each (nginx's
+	// master and worker together).
+	albG, ngG := testutil.NewCPUGroup(t, "iks-bench-alb"), testutil.NewCPUGroup(t, "iks-bench-nginx")
+	albG.Add(t, albPid)
+	for _, p := range append([]int{ngPid}, childPids(ngPid)...) {
+		ngG.Add(t, p)
+	}
+	albG.Limit(t, 0.5)
+	ngG.Limit(t, 0.5)
+	table("0.5 CPU quota each")
 	fmt.Println("cpu: the proxy's CPU time (user+system, nginx master and worker) per request; targets: req/s >= 1.0x nginx, p99 <= 1.1x nginx")
 }
 
@@ -205,15 +222,7 @@ func wrkLatency(t *testing.T, out []byte) float64 {
 // (nginx's worker), from /proc.
 func cpuSeconds(pid int) float64 {
 	total := 0.0
-	pids := []int{pid}
-	if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
-		for _, f := range strings.Fields(string(kids)) {
-			if k, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, k)
-			}
-		}
-	}
-	for _, p := range pids {
+	for _, p := range append([]int{pid}, childPids(pid)...) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
 		if err != nil {
 			continue
@@ -228,6 +237,19 @@ func cpuSeconds(pid int) float64 {
 		}
 	}
 	return total
+}
+
+// childPids lists pid's child processes (nginx's worker), from /proc.
+func childPids(pid int) []int {
+	var pids []int
+	if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+		for _, f := range strings.Fields(string(kids)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, k)
+			}
+		}
+	}
+	return pids
 }
 
 func nginxVersion() string {

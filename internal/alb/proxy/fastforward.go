@@ -224,6 +224,11 @@ func (fc *fconn) send(pc *h1Conn, fr *fastReq, hasBody bool) (bodyOK bool, err e
 			return false, err
 		}
 	}
+	if rc, ok := pc.c.(*rawTCP); ok && !hasBody && pc.bw.Buffered() > 0 {
+		// Sent by readResponseHead's first read, which then waits for
+		// the answer without trying a read first (rawio_linux.go).
+		rc.holdNextWrite()
+	}
 	if err := pc.bw.Flush(); err != nil {
 		if isTimeout(err) || hasBody {
 			return true, fmt.Errorf("write request: %w", err)

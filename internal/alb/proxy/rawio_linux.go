@@ -33,7 +33,22 @@ type rawTCP struct {
 	wn      int
 	werr    syscall.Errno
 	writeFn func(uintptr) bool
+
+	// hold, pend: see holdNextWrite.
+	hold        bool
+	pend        []byte
+	pendBlocked bool          // pend met a full send buffer
+	pendErr     syscall.Errno // writing pend failed
 }
+
+// holdNextWrite makes the next Write keep its bytes (copied) and send
+// them at the start of the next Read, after the poller's readiness is
+// reset, so that this Read then waits for the answer without a first
+// read(2) that would find nothing (what a request sent upstream meets).
+// Only for a connection where nothing can arrive before the answer to
+// those bytes: the readiness of bytes already arrived is lost by the
+// reset. The next call after that Write must be Read.
+func (r *rawTCP) holdNextWrite() { r.hold = true }
 
 // rawConn returns c with raw reads and writes when it is a TCP
 // connection, c itself otherwise.
@@ -59,6 +74,10 @@ func (r *rawTCP) Read(p []byte) (int, error) {
 	err := r.rc.Read(r.readFn)
 	n, errno := r.rn, r.rerr
 	r.rbuf = nil
+	if err == nil && (r.pendBlocked || r.pendErr != 0) {
+		return r.afterPend(p)
+	}
+	r.pend = r.pend[:0]
 	switch {
 	case err != nil:
 		return 0, r.opError("read", err)
@@ -71,6 +90,10 @@ func (r *rawTCP) Read(p []byte) (int, error) {
 }
 
 func (r *rawTCP) doRead(fd uintptr) bool {
+	if len(r.pend) > 0 {
+		// Sent whole: wait for the answer. Otherwise Read finishes.
+		return !r.writePend(fd)
+	}
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.rbuf[0])), uintptr(len(r.rbuf)))
 		switch e {
@@ -90,6 +113,11 @@ func (r *rawTCP) doRead(fd uintptr) bool {
 func (r *rawTCP) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if r.hold {
+		r.hold = false
+		r.pend = append(r.pend[:0], p...)
+		return len(p), nil
 	}
 	r.wbuf, r.wn, r.werr = p, 0, 0
 	err := r.rc.Write(r.writeFn)
@@ -120,6 +148,45 @@ func (r *rawTCP) doWrite(fd uintptr) bool {
 		return true
 	}
 	return true
+}
+
+// writePend sends the held bytes; it reports whether all went out.
+func (r *rawTCP) writePend(fd uintptr) bool {
+	for len(r.pend) > 0 {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.pend[0])), uintptr(len(r.pend)))
+		switch e {
+		case 0:
+			r.pend = r.pend[:copy(r.pend, r.pend[n:])]
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			r.pendBlocked = true
+			return false
+		}
+		r.pendErr = e
+		r.pend = r.pend[:0]
+		return false
+	}
+	return true
+}
+
+// afterPend ends a Read whose held bytes could not be sent at once: the
+// rest is written as any Write (waiting for room), then Read goes on.
+func (r *rawTCP) afterPend(p []byte) (int, error) {
+	if errno := r.pendErr; errno != 0 {
+		r.pendErr = 0
+		return 0, r.opError("write", os.NewSyscallError("write", errno))
+	}
+	r.pendBlocked = false
+	rest := r.pend
+	r.pend = nil
+	_, err := r.Write(rest)
+	r.pend = rest[:0]
+	if err != nil {
+		return 0, err
+	}
+	return r.Read(p)
 }
 
 // opError wraps err as net.TCPConn does, so that callers see the same

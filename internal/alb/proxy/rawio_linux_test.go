@@ -152,3 +152,63 @@ func TestRawConnLeavesOtherConns(t *testing.T) {
 		t.Fatalf("rawConn(net.Pipe) = %T; want the pipe unchanged", got)
 	}
 }
+
+// A held write goes out with the next Read, which then returns the
+// answer; a large held write that meets a full buffer arrives whole.
+func TestRawTCPHeldWrite(t *testing.T) {
+	for _, size := range []int{5, 8 << 20} {
+		r, srv := rawPair(t)
+		req := bytes.Repeat([]byte("r"), size)
+		r.holdNextWrite()
+		if n, err := r.Write(req); n != size || err != nil {
+			t.Fatalf("held Write = %d, %v", n, err)
+		}
+		// Nothing is sent before the Read.
+		_ = srv.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		if n, err := srv.Read(make([]byte, 1)); n != 0 || !isTimeout(err) {
+			t.Fatalf("the peer read %d bytes (%v) before the Read that sends them", n, err)
+		}
+		_ = srv.SetReadDeadline(time.Time{})
+		go func() {
+			got := make([]byte, size)
+			if _, err := io.ReadFull(srv, got); err != nil || !bytes.Equal(got, req) {
+				srv.Close()
+				return
+			}
+			_, _ = srv.Write([]byte("answer"))
+		}()
+		_ = r.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 16)
+		n, err := io.ReadAtLeast(r, buf, 6)
+		if err != nil || string(buf[:n]) != "answer" {
+			t.Fatalf("size %d: Read after a held write = %q, %v; want the answer", size, buf[:n], err)
+		}
+		// The next Write is not held.
+		if _, err := r.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		one := make([]byte, 1)
+		if _, err := io.ReadFull(srv, one); err != nil || one[0] != 'x' {
+			t.Fatalf("a Write after the held one did not go out: %q, %v", one, err)
+		}
+	}
+}
+
+// A held write to a peer that reset the connection fails the Read with
+// a write error (a stale pooled connection, retried by the caller).
+func TestRawTCPHeldWriteToReset(t *testing.T) {
+	r, srv := rawPair(t)
+	_ = srv.(*net.TCPConn).SetLinger(0)
+	srv.Close()
+	_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	deadline := time.Now().Add(5 * time.Second)
+	var err error
+	for err == nil && time.Now().Before(deadline) {
+		r.holdNextWrite()
+		_, _ = r.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+		_, err = r.Read(make([]byte, 8))
+	}
+	if err == nil || isTimeout(err) {
+		t.Fatalf("Read after a held write to a reset peer: %v; want the reset or EOF", err)
+	}
+}
