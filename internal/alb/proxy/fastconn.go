@@ -36,19 +36,21 @@ const (
 
 // fconn is one client connection on the fast path.
 type fconn struct {
-	s      *Server
-	c      net.Conn
-	tls    *tls.ConnectionState // nil for plain HTTP
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	remote string // RemoteAddr, as net/http's Request.RemoteAddr
-	ip     string // its host part
-	head   reqHead
-	resp   respHead
-	host   string // the last Host, reused while it does not change
-	rdl    time.Time
-	state  atomic.Int32
-	hdrBuf []byte // scratch for the upstream request head
+	s       *Server
+	c       net.Conn
+	tls     *tls.ConnectionState // nil for plain HTTP
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	remote  string // RemoteAddr, as net/http's Request.RemoteAddr
+	ip      string // its host part
+	head    reqHead
+	resp    respHead
+	host    string // the last Host, reused while it does not change
+	rdl     time.Time
+	sess    bool // read in read sessions (see loop)
+	partial bool // part of a head is read: the header timeout runs
+	state   atomic.Int32
+	hdrBuf  []byte // scratch for the upstream request head
 	// waitOn is the upstream connection a read waits on, since waitSince
 	// (fastgone.go).
 	waitOn    atomic.Pointer[h1Conn]
@@ -88,54 +90,125 @@ func (fc *fconn) release() {
 	fc.br.Reset(nil)
 	fc.bw.Reset(nil)
 	fc.s, fc.c, fc.tls, fc.host, fc.rdl = nil, nil, nil, "", time.Time{}
+	fc.sess, fc.partial = false, false
 	fc.state.Store(connIdle)
 	fconnPool.Put(fc)
 }
 
+// errWouldBlock is what a Read inside a read session returns when the
+// next read would wait.
+var errWouldBlock = errors.New("read would block")
+
+// loopStep is what serveReady ends with.
+type loopStep int
+
+const (
+	stepNext    loopStep = iota // served; read the next request
+	stepWait                    // inside a read session: wait for more to read
+	stepServe                   // a request with a body to read: serve it outside the session
+	stepHandOff                 // give the connection to net/http
+	stepClose                   // close the connection
+)
+
 // loop serves requests; it reports whether the connection went to
-// net/http (and must not be closed here).
+// net/http (and must not be closed here). A plain TCP client is read in
+// read sessions (rawTCP.readSession): its heads are read and its
+// bodyless requests served without a read(2) that finds nothing before
+// each request.
 func (fc *fconn) loop() bool {
+	rt, _ := fc.c.(*rawTCP)
+	fc.sess = rt != nil
 	for {
-		st, err := fc.readHead()
-		if err != nil {
-			return false
+		var next loopStep
+		if rt != nil {
+			if err := rt.readSession(func() bool { next = fc.serveReady(); return next != stepWait }); err != nil {
+				return false // a deadline passed or the connection was closed while waiting
+			}
+		} else {
+			next = fc.serveReady()
 		}
-		if !fc.state.CompareAndSwap(connIdle, connActive) {
-			return false // shutting down
+		if next == stepServe {
+			next = fc.serveParsed()
 		}
-		if st == headSlow {
+		switch next {
+		case stepHandOff:
 			return fc.handOff()
-		}
-		keep, slow := fc.serveOne()
-		if slow {
-			return fc.handOff()
-		}
-		// The answer is flushed when the next read would block (see
-		// readHead): pipelined answers go out together.
-		if !keep || !fc.state.CompareAndSwap(connActive, connIdle) || fc.s.closing.Load() {
-			_ = fc.bw.Flush()
+		case stepClose:
 			return false
 		}
 	}
 }
 
+// serveReady serves requests until a read would wait in a read session
+// (stepWait), a request must be served outside it (stepServe), or the
+// connection ends or goes to net/http.
+func (fc *fconn) serveReady() loopStep {
+	for {
+		st, err := fc.readHead()
+		if err == errWouldBlock {
+			return stepWait
+		}
+		if err != nil {
+			return stepClose
+		}
+		if !fc.state.CompareAndSwap(connIdle, connActive) {
+			return stepClose // shutting down
+		}
+		if st == headSlow {
+			return stepHandOff
+		}
+		if fc.sess && !fc.bodyRead() {
+			return stepServe
+		}
+		if next := fc.serveParsed(); next != stepNext {
+			return next
+		}
+	}
+}
+
+// bodyRead reports whether the parsed request's body, if any, is all in
+// the read buffer.
+func (fc *fconn) bodyRead() bool {
+	hd := &fc.head
+	return !hd.chunked && (hd.contentLength <= 0 || hd.contentLength <= int64(fc.br.Buffered()-hd.n))
+}
+
+// serveParsed serves the request whose head was read.
+func (fc *fconn) serveParsed() loopStep {
+	keep, slow := fc.serveOne()
+	if slow {
+		return stepHandOff
+	}
+	// The answer is flushed when the next read would block (see
+	// readHead): pipelined answers go out together.
+	if !keep || !fc.state.CompareAndSwap(connActive, connIdle) || fc.s.closing.Load() {
+		_ = fc.bw.Flush()
+		return stepClose
+	}
+	return stepNext
+}
+
 // readHead waits for a complete request head in the read buffer. The
-// idle timeout applies before its first byte, the header timeout after.
+// idle timeout applies before its first byte, the header timeout after
+// (from the first byte, also across the waits of a read session).
 func (fc *fconn) readHead() (headStatus, error) {
-	fc.deadline(fc.s.idleTimeout)
-	partial := false
+	if !fc.partial {
+		fc.deadline(fc.s.idleTimeout)
+	}
 	for {
 		b, _ := fc.br.Peek(fc.br.Buffered())
 		if len(b) > 0 {
 			st := parseHead(b, &fc.head)
 			if st != headMore {
+				fc.partial = false
 				return st, nil
 			}
 			if fc.br.Buffered() == fc.br.Size() {
+				fc.partial = false
 				return headSlow, nil // a long head: net/http has the limits
 			}
-			if !partial {
-				partial = true
+			if !fc.partial {
+				fc.partial = true
 				fc.deadline(fc.s.headerTimeout)
 			}
 		}
@@ -143,6 +216,9 @@ func (fc *fconn) readHead() (headStatus, error) {
 			return 0, errors.New("write to the client failed")
 		}
 		if _, err := fc.br.Peek(fc.br.Buffered() + 1); err != nil {
+			if err == errWouldBlock {
+				return 0, err
+			}
 			if fc.br.Buffered() > 0 && !isTimeout(err) {
 				return headSlow, nil // let net/http answer what it makes of it
 			}

@@ -77,10 +77,11 @@ func clientGone(c any, buf []byte) bool {
 		return false
 	}
 	gone := false
-	_ = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: the connection's goroutine may hold the read
+	// lock in a read session; a peek that does not wait needs no lock.
+	_ = rc.Control(func(fd uintptr) {
 		n, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
 		gone = (n == 0 && err == nil) || (err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR))
-		return true
 	})
 	return gone
 }

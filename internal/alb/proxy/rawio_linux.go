@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && (amd64 || arm64)
 
 package proxy
 
@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // rawTCP is a TCP connection whose Read and Write make their read(2)
@@ -39,6 +41,115 @@ type rawTCP struct {
 	pend        []byte
 	pendBlocked bool          // pend met a full send buffer
 	pendErr     syscall.Errno // writing pend failed
+
+	// sfd, inSess, drained, inq, msg, iov, cmsg: see readSession.
+	sfd     uintptr
+	inSess  bool
+	drained bool
+	inq     int8 // TCP_INQ on the socket: 0 not tried yet, 1 on, -1 refused
+	msg     syscall.Msghdr
+	iov     syscall.Iovec
+	cmsg    [32]byte
+}
+
+// readSession calls step inside one wait of the poller for r's reads:
+// first at once, then each time r turns readable, until step reports
+// that it is done. Within step, Read and Write make their system calls
+// directly; a Read that would wait returns errWouldBlock, and step then
+// returns false to wait. The poller's readiness is reset only once, at
+// the start (Read resets it before each read, so it must try a read(2)
+// before it may wait): within the session, a read whose TCP_INQ hint
+// says nothing is left (no byte, no FIN) lets the next Read wait
+// without a read(2) that would find nothing, which is what the client
+// side of a keep-alive connection meets before each request (as nginx's
+// edge-triggered reads with EPOLLRDHUP). The session holds r's read
+// lock: nothing else may Read r meanwhile. It returns the poller's
+// error (a deadline, Close) when waiting fails.
+func (r *rawTCP) readSession(step func() bool) error {
+	return r.rc.Read(func(fd uintptr) bool {
+		if r.inq == 0 {
+			r.inq = -1
+			if syscall.SetsockoptInt(int(fd), syscall.SOL_TCP, unix.TCP_INQ, 1) == nil {
+				r.inq = 1
+			}
+		}
+		r.sfd, r.inSess, r.drained = fd, true, false
+		done := step()
+		r.inSess = false
+		return done
+	})
+}
+
+// sessRead is Read inside a read session.
+func (r *rawTCP) sessRead(p []byte) (int, error) {
+	if r.drained {
+		return 0, errWouldBlock
+	}
+	for {
+		n, left, e := r.recvInq(p)
+		switch e {
+		case 0:
+			if n == 0 {
+				return 0, io.EOF
+			}
+			r.drained = left == 0
+			return n, nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, errWouldBlock
+		}
+		return 0, r.opError("read", os.NewSyscallError("read", e))
+	}
+}
+
+// recvInq is recvmsg(2) into p; left is the kernel's TCP_INQ hint of
+// what is still to read after it (1 for a FIN not yet read), -1 when
+// not known.
+func (r *rawTCP) recvInq(p []byte) (n, left int, errno syscall.Errno) {
+	if r.inq != 1 {
+		n, errno = sysRecv(r.sfd, p)
+		return n, -1, errno
+	}
+	r.iov.Base = &p[0]
+	r.iov.SetLen(len(p))
+	r.msg.Iov, r.msg.Iovlen = &r.iov, 1
+	r.msg.Control = &r.cmsg[0]
+	r.msg.SetControllen(len(r.cmsg))
+	m, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, r.sfd, uintptr(unsafe.Pointer(&r.msg)), 0)
+	r.iov.Base, r.msg.Iov, r.msg.Control = nil, nil, nil
+	if e != 0 {
+		return 0, -1, e
+	}
+	left = -1
+	const hdr = syscall.SizeofCmsghdr
+	if r.msg.Controllen >= hdr+4 {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&r.cmsg[0]))
+		if h.Level == syscall.SOL_TCP && h.Type == unix.TCP_CM_INQ && h.Len >= hdr+4 {
+			left = int(*(*int32)(unsafe.Pointer(&r.cmsg[hdr])))
+		}
+	}
+	return int(m), left, 0
+}
+
+// sessWrite is Write inside a read session: it waits (for room in the
+// send buffer) only as Write does.
+func (r *rawTCP) sessWrite(p []byte) (int, error) {
+	for n := 0; n < len(p); {
+		m, e := sysSend(r.sfd, p[n:])
+		switch e {
+		case 0:
+			n += m
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			m, err := r.pollWrite(p[n:])
+			return n + m, err
+		}
+		return n, r.opError("write", os.NewSyscallError("write", e))
+	}
+	return len(p), nil
 }
 
 // holdNextWrite makes the next Write keep its bytes (copied) and send
@@ -70,6 +181,9 @@ func (r *rawTCP) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if r.inSess {
+		return r.sessRead(p)
+	}
 	r.rbuf, r.rn, r.rerr = p, 0, 0
 	err := r.rc.Read(r.readFn)
 	n, errno := r.rn, r.rerr
@@ -95,10 +209,10 @@ func (r *rawTCP) doRead(fd uintptr) bool {
 		return !r.writePend(fd)
 	}
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.rbuf[0])), uintptr(len(r.rbuf)))
+		n, e := sysRecv(fd, r.rbuf)
 		switch e {
 		case 0:
-			r.rn = int(n)
+			r.rn = n
 			return true
 		case syscall.EINTR:
 			continue
@@ -119,6 +233,15 @@ func (r *rawTCP) Write(p []byte) (int, error) {
 		r.pend = append(r.pend[:0], p...)
 		return len(p), nil
 	}
+	if r.inSess {
+		return r.sessWrite(p)
+	}
+	return r.pollWrite(p)
+}
+
+// pollWrite writes p, waiting with the poller when the send buffer is
+// full.
+func (r *rawTCP) pollWrite(p []byte) (int, error) {
 	r.wbuf, r.wn, r.werr = p, 0, 0
 	err := r.rc.Write(r.writeFn)
 	n, errno := r.wn, r.werr
@@ -134,10 +257,10 @@ func (r *rawTCP) Write(p []byte) (int, error) {
 
 func (r *rawTCP) doWrite(fd uintptr) bool {
 	for r.wn < len(r.wbuf) {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.wbuf[r.wn])), uintptr(len(r.wbuf)-r.wn))
+		n, e := sysSend(fd, r.wbuf[r.wn:])
 		switch e {
 		case 0:
-			r.wn += int(n)
+			r.wn += n
 			continue
 		case syscall.EINTR:
 			continue
@@ -153,7 +276,7 @@ func (r *rawTCP) doWrite(fd uintptr) bool {
 // writePend sends the held bytes; it reports whether all went out.
 func (r *rawTCP) writePend(fd uintptr) bool {
 	for len(r.pend) > 0 {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.pend[0])), uintptr(len(r.pend)))
+		n, e := sysSend(fd, r.pend)
 		switch e {
 		case 0:
 			r.pend = r.pend[:copy(r.pend, r.pend[n:])]
@@ -193,4 +316,18 @@ func (r *rawTCP) afterPend(p []byte) (int, error) {
 // error types (net.Error with Timeout, net.ErrClosed, ECONNRESET).
 func (r *rawTCP) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: r.LocalAddr(), Addr: r.RemoteAddr(), Err: err}
+}
+
+// sysRecv is recv(2) of p: on a socket it goes straight to the socket
+// layer, without read(2)'s file-layer steps (measured in README "Engine").
+func sysRecv(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
+	return int(n), e
+}
+
+// sysSend is send(2) of p, with MSG_NOSIGNAL: a peer gone is EPIPE, no
+// SIGPIPE.
+func sysSend(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), syscall.MSG_NOSIGNAL, 0, 0)
+	return int(n), e
 }

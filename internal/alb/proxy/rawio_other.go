@@ -1,8 +1,11 @@
-//go:build !linux
+//go:build !linux || !(amd64 || arm64)
 
 package proxy
 
-import "net"
+import (
+	"errors"
+	"net"
+)
 
 // rawConn returns c unchanged where raw socket calls are not built.
 func rawConn(c net.Conn) net.Conn { return c }
@@ -11,3 +14,6 @@ func rawConn(c net.Conn) net.Conn { return c }
 type rawTCP struct{ net.Conn }
 
 func (*rawTCP) holdNextWrite() {}
+
+// readSession is never called here: rawConn makes no rawTCP.
+func (*rawTCP) readSession(func() bool) error { return errors.ErrUnsupported }

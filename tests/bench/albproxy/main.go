@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -42,6 +41,7 @@ func main() {
 	backends := flag.String("backends", "", "comma-separated host:port backends")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the proxy here until it stops")
 	origin := flag.String("origin", "", "instead of proxying, serve a small fixed answer on this address (the benchmark backend)")
+	originKind := flag.String("origin-kind", "raw", "the -origin server: raw (minimal, light on CPU) or http (Go's net/http server)")
 	load := flag.String("load", "", "instead of proxying, send GETs to this URL at -rate per second for -duration (open loop) and print a JSON LoadResult")
 	rate := flag.Float64("rate", 1000, "requests per second of -load")
 	dur := flag.Duration("duration", 10*time.Second, "duration of -load")
@@ -55,7 +55,7 @@ func main() {
 		return
 	}
 	if *origin != "" {
-		if err := serveOrigin(*origin); err != nil {
+		if err := serveOrigin(*origin, *originKind); err != nil {
 			fmt.Fprintln(os.Stderr, "albproxy:", err)
 			os.Exit(1)
 		}
@@ -119,17 +119,6 @@ func run(httpAddr, httpsAddr string, backends []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return srv.Serve(ctx)
-}
-
-// originBody is the benchmark answer: a small page, as typical API replies.
-var originBody = []byte(strings.Repeat("x", 612)) // nginx's default index.html size
-
-func serveOrigin(addr string) error {
-	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		_, _ = w.Write(originBody)
-	})}
-	return srv.ListenAndServe()
 }
 
 func selfSigned() (*tls.Certificate, error) {
