@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawTCP is a TCP connection whose Read and Write make their read(2)
-// and write(2) without the runtime's blocking-syscall bookkeeping
+// rawTCP is a TCP connection whose Read and Write make their recv(2)
+// and send(2) without the runtime's blocking-syscall bookkeeping
 // (entersyscall/exitsyscall): the socket is non-blocking, so neither
 // call can block, and waiting stays with the runtime's poller through
 // syscall.RawConn (deadlines and Close work as on net.TCPConn). On the
